@@ -1,0 +1,84 @@
+/*
+ * audit.h: the tamper-evident, durable audit log (gateway side).
+ *
+ * The loop thread hands records to a dedicated writer thread, which
+ * assigns seq, chains (prev), MACs, batches them into one write + one
+ * fdatasync (group commit), and reports back on the submitting loop
+ * when each record is durable.  The loop thread never touches the disk.
+ *
+ * audit knows nothing of HTTP: a record is a type and a fragment of
+ * JSON members, e.g. "\"request_id\":\"abc\",\"caller\":\"onboarding\"".
+ */
+#ifndef CMGATE_AUDIT_H
+#define CMGATE_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct event_base;
+struct json_object;
+struct audit;
+struct audit_port;
+
+/* Called on the port's event loop once the record is durable (ok=true)
+ * or the log has failed (ok=false: the caller must answer 503). */
+typedef void (*audit_cb)(bool ok, uint64_t seq, void *arg);
+
+/*
+ * Open the log named by cfg->audit: load K0 / the evolving key state,
+ * verify the tail from the last seal, repair a torn tail (copy to
+ * <log>.broken-<time>, truncate, "recover" record), write "outcome"
+ * records of class "abandoned" for requests cut off by a crash, write a
+ * "start" record, and start the writer thread.  Refuses (NULL, message
+ * in err) when the tail cannot be verified or shows tampering.
+ */
+struct audit	*audit_open(const struct config *, char *err, size_t errlen);
+
+/* One port per event loop; callbacks for records submitted through a
+ * port run on that port's loop. */
+struct audit_port *audit_port_new(struct audit *, struct event_base *);
+void		 audit_port_free(struct audit_port *);
+
+/*
+ * Queue a record.  type is "request", "outcome", "reject", ...; fields
+ * is copied.  Returns 0, or -1 when the log is poisoned (cb is then not
+ * called).
+ */
+int		 audit_submit(struct audit_port *, const char *type,
+		    const char *fields, audit_cb cb, void *arg);
+
+/* False once any write/fsync error has poisoned the log (fail closed). */
+bool		 audit_healthy(const struct audit *);
+
+/*
+ * The body member for a request record according to audit.body:
+ * "\"body_digest\":\"<hex HMAC under the body key>\"" (digest),
+ * "\"body\":{...masked...}" (redacted) or "\"body\":{...}" (full).
+ * Returns a malloc'd string.  Thread-safe; no I/O.
+ */
+char		*audit_body_member(const struct audit *,
+		    struct json_object *normalized);
+
+/* Ask the writer to rotate the file (SIGUSR1); returns at once. */
+void		 audit_request_rotate(struct audit *);
+
+/* Write the "stop" record, flush, join the writer, wipe keys, free. */
+void		 audit_close(struct audit *);
+
+/* Figures for /metrics; any pointer may be NULL. */
+struct audit_stats {
+	uint64_t records;	/* records made durable */
+	uint64_t batches;	/* write+fdatasync rounds */
+	uint64_t bytes;
+	uint64_t write_ns_sum, fsync_ns_sum;
+	/* cumulative histogram buckets, see audit_stats_buckets() */
+	uint64_t fsync_le[12];
+	uint64_t write_le[12];
+};
+void		 audit_get_stats(const struct audit *, struct audit_stats *);
+/* Upper bounds in seconds of the 12 histogram buckets (last = +Inf). */
+const double	*audit_stats_buckets(void);
+
+#endif

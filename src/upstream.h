@@ -1,0 +1,56 @@
+/*
+ * upstream.h: libcurl multi_socket on the loop, talking to CryptoMate.
+ *
+ * The only room that holds the API key: it is copied in once per config
+ * (upstream_new / upstream_set_key) and written into one header.
+ */
+#ifndef CMGATE_UPSTREAM_H
+#define CMGATE_UPSTREAM_H
+
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct upstream;
+struct up_xfer;
+
+enum up_error {
+	UP_OK = 0,		/* an HTTP answer (any status) */
+	UP_NOT_SENT,		/* connect/DNS failure: never reached upstream */
+	UP_TIMEOUT,		/* timed out after the request may have left */
+	UP_FAILED,		/* other transport error after sending */
+	UP_TOO_LARGE,		/* response over upstream.max_response_bytes */
+};
+
+struct up_result {
+	enum up_error	 error;
+	long		 status;	/* HTTP status when error == UP_OK */
+	char		*content_type;	/* borrowed until the callback returns */
+	const char	*body;		/* borrowed until the callback returns */
+	size_t		 body_len;
+	long		 retry_after_s;	/* from a 429/503, else -1 */
+	double		 latency_ms;
+	const char	*error_text;	/* curl's message, no secrets */
+};
+
+typedef void (*upstream_cb)(const struct up_result *, void *arg);
+
+struct upstream	*upstream_new(struct event_base *, const struct config *,
+		    char *err, size_t errlen);
+void		 upstream_free(struct upstream *);
+
+/* Replace the API key (SIGHUP); transfers in flight keep the old one. */
+int		 upstream_set_config(struct upstream *, const struct config *);
+
+/*
+ * Start POST base_url+path with body (copied).  request_id and idem_key
+ * (may be NULL) become headers.  cb runs exactly once on the loop,
+ * unless upstream_cancel() is called first.
+ */
+struct up_xfer	*upstream_post(struct upstream *, const char *path,
+		    const char *body, size_t len, const char *request_id,
+		    const char *idem_key, upstream_cb, void *arg);
+void		 upstream_cancel(struct up_xfer *);
+int		 upstream_inflight(const struct upstream *);
+
+#endif
