@@ -1,0 +1,245 @@
+/*
+ * util.c: small helpers shared by the daemon, the audit tool and tests.
+ */
+#include "conf.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+void
+hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+hex_decode(const char *hex, unsigned char *out, size_t n)
+{
+	size_t i;
+
+	if (strlen(hex) != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int hi = hexval((unsigned char)hex[2 * i]);
+		int lo = hexval((unsigned char)hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
+sha256(const void *buf, size_t len, unsigned char *out)
+{
+	unsigned int n = 0;
+
+	if (!EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) ||
+	    n != SHA256_LEN)
+		return -1;
+	return 0;
+}
+
+int
+read_file(const char *path, size_t cap, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((buf = malloc(cap + 2)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	/* Read up to cap+1 bytes so that a file of exactly cap passes and
+	 * one byte more is detected. */
+	while (len < cap + 1) {
+		r = read(fd, buf + len, cap + 1 - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > cap) {
+		snprintf(err, errlen, "%s: larger than %zu bytes", path, cap);
+		goto fail;
+	}
+	buf[len] = '\0';
+	close(fd);
+	*out = buf;
+	if (outlen)
+		*outlen = len;
+	return 0;
+fail:
+	if (buf)
+		secret_free(buf, cap + 2);
+	close(fd);
+	return -1;
+}
+
+int
+read_secret_file(const char *path, size_t cap, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf;
+	size_t len, start = 0;
+
+	if (stat(path, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s: permissions %03o are too open; "
+		    "a secret must not be group- or world-accessible "
+		    "(chmod 600)", path, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	if (read_file(path, cap, &buf, &len, err, errlen) == -1)
+		return -1;
+	while (len > 0 && isspace((unsigned char)buf[len - 1]))
+		buf[--len] = '\0';
+	while (start < len && isspace((unsigned char)buf[start]))
+		start++;
+	if (start > 0) {
+		memmove(buf, buf + start, len - start + 1);
+		OPENSSL_cleanse(buf + len - start + 1, start);
+		len -= start;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+char *
+path_resolve(const char *dir, const char *path)
+{
+	char *out;
+	size_t n;
+
+	if (path == NULL)
+		return NULL;
+	if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+		return strdup(path);
+	n = strlen(dir) + strlen(path) + 2;
+	if ((out = malloc(n)) == NULL)
+		return NULL;
+	snprintf(out, n, "%s/%s", dir, path);
+	return out;
+}
+
+uint64_t
+now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+now_mono_ms(void)
+{
+	return now_mono_ns() / 1000000ull;
+}
+
+void
+now_iso8601(char *out, size_t outlen)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, outlen, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+}
+
+int
+random_id(char out[33])
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return -1;
+	hex_encode(b, sizeof(b), out);
+	return 0;
+}
+
+void
+secret_free(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+int
+json_quote(const char *s, char *buf, size_t buflen)
+{
+	size_t o = 0;
+	const unsigned char *p;
+
+#define PUT(c) do { if (o + 1 >= buflen) return -1; buf[o++] = (c); } while (0)
+	PUT('"');
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			PUT('\\');
+			PUT((char)*p);
+		} else if (*p < 0x20) {
+			if (o + 7 >= buflen)
+				return -1;
+			o += (size_t)snprintf(buf + o, buflen - o, "\\u%04x",
+			    *p);
+		} else
+			PUT((char)*p);
+	}
+	PUT('"');
+#undef PUT
+	buf[o] = '\0';
+	return (int)o;
+}

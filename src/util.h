@@ -1,0 +1,55 @@
+/*
+ * util.h: small helpers shared by the daemon, the audit tool and tests.
+ */
+#ifndef CMGATE_UTIL_H
+#define CMGATE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define SHA256_LEN 32
+
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void		 hex_encode(const unsigned char *in, size_t n, char *out);
+/* Decode exactly n bytes from 2n hex chars; -1 on bad input. */
+int		 hex_decode(const char *hex, unsigned char *out, size_t n);
+
+/* SHA-256 of buf into out[SHA256_LEN]; 0 or -1. */
+int		 sha256(const void *buf, size_t len, unsigned char *out);
+
+/*
+ * Read a whole file (at most cap bytes; larger is an error) into a
+ * NUL-terminated malloc'd buffer.  -1 with a message in err.
+ */
+int		 read_file(const char *path, size_t cap, char **out,
+		    size_t *outlen, char *err, size_t errlen);
+
+/*
+ * Read a secret file: refuses it when group- or world-readable (as
+ * OpenSSH does for private keys); trims surrounding whitespace.
+ */
+int		 read_secret_file(const char *path, size_t cap, char **out,
+		    size_t *outlen, char *err, size_t errlen);
+
+/* PATH when absolute, else DIR/PATH; malloc'd. */
+char		*path_resolve(const char *dir, const char *path);
+
+/* Monotonic milliseconds / nanoseconds. */
+uint64_t	 now_mono_ms(void);
+uint64_t	 now_mono_ns(void);
+/* UTC wall clock as "2026-11-26T19:09:26.123Z" into out[32]. */
+void		 now_iso8601(char *out, size_t outlen);
+
+/* A random 32-char lower-case hex id (16 bytes from the CSPRNG). */
+int		 random_id(char out[33]);
+
+/* Wipe and free a secret. */
+void		 secret_free(void *p, size_t len);
+
+/* Append s to a JSON string literal (with quotes) into buf; returns
+ * the length written or -1 if it does not fit.  For fixed fields. */
+int		 json_quote(const char *s, char *buf, size_t buflen);
+
+#endif
