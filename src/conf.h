@@ -22,6 +22,8 @@ struct conf_caller {
 };
 
 struct config {
+	int		 refs;		/* atomic: requests hold a reference
+					   so SIGHUP can swap the config */
 	char		*path;		/* the file as given */
 	char		*dir;		/* its folder, for relative paths */
 
@@ -102,6 +104,10 @@ struct config {
  */
 struct config	*conf_load(const char *file, char *err, size_t errlen);
 void		 conf_free(struct config *);
+
+/* Reference counting (thread-safe); conf_load returns refs = 1. */
+struct config	*conf_ref(struct config *);
+void		 conf_unref(struct config *);
 
 /* Print the table of keys with types and defaults (for docs/--help). */
 void		 conf_print_keys(void);

@@ -1,0 +1,288 @@
+/*
+ * main.c: startup, signals, the event loop, and wiring the rooms
+ * together.  Nothing here knows about a request's details.
+ */
+#include "audit.h"
+#include "conf.h"
+#include "log.h"
+#include "server.h"
+#include "upstream.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+struct gateway {
+	struct event_base	*base;
+	struct config		*cfg;
+	struct audit		*audit;
+	struct gw_loop		 loop;
+	struct event		*ev_term, *ev_int, *ev_hup, *ev_usr1;
+	struct event		*drain_timer;
+	uint64_t		 drain_deadline_ms;
+	const char		*conf_path;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: cmgate [-t] -c FILE\n"
+	    "       cmgate --version | --help\n"
+	    "\n"
+	    "  -c, --config FILE  the JSON config (see cmgate.json(5))\n"
+	    "  -t, --test         check the config and the key files, "
+	    "then exit\n"
+	    "  -V, --version      print the version\n"
+	    "  -h, --help         this text, and the config keys\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the config and keys, SIGTERM/SIGINT "
+	    "drain and exit,\nSIGUSR1 rotates the audit log.\n"
+	    "\nConfig keys (key, type, default, meaning):\n");
+	if (f == stdout)
+		conf_print_keys();
+}
+
+/* The API key lives in this process: keep it out of core dumps. */
+static void
+protect_memory(const struct config *c)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (c->core_dumps)
+		return;
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static void
+on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->loop.active == 0 || now_mono_ms() >= gw->drain_deadline_ms) {
+		if (gw->loop.active > 0)
+			log_warn("shutdown: %d requests still in flight after "
+			    "%ld ms; exiting", gw->loop.active,
+			    gw->cfg->shutdown_timeout_ms);
+		event_base_loopexit(gw->base, NULL);
+	}
+}
+
+static void
+on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	struct timeval tv = { 0, 20000 };
+
+	if (gw->loop.draining)
+		return;
+	log_info("shutdown: signal %d, draining %d requests in flight",
+	    (int)sig, gw->loop.active);
+	server_stop_accepting(&gw->loop);
+	gw->drain_deadline_ms = now_mono_ms() +
+	    (uint64_t)gw->cfg->shutdown_timeout_ms;
+	gw->drain_timer = event_new(gw->base, -1, EV_PERSIST, on_drain_tick,
+	    gw);
+	if (gw->drain_timer == NULL || event_add(gw->drain_timer, &tv) == -1)
+		event_base_loopexit(gw->base, NULL);
+}
+
+/*
+ * SIGHUP: re-read the config and its key files.  New requests use the
+ * new config; requests in flight keep a reference to the old one.  On
+ * any error the old config stays.  libevent runs this on the loop, not
+ * in signal context.
+ */
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	struct config *nc;
+	char err[1024];
+
+	if ((nc = conf_load(gw->conf_path, err, sizeof(err))) == NULL) {
+		log_error("reload failed, keeping the running config: %s",
+		    err);
+		return;
+	}
+	if (strcmp(nc->listen, gw->cfg->listen) != 0 ||
+	    strcmp(nc->audit.path, gw->cfg->audit.path) != 0)
+		log_warn("reload: listen and audit.path changes need a "
+		    "restart; kept the old ones");
+	if (server_reload(&gw->loop, nc) == -1) {
+		log_error("reload failed, keeping the running config");
+		conf_unref(nc);
+		return;
+	}
+	log_setup(nc->log.target, nc->log.level);
+	/* The listen address and audit path stay those in use. */
+	conf_unref(gw->cfg);
+	gw->cfg = nc;
+	log_info("reload: config %s loaded (%zu callers)", gw->conf_path,
+	    nc->ncallers);
+}
+
+static void
+on_rotate(evutil_socket_t sig, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	log_info("audit: rotation requested");
+	audit_request_rotate(gw->audit);
+}
+
+static int
+add_signal(struct gateway *gw, struct event **ev, int sig,
+    event_callback_fn fn)
+{
+	*ev = evsignal_new(gw->base, sig, fn, gw);
+	return (*ev == NULL || event_add(*ev, NULL) == -1) ? -1 : 0;
+}
+
+static void
+log_listening(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+		}
+	}
+	log_info("listening on %s:%d", host, port);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gateway gw;
+	char err[1024];
+	int ch, test_only = 0, fd, rc = 1;
+
+	memset(&gw, 0, sizeof(gw));
+	while ((ch = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			gw.conf_path = optarg;
+			break;
+		case 't':
+			test_only = 1;
+			break;
+		case 'V':
+			printf("cmgate %s (%s, libevent %s, json-c %s)\n",
+			    PACKAGE_VERSION, curl_version(),
+			    event_get_version(), json_c_version());
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (gw.conf_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((gw.cfg = conf_load(gw.conf_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "cmgate: %s\n", err);
+		return 1;
+	}
+	if (test_only) {
+		printf("cmgate: the configuration file %s syntax is ok\n"
+		    "cmgate: configuration file %s test is successful\n",
+		    gw.conf_path, gw.conf_path);
+		conf_unref(gw.cfg);
+		return 0;
+	}
+	protect_memory(gw.cfg);
+	if (log_setup(gw.cfg->log.target, gw.cfg->log.level) == -1) {
+		fprintf(stderr, "cmgate: bad log settings\n");
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("curl_global_init failed");
+		goto out;
+	}
+	if ((gw.audit = audit_open(gw.cfg, err, sizeof(err))) == NULL) {
+		log_error("audit: %s", err);
+		goto out;
+	}
+	if ((gw.base = event_base_new()) == NULL) {
+		log_error("event_base_new failed");
+		goto out;
+	}
+	if ((fd = server_listen(gw.cfg->listen, err, sizeof(err))) == -1 ||
+	    server_init(&gw.loop, gw.base, gw.cfg, gw.audit, fd, err,
+	    sizeof(err)) == -1) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (add_signal(&gw, &gw.ev_term, SIGTERM, on_terminate) == -1 ||
+	    add_signal(&gw, &gw.ev_int, SIGINT, on_terminate) == -1 ||
+	    add_signal(&gw, &gw.ev_hup, SIGHUP, on_reload) == -1 ||
+	    add_signal(&gw, &gw.ev_usr1, SIGUSR1, on_rotate) == -1) {
+		log_error("cannot install signal handlers");
+		goto out;
+	}
+	log_info("cmgate %s starting: upstream %s, %zu callers, audit %s",
+	    PACKAGE_VERSION, gw.cfg->upstream.base_url, gw.cfg->ncallers,
+	    gw.cfg->audit.path);
+	log_listening(fd);
+	event_base_dispatch(gw.base);
+	log_info("shutdown: event loop stopped");
+	rc = 0;
+out:
+	if (gw.ev_term) event_free(gw.ev_term);
+	if (gw.ev_int) event_free(gw.ev_int);
+	if (gw.ev_hup) event_free(gw.ev_hup);
+	if (gw.ev_usr1) event_free(gw.ev_usr1);
+	if (gw.drain_timer) event_free(gw.drain_timer);
+	server_free(&gw.loop);
+	if (gw.audit)
+		audit_close(gw.audit);
+	if (gw.base)
+		event_base_free(gw.base);
+	conf_unref(gw.cfg);
+	curl_global_cleanup();
+	if (rc == 0)
+		log_info("shutdown: complete");
+	return rc;
+}

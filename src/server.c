@@ -1,0 +1,279 @@
+/*
+ * server.c: the evhttp front end of one event loop.
+ *
+ * Routes are looked up in the table of request.c; everything else is
+ * answered here: /healthz, 404, 405, and the JSON error body that every
+ * error of the gateway's own uses.
+ */
+#include "server.h"
+#include "audit.h"
+#include "conf.h"
+#include "log.h"
+#include "request.h"
+#include "upstream.h"
+#include "util.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <json-c/json.h>
+
+void
+server_send_error(struct evhttp_request *ev, int status, const char *code,
+    const char *message, struct json_object *details,
+    const char *request_id, const char *hname, const char *hvalue)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+	struct json_object *o = json_object_new_object();
+	struct evbuffer *b = evbuffer_new();
+	const char *s;
+	size_t len;
+
+	json_object_object_add(o, "code", json_object_new_string(code));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	if (details != NULL)
+		json_object_object_add(o, "details", details);
+	json_object_object_add(o, "request_id",
+	    json_object_new_string(request_id));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	if (request_id[0])
+		evhttp_add_header(h, "X-Request-Id", request_id);
+	if (hname)
+		evhttp_add_header(h, hname, hvalue);
+	if (b != NULL)
+		evbuffer_add(b, s, len);
+	evhttp_send_reply(ev, status, NULL, b);
+	if (b != NULL)
+		evbuffer_free(b);
+	json_object_put(o);
+}
+
+static void
+send_json(struct evhttp_request *ev, int status, struct json_object *o)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t len;
+	const char *s = json_object_to_json_string_length(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	evhttp_add_header(evhttp_request_get_output_headers(ev),
+	    "Content-Type", "application/json");
+	if (b != NULL)
+		evbuffer_add(b, s, len);
+	evhttp_send_reply(ev, status, NULL, b);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
+static void
+handle_healthz(struct gw_loop *loop, struct evhttp_request *ev)
+{
+	struct json_object *o = json_object_new_object();
+	int ok = audit_healthy(loop->audit) && !loop->draining;
+
+	json_object_object_add(o, "status",
+	    json_object_new_string(ok ? "ok" : "unavailable"));
+	json_object_object_add(o, "audit", json_object_new_string(
+	    audit_healthy(loop->audit) ? "ok" : "failed"));
+	json_object_object_add(o, "draining",
+	    json_object_new_boolean(loop->draining));
+	json_object_object_add(o, "upstream_inflight",
+	    json_object_new_int(upstream_inflight(loop->up)));
+	send_json(ev, ok ? 200 : 503, o);
+	json_object_put(o);
+}
+
+static const char *
+method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+static void
+on_request(struct evhttp_request *ev, void *arg)
+{
+	struct gw_loop *loop = arg;
+	const char *uri = evhttp_request_get_uri(ev);
+	const char *method = method_name(evhttp_request_get_command(ev));
+	char path[512], rid[33];
+	size_t i, n;
+
+	/* The path without the query string; routes never take one. */
+	n = strcspn(uri, "?#");
+	if (n >= sizeof(path))
+		n = sizeof(path) - 1;
+	memcpy(path, uri, n);
+	path[n] = '\0';
+
+	if (strcmp(path, "/healthz") == 0) {
+		if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+			random_id(rid);
+			server_send_error(ev, 405, "method_not_allowed",
+			    "use GET", NULL, rid, "Allow", "GET");
+			return;
+		}
+		handle_healthz(loop, ev);
+		return;
+	}
+	for (i = 0; i < nroutes; i++) {
+		if (strcmp(path, routes[i].path) != 0)
+			continue;
+		if (strcmp(method, routes[i].method) != 0) {
+			random_id(rid);
+			server_send_error(ev, 405, "method_not_allowed",
+			    "method not allowed on this route", NULL, rid,
+			    "Allow", routes[i].method);
+			return;
+		}
+		if (loop->draining) {
+			random_id(rid);
+			server_send_error(ev, 503, "shutting_down",
+			    "the gateway is shutting down", NULL, rid,
+			    "Connection", "close");
+			return;
+		}
+		request_start(loop, ev, &routes[i]);
+		return;
+	}
+	random_id(rid);
+	server_send_error(ev, 404, "not_found", "no such route", NULL, rid,
+	    NULL, NULL);
+}
+
+int
+server_listen(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss,
+	    &len) == -1) {
+		snprintf(err, errlen, "listen: cannot parse '%s'", addr);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		snprintf(err, errlen, "listen: socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) == -1 ||
+	    listen(fd, 1024) == -1) {
+		snprintf(err, errlen, "listen: %s: %s", addr,
+		    strerror(errno));
+		evutil_closesocket(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+apply_limits(struct gw_loop *loop, const struct config *c)
+{
+	struct timeval tv;
+
+	/* libevent has no limits by default: set every one. */
+	evhttp_set_max_body_size(loop->http, c->limits.max_body_bytes);
+	evhttp_set_max_headers_size(loop->http, c->limits.max_header_bytes);
+	tv.tv_sec = c->limits.idle_timeout_ms / 1000;
+	tv.tv_usec = (c->limits.idle_timeout_ms % 1000) * 1000;
+	evhttp_set_timeout_tv(loop->http, &tv);
+	/* Allow every method so that a wrong one gets our 405, not
+	 * libevent's 501. */
+	evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+}
+
+int
+server_init(struct gw_loop *loop, struct event_base *base,
+    struct config *cfg, struct audit *audit, int listen_fd, char *err,
+    size_t errlen)
+{
+	memset(loop, 0, sizeof(*loop));
+	loop->base = base;
+	loop->cfg = conf_ref(cfg);
+	loop->audit = audit;
+	if ((loop->http = evhttp_new(base)) == NULL) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return -1;
+	}
+	apply_limits(loop, cfg);
+	evhttp_set_gencb(loop->http, on_request, loop);
+	if ((loop->up = upstream_new(base, cfg, err, errlen)) == NULL)
+		return -1;
+	if ((loop->aport = audit_port_new(audit, base)) == NULL) {
+		snprintf(err, errlen, "audit: cannot attach to the loop");
+		return -1;
+	}
+	if (listen_fd < 0 &&
+	    (listen_fd = server_listen(cfg->listen, err, errlen)) == -1)
+		return -1;
+	if ((loop->bound = evhttp_accept_socket_with_handle(loop->http,
+	    listen_fd)) == NULL) {
+		snprintf(err, errlen, "listen: cannot accept on %s",
+		    cfg->listen);
+		return -1;
+	}
+	return 0;
+}
+
+int
+server_reload(struct gw_loop *loop, struct config *cfg)
+{
+	if (upstream_set_config(loop->up, cfg) == -1)
+		return -1;
+	apply_limits(loop, cfg);
+	conf_unref(loop->cfg);
+	loop->cfg = conf_ref(cfg);
+	return 0;
+}
+
+void
+server_stop_accepting(struct gw_loop *loop)
+{
+	loop->draining = true;
+	if (loop->bound) {
+		evhttp_del_accept_socket(loop->http, loop->bound);
+		loop->bound = NULL;
+	}
+}
+
+void
+server_free(struct gw_loop *loop)
+{
+	if (loop->http)
+		evhttp_free(loop->http);
+	if (loop->up)
+		upstream_free(loop->up);
+	if (loop->aport)
+		audit_port_free(loop->aport);
+	conf_unref(loop->cfg);
+	memset(loop, 0, sizeof(*loop));
+}

@@ -1,0 +1,61 @@
+/*
+ * server.h: the evhttp front end of one event loop: routes, limits,
+ * /healthz, and the JSON error body.  One struct gw_loop per loop
+ * owns that loop's evhttp, upstream and audit port.
+ */
+#ifndef CMGATE_SERVER_H
+#define CMGATE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+struct evhttp_bound_socket;
+struct upstream;
+struct audit;
+struct audit_port;
+struct json_object;
+
+struct gw_loop {
+	struct event_base	*base;
+	struct evhttp		*http;
+	struct config		*cfg;		/* current config (a reference) */
+	struct upstream		*up;
+	struct audit		*audit;		/* shared by all loops */
+	struct audit_port	*aport;
+	struct evhttp_bound_socket *bound;
+	int			 active;	/* requests not yet answered */
+	bool			 draining;	/* SIGTERM: refuse new requests */
+};
+
+/* Create the loop's front end and bind cfg->listen (fd >= 0: use an
+ * already bound listening socket).  -1 with a message in err. */
+int	server_init(struct gw_loop *, struct event_base *, struct config *,
+	    struct audit *, int listen_fd, char *err, size_t errlen);
+void	server_free(struct gw_loop *);
+
+/* Swap in a new config (SIGHUP); requests in flight keep theirs. */
+int	server_reload(struct gw_loop *, struct config *);
+
+/* Bind and listen on "host:port" (SO_REUSEPORT, so each worker loop
+ * can bind the same address); returns the fd or -1. */
+int	server_listen(const char *addr, char *err, size_t errlen);
+
+/* SIGTERM: close the listener; requests in flight go on. */
+void	server_stop_accepting(struct gw_loop *);
+
+/*
+ * Send the gateway's own error: {"code","message","details"?,
+ * "request_id"} with X-Request-Id.  details (may be NULL) is an array
+ * of {"field","message"} and is consumed.  extra_header may be NULL
+ * ("Retry-After: 2" style pairs are given as name and value).
+ */
+void	server_send_error(struct evhttp_request *, int status,
+	    const char *code, const char *message,
+	    struct json_object *details, const char *request_id,
+	    const char *hname, const char *hvalue);
+
+#endif
