@@ -1,0 +1,161 @@
+# tests/lib.sh: shared helpers for the end-to-end tests.
+#
+# Each test is a standalone script (tmux's regress style): a private
+# temp folder, the real cmgate binary, the mock CryptoMate on loopback
+# (port 0, read back from its output), curl as the caller, and the exit
+# code as the verdict (0 pass, 1 fail, 77 skip, 99 hard error).
+#
+# Knobs: CMGATE_WRAPPER="valgrind ..." runs the gateway under a tool.
+
+set -u
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+CMGATE=$top_builddir/src/cmgate
+CMGATE_AUDIT=$top_builddir/src/cmgate-audit
+MOCK=$top_builddir/tests/mock-upstream
+SEED=$top_srcdir/tests/data/seed.json
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/cmgate-test.XXXXXX")
+MOCK_PID=
+GW_PID=
+FAILS=0
+CHECKS=0
+
+cleanup() {
+	[ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
+	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	if [ "$FAILS" -ne 0 ] || [ -n "${KEEP_TMP:-}" ]; then
+		echo "# kept $T for inspection"
+		echo "# --- gateway log (tail) ---"; tail -n 30 "$T/gw.log" 2>/dev/null
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 99' INT TERM
+
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+check() { # check DESCRIPTION ACTUAL EXPECTED
+	CHECKS=$((CHECKS + 1))
+	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+check_match() { # check_match DESCRIPTION STRING EXTENDED-REGEX
+	CHECKS=$((CHECKS + 1))
+	if printf '%s' "$2" | grep -Eq -- "$3"; then ok "$1"
+	else fail "$1: '$2' does not match /$3/"; fi
+}
+check_nomatch() {
+	CHECKS=$((CHECKS + 1))
+	if printf '%s' "$2" | grep -Eq -- "$3"; then fail "$1: '$2' matches /$3/"
+	else ok "$1"; fi
+}
+finish() {
+	echo "# $CHECKS checks, $FAILS failed"
+	[ "$CHECKS" -gt 0 ] || { echo "FAIL: no checks ran"; exit 1; }
+	[ "$FAILS" -eq 0 ]
+	exit $?
+}
+
+# wait_for FILE REGEX [TRIES]: poll (0.05 s steps) until FILE matches.
+wait_for() {
+	local i=0 tries=${3:-200}
+	while [ $i -lt "$tries" ]; do
+		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05; i=$((i + 1))
+	done
+	return 1
+}
+
+API_KEY=cm-test-key-$$-0123456789
+TOKEN_A=tok-onboarding-$$-abcdef
+TOKEN_B=tok-backoffice-$$-ghijkl
+
+start_mock() { # extra args are passed to the mock
+	"$MOCK" -l 127.0.0.1:0 -k "$API_KEY" -L "$T/mock.log" "$@" \
+	    >"$T/mock.out" 2>"$T/mock.err" &
+	MOCK_PID=$!
+	wait_for "$T/mock.out" "listening on" || { echo "mock did not start"; cat "$T/mock.err"; exit 99; }
+	MOCK_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$T/mock.out" | head -n1)
+	MOCK_URL=http://127.0.0.1:$MOCK_PORT
+	: > "$T/mock.log"
+}
+
+mock_behave() { curl -s -X POST -d "$1" "$MOCK_URL/_mock/behave" >/dev/null; }
+mock_stats() { curl -s "$MOCK_URL/_mock/stats"; }
+mock_count() { wc -l < "$T/mock.log" | tr -d ' '; }
+
+sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+# make_config: writes $T/cmgate.json.  Variables that change it:
+#   RATE BURST MAX_QUEUE_WAIT MAX_QUEUED TIMEOUT_MS MAX_BODY EPOCH_S
+#   AUDIT_BODY IDEM_REQUIRED EXTRA (raw JSON members added at top level)
+make_config() {
+	printf '%s\n' "$API_KEY" > "$T/api-key"
+	chmod 600 "$T/api-key"
+	[ -f "$T/audit.key" ] || "$CMGATE_AUDIT" keygen "$T/audit.key" >/dev/null
+	cat > "$T/cmgate.json" <<JSON
+{
+  // written by tests/lib.sh
+  "listen": "127.0.0.1:0",
+  "upstream": {
+    "base_url": "${UPSTREAM_URL:-$MOCK_URL}",
+    "api_key_file": "api-key",
+    "ca_file": ${CA_FILE:-null},
+    "connect_timeout_ms": ${CONNECT_TIMEOUT_MS:-2000},
+    "timeout_ms": ${TIMEOUT_MS:-5000},
+    "rate_limit_per_sec": ${RATE:-0},
+    "burst": ${BURST:-1},
+    "max_queue_wait_ms": ${MAX_QUEUE_WAIT:-10000},
+    "max_queued": ${MAX_QUEUED:-1000}
+  },
+  "audit": { "path": "audit.log", "key_file": "audit.key",
+             "epoch_s": ${EPOCH_S:-60}, "body": "${AUDIT_BODY:-digest}" },
+  "callers": [
+    { "name": "onboarding", "token_sha256": "$(sha256_hex "$TOKEN_A")" ${CALLER_A_EXTRA:-} },
+    { "name": "backoffice", "token_sha256": "$(sha256_hex "$TOKEN_B")" }
+  ],
+  "limits": { "max_body_bytes": ${MAX_BODY:-65536} ${LIMITS_EXTRA:-} },
+  "idempotency": { "path": "idem.db", "required": ${IDEM_REQUIRED:-false} },
+  "validation": { "min_age_years": 18 }
+  ${EXTRA:-}
+}
+JSON
+}
+
+start_gw() {
+	: > "$T/gw.log"
+	${CMGATE_WRAPPER:-} "$CMGATE" -c "$T/cmgate.json" 2>>"$T/gw.log" &
+	GW_PID=$!
+	if ! wait_for "$T/gw.log" "listening on" 400; then
+		echo "gateway did not start:"; cat "$T/gw.log"; exit 99
+	fi
+	GW_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$T/gw.log" | tail -n1)
+	GW_URL=http://127.0.0.1:$GW_PORT
+}
+
+stop_gw() { # SIGTERM and wait; sets GW_RC
+	kill -TERM "$GW_PID" 2>/dev/null
+	wait "$GW_PID"; GW_RC=$?
+	GW_PID=
+}
+
+# post BODY_FILE [curl args...]: POST as caller A; prints the status,
+# leaves the body in $T/resp and headers in $T/resp.h
+post() {
+	local f=$1; shift
+	curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
+	    -H "Authorization: Bearer $TOKEN_A" \
+	    -H 'Content-Type: application/json' \
+	    --data-binary @"$f" "$@" "$GW_URL/management/clients/individuals"
+}
+post_json() { # post_json 'JSON' [curl args]
+	printf '%s' "$1" > "$T/body.json"; shift
+	post "$T/body.json" "$@"
+}
+resp_header() { # resp_header NAME
+	tr -d '\r' < "$T/resp.h" | grep -i "^$1:" | head -n1 | sed 's/^[^:]*: *//'
+}
+json_field() { # json_field FILE KEY: first "KEY":value (string or number)
+	grep -o "\"$2\":\(\"[^\"]*\"\|[-0-9.a-z]*\)" "$1" | head -n1 | sed "s/^\"$2\"://; s/^\"//; s/\"$//"
+}
