@@ -57,6 +57,14 @@ enum vresult	validate_individual(const char *body, size_t len,
 
 void		verrors_free(struct verrors *);
 
+/*
+ * Append a copy of (field, message) to errs, which starts zeroed; 0, or
+ * -1 when out of memory.  For callers that report their own errors in
+ * the same list; verrors_free() releases them.
+ */
+int		verrors_add(struct verrors *errs, const char *field,
+		    const char *message);
+
 /* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-3, or NULL. */
 const char	*country_alpha3(const char *code);
 

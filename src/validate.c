@@ -1,0 +1,1224 @@
+/*
+ * validate.c: strict JSON parsing, and the rules and normalization for
+ * POST /management/clients/individuals.
+ *
+ * Two stages.  json_parse_strict() turns bytes into a tree, refusing
+ * everything json-c 0.16 lets through although it is not strict JSON
+ * (see c-style-and-library-notes.md B3).  validate_individual() then
+ * checks every field, collects every problem with its dotted path, and
+ * builds a new object holding only the normalized, known fields in the
+ * API's canonical order, so nothing the caller sent is forwarded as is.
+ *
+ * Pure: no I/O, no clock, no mutable globals.  Nothing here ever puts an
+ * offending value into a message; paths name known fields, or unknown
+ * keys that passed a conservative character check.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "validate.h"
+
+/* Field limits, in characters (code points), before opts' own cap. */
+#define NAME_MAX_CHARS		100
+#define EMAIL_MAX_CHARS		254
+#define EMAIL_LOCAL_MAX		64
+#define EMAIL_LABEL_MAX		63
+#define STREET_MAX_CHARS	200
+#define CITY_MAX_CHARS		100
+#define POSTAL_MAX_CHARS	20
+#define STATE_MAX_CHARS		20
+#define COUNTRY_MAX_CHARS	8	/* anything longer is no code */
+#define DATE_MAX_CHARS		16	/* room to say "bad format" */
+
+/* Scratch for one normalized string: 4 bytes per character at most. */
+#define TEXT_BUF		(4 * STREET_MAX_CHARS + 1)
+
+/* E.164: country code and subscriber number, 15 digits together. */
+#define E164_MAX_DIGITS		15
+
+/*
+ * Unknown keys are the only unbounded source of errors; past this many
+ * errors one last entry says the list was cut, so a hostile body cannot
+ * make the error response arbitrarily large.
+ */
+#define MAX_ERRORS		32
+
+/* Unknown keys longer than this are not echoed in a path. */
+#define KEY_ECHO_MAX		64
+
+#define NELEM(a)		(sizeof(a) / sizeof((a)[0]))
+
+/* ---- error list ------------------------------------------------------ */
+
+static char *
+dupstr(const char *s)
+{
+	size_t	 n = strlen(s) + 1;
+	char	*p;
+
+	if ((p = malloc(n)) != NULL)
+		memcpy(p, s, n);
+	return p;
+}
+
+int
+verrors_add(struct verrors *e, const char *field, const char *message)
+{
+	struct verror	*v;
+	char		*f, *m;
+	size_t		 ncap;
+
+	if (e->n == e->cap) {
+		ncap = e->cap != 0 ? e->cap * 2 : 8;
+		if ((v = realloc(e->v, ncap * sizeof(*v))) == NULL)
+			return -1;
+		e->v = v;
+		e->cap = ncap;
+	}
+	f = dupstr(field);
+	m = dupstr(message);
+	if (f == NULL || m == NULL) {
+		free(f);
+		free(m);
+		return -1;
+	}
+	e->v[e->n].field = f;
+	e->v[e->n].message = m;
+	e->n++;
+	return 0;
+}
+
+void
+verrors_free(struct verrors *e)
+{
+	size_t	i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < e->n; i++) {
+		free(e->v[i].field);
+		free(e->v[i].message);
+	}
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = 0;
+}
+
+/* ---- strict JSON ----------------------------------------------------- */
+
+/* JSON whitespace (RFC 8259 section 2): not \f, not \v. */
+static bool
+is_jws(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool
+is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s[0..n), or 0.  This is
+ * Unicode's table 3-7, which json-c's VALIDATE_UTF8 does not implement:
+ * it checks bit patterns only, so it takes overlong forms (C0 80) and
+ * encoded surrogates (ED A0 80), both classic filter bypasses.
+ */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char	c = s[0], lo = 0x80, hi = 0xbf;
+	size_t		need, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 1;
+	else if (c >= 0xe0 && c <= 0xef) {
+		need = 2;
+		if (c == 0xe0)
+			lo = 0xa0;	/* overlong */
+		else if (c == 0xed)
+			hi = 0x9f;	/* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		if (c == 0xf0)
+			lo = 0x90;	/* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f;	/* above U+10FFFF */
+	} else
+		return 0;
+	if (n <= need || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i <= need; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return need + 1;
+}
+
+static int
+hex4(const unsigned char *s)
+{
+	int	v = 0, i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned char c = s[i];
+
+		v <<= 4;
+		if (is_digit(c))
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * Scan the string whose opening quote is at s[i - 1].  Returns the index
+ * after the closing quote, or n when the input ends first (json-c then
+ * reports the truncation).  *why is set on a lexical error.
+ */
+static size_t
+scan_string(const unsigned char *s, size_t n, size_t i, const char **why)
+{
+	size_t	k;
+	int	u, lo;
+
+	while (i < n) {
+		unsigned char c = s[i];
+
+		if (c == '"')
+			return i + 1;
+		if (c == '\0') {
+			*why = "body contains a NUL byte";
+			return n;
+		}
+		if (c < 0x20) {
+			/* json-c takes raw control bytes even when STRICT. */
+			*why = "invalid JSON: unescaped control character "
+			    "in string";
+			return n;
+		}
+		if (c >= 0x80) {
+			if ((k = utf8_len(s + i, n - i)) == 0) {
+				*why = "body is not valid UTF-8";
+				return n;
+			}
+			i += k;
+			continue;
+		}
+		if (c != '\\') {
+			i++;
+			continue;
+		}
+		if (i + 1 >= n)
+			return n;
+		switch (s[i + 1]) {
+		case '"': case '\\': case '/':
+		case 'b': case 'f': case 'n': case 'r': case 't':
+			i += 2;
+			continue;
+		case 'u':
+			break;
+		default:
+			*why = "invalid JSON: bad escape in string";
+			return n;
+		}
+		if (i + 6 > n)
+			return n;
+		if ((u = hex4(s + i + 2)) < 0) {
+			*why = "invalid JSON: bad \\u escape in string";
+			return n;
+		}
+		/*
+		 * \u0000 is legal JSON, but json-c cuts keys at it ("a\u0000x"
+		 * becomes "a"), which would merge distinct keys behind our
+		 * back; no field here may hold a NUL anyway.
+		 */
+		if (u == 0) {
+			*why = "strings must not contain \\u0000";
+			return n;
+		}
+		/* json-c turns a lone surrogate into U+FFFD silently. */
+		if (u >= 0xdc00 && u <= 0xdfff) {
+			*why = "invalid JSON: unpaired surrogate escape";
+			return n;
+		}
+		if (u >= 0xd800 && u <= 0xdbff) {
+			if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' ||
+			    (lo = hex4(s + i + 8)) < 0xdc00 || lo > 0xdfff) {
+				*why = "invalid JSON: unpaired surrogate escape";
+				return n;
+			}
+			i += 12;
+		} else
+			i += 6;
+	}
+	return n;
+}
+
+/*
+ * Check the number token at s[i] against RFC 8259's grammar (json-c
+ * STRICT still takes "1." and "-Infinity") and, for integers, against
+ * the int64 range: json-c clamps silently beyond uint64 and stores
+ * INT64_MAX..UINT64_MAX as uint64, neither of which we want to forward.
+ * Returns the index after the token.
+ */
+static size_t
+scan_number(const unsigned char *s, size_t n, size_t i, const char **why)
+{
+	static const char	max_pos[] = "9223372036854775807";
+	static const char	max_neg[] = "9223372036854775808";
+	size_t			ds, nd;
+	bool			is_int = true, neg = false;
+
+	if (s[i] == '-') {
+		neg = true;
+		i++;
+	}
+	ds = i;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && is_digit(s[i]))
+		while (i < n && is_digit(s[i]))
+			i++;
+	else
+		goto bad;
+	nd = i - ds;
+	if (i < n && s[i] == '.') {
+		is_int = false;
+		if (++i >= n || !is_digit(s[i]))
+			goto bad;
+		while (i < n && is_digit(s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		is_int = false;
+		if (++i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !is_digit(s[i]))
+			goto bad;
+		while (i < n && is_digit(s[i]))
+			i++;
+	}
+	if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' ||
+	    s[i] == 'E' || s[i] == '+' || s[i] == '-'))
+		goto bad;
+	if (is_int && (nd > 19 || (nd == 19 &&
+	    memcmp(s + ds, neg ? max_neg : max_pos, 19) > 0)))
+		*why = "integer out of range";
+	return i;
+bad:
+	*why = "invalid JSON: malformed number";
+	return n;
+}
+
+/*
+ * One pass over the raw bytes: strict UTF-8, no NUL, RFC numbers,
+ * paired surrogate escapes, and a count of the ':' outside strings,
+ * which in a document json-c accepted is exactly the number of object
+ * members as written.  Returns an error message or NULL.
+ */
+static const char *
+prescan(const unsigned char *s, size_t n, size_t *members)
+{
+	const char	*why = NULL;
+	size_t		 i = 0, k;
+
+	*members = 0;
+	while (i < n && why == NULL) {
+		unsigned char c = s[i];
+
+		if (c == '"')
+			i = scan_string(s, n, i + 1, &why);
+		else if (c == '-' || is_digit(c))
+			i = scan_number(s, n, i, &why);
+		else if (c == '\0')
+			why = "body contains a NUL byte";
+		else if (c >= 0x80) {
+			if ((k = utf8_len(s + i, n - i)) == 0)
+				why = "body is not valid UTF-8";
+			i += k;	/* json-c rejects it as a token */
+		} else {
+			if (c == ':')
+				(*members)++;
+			i++;
+		}
+	}
+	return why;
+}
+
+/*
+ * Count object members in the tree and refuse non-finite doubles
+ * (NaN, Infinity, 1e999 all parse).  Depth is bounded by the tokener.
+ */
+static bool
+walk_tree(struct json_object *o, size_t *members)
+{
+	struct json_object_iterator	it, end;
+	size_t				i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_double:
+		return isfinite(json_object_get_double(o));
+	case json_type_object:
+		*members += (size_t)json_object_object_length(o);
+		it = json_object_iter_begin(o);
+		end = json_object_iter_end(o);
+		for (; !json_object_iter_equal(&it, &end);
+		    json_object_iter_next(&it))
+			if (!walk_tree(json_object_iter_peek_value(&it),
+			    members))
+				return false;
+		return true;
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++)
+			if (!walk_tree(json_object_array_get_idx(o, i),
+			    members))
+				return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
+/*
+ * Duplicate keys: json-c keeps the last one silently.  Rather than keep
+ * a key set per object while scanning, compare the number of members
+ * written (the ':' count from prescan) with the number json-c kept:
+ * every duplicate, at any depth, loses at least one member.  Keys are
+ * thereby compared after unescaping, so "first\u005fname" and
+ * "first_name" are duplicates, as JSON says they are the same name.
+ */
+struct json_object *
+json_parse_strict(const char *body, size_t len, int max_depth,
+    struct verrors *errs)
+{
+	const unsigned char		*s = (const unsigned char *)body;
+	struct json_tokener		*tok;
+	struct json_object		*o = NULL;
+	enum json_tokener_error		 jerr;
+	const char			*why;
+	char				 msg[96];
+	size_t				 i, end, written, kept = 0;
+
+	for (i = 0; body != NULL && i < len && is_jws(s[i]); i++)
+		;
+	if (body == NULL || i == len) {
+		why = "body is empty";
+		goto fail;
+	}
+	if (len >= INT_MAX) {
+		why = "body too large";
+		goto fail;
+	}
+	if ((why = prescan(s, len, &written)) != NULL)
+		goto fail;
+
+	if (max_depth < 1)
+		max_depth = JSON_TOKENER_DEFAULT_DEPTH;
+	if ((tok = json_tokener_new_ex(max_depth)) == NULL) {
+		why = "out of memory";
+		goto fail;
+	}
+	json_tokener_set_flags(tok,
+	    JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, body, (int)len);
+	if ((jerr = json_tokener_get_error(tok)) == json_tokener_continue) {
+		/*
+		 * A top-level scalar needs a terminator to end.  Feed the
+		 * NUL a C string would have had rather than copy the body.
+		 */
+		o = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		end = len;
+	} else
+		end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (jerr != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+		if (jerr == json_tokener_error_depth)
+			why = "JSON nesting too deep";
+		else {
+			(void)snprintf(msg, sizeof(msg), "invalid JSON: %s",
+			    json_tokener_error_desc(jerr));
+			why = msg;
+		}
+		goto fail;
+	}
+	for (i = end; i < len; i++)
+		if (!is_jws(s[i])) {
+			why = "invalid JSON: trailing data after the value";
+			goto fail;
+		}
+	if (!json_object_is_type(o, json_type_object)) {
+		why = "body must be a JSON object";
+		goto fail;
+	}
+	if (!walk_tree(o, &kept)) {
+		why = "numbers must be finite";
+		goto fail;
+	}
+	if (kept != written) {
+		why = "duplicate key in object";
+		goto fail;
+	}
+	return o;
+fail:
+	json_object_put(o);
+	if (errs != NULL)
+		(void)verrors_add(errs, "", why);
+	return NULL;
+}
+
+/* ---- field rules ----------------------------------------------------- */
+
+struct vctx {
+	const struct vopts	*opts;
+	struct verrors		*errs;
+	size_t			 nerr;	/* errors this call found */
+	bool			 oom;
+};
+
+static void
+report(struct vctx *vc, const char *path, const char *message)
+{
+	vc->nerr++;
+	if (vc->nerr > MAX_ERRORS + 1)
+		return;
+	if (vc->nerr == MAX_ERRORS + 1) {
+		path = "";
+		message = "too many errors; the rest are not listed";
+	}
+	if (verrors_add(vc->errs, path, message) == -1)
+		vc->oom = true;
+}
+
+static size_t
+cap_chars(const struct vctx *vc, size_t field_max)
+{
+	int	m = vc->opts->max_string_length;
+
+	if (m > 0 && (size_t)m < field_max)
+		return (size_t)m;
+	return field_max;
+}
+
+enum nres {
+	N_OK,
+	N_EMPTY,
+	N_CONTROL,
+	N_TOOLONG,
+};
+
+/*
+ * Trim, collapse every run of space, tab, CR and LF into one space, and
+ * refuse other C0 controls, DEL and the C1 controls U+0080..U+009F
+ * (invisible, and used to smuggle line breaks past log viewers).  The
+ * input is valid UTF-8 (prescan and json-c's decoder see to that) and
+ * is copied byte for byte otherwise.  out must hold 4 * max_chars + 1.
+ */
+static enum nres
+norm_text(const char *in, size_t n, size_t max_chars, char *out,
+    size_t outsz, size_t *outlen)
+{
+	const unsigned char	*s = (const unsigned char *)in;
+	size_t			 i, o = 0, chars = 0;
+	bool			 gap = false;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = s[i];
+
+		if (is_jws(c)) {
+			gap = o > 0;
+			continue;
+		}
+		if (c < 0x20 || c == 0x7f)
+			return N_CONTROL;
+		if (c == 0xc2 && i + 1 < n && s[i + 1] < 0xa0)
+			return N_CONTROL;
+		if ((c & 0xc0) != 0x80) {
+			chars += 1 + gap;
+			if (chars > max_chars)
+				return N_TOOLONG;
+		}
+		/* Unreachable for valid UTF-8; keeps a bad caller in bounds. */
+		if (o + 2 >= outsz)
+			return N_TOOLONG;
+		if (gap) {
+			out[o++] = ' ';
+			gap = false;
+		}
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return o == 0 ? N_EMPTY : N_OK;
+}
+
+/*
+ * Fetch and normalize a text field into buf.  Returns 1 with a value,
+ * 0 when there is none to output (missing or null, or an optional
+ * field that is empty after trimming: both read as "not given"), and
+ * -1 after reporting an error.
+ */
+static int
+text_field(struct vctx *vc, struct json_object *v, const char *path,
+    bool required, size_t max_chars, char *buf, size_t bufsz, size_t *len)
+{
+	char	msg[64];
+
+	if (v == NULL) {
+		if (!required)
+			return 0;
+		report(vc, path, "is required");
+		return -1;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		report(vc, path, "must be a string");
+		return -1;
+	}
+	max_chars = cap_chars(vc, max_chars);
+	switch (norm_text(json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v), max_chars, buf, bufsz,
+	    len)) {
+	case N_OK:
+		return 1;
+	case N_EMPTY:
+		if (!required)
+			return 0;
+		report(vc, path, "must not be empty");
+		return -1;
+	case N_CONTROL:
+		report(vc, path, "must not contain control characters");
+		return -1;
+	case N_TOOLONG:
+	default:
+		(void)snprintf(msg, sizeof(msg),
+		    "must be at most %zu characters", max_chars);
+		report(vc, path, msg);
+		return -1;
+	}
+}
+
+static bool
+is_alnum_lc(unsigned char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'z');
+}
+
+/* RFC 5322 atext, the dot-atom form only: no quoted local parts. */
+static bool
+is_atext(unsigned char c)
+{
+	return is_alnum_lc(c) || (c != '\0' && strchr("!#$%&'*+/=?^_`{|}~-",
+	    c) != NULL);
+}
+
+/*
+ * A pragmatic address check on lower-cased ASCII: one '@'; a dot-atom
+ * local part of at most 64; a domain of at least two labels, each 1..63
+ * of letters, digits and inner hyphens, the last not all digits (no
+ * bare IP addresses).  Non-ASCII (SMTPUTF8) addresses are refused.
+ */
+static bool
+email_ok(const char *e, size_t n)
+{
+	const unsigned char	*s = (const unsigned char *)e;
+	const char		*at;
+	size_t			 i, local, lab = 0, labels = 0;
+	bool			 alldig = true;
+
+	if ((at = memchr(e, '@', n)) == NULL)
+		return false;
+	local = (size_t)(at - e);
+	if (local == 0 || local > EMAIL_LOCAL_MAX || s[0] == '.' ||
+	    s[local - 1] == '.')
+		return false;
+	for (i = 0; i < local; i++)
+		if (!(is_atext(s[i]) || (s[i] == '.' && s[i + 1] != '.')))
+			return false;
+	for (i = local + 1; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			if (lab == 0 || s[i - 1] == '-')
+				return false;
+			labels++;
+			if (i == n)
+				break;
+			lab = 0;
+			alldig = true;
+			continue;
+		}
+		if (!is_alnum_lc(s[i]) && !(s[i] == '-' && lab > 0))
+			return false;
+		if (!is_digit(s[i]))
+			alldig = false;
+		if (++lab > EMAIL_LABEL_MAX)
+			return false;
+	}
+	return labels >= 2 && !alldig;
+}
+
+static int
+email_field(struct vctx *vc, struct json_object *v, char *buf,
+    size_t bufsz, size_t *len)
+{
+	const char	*path = "email";
+	size_t		 i;
+	int		 r;
+
+	r = text_field(vc, v, path, true, EMAIL_MAX_CHARS, buf, bufsz, len);
+	if (r != 1)
+		return r;
+	for (i = 0; i < *len; i++)
+		if (buf[i] >= 'A' && buf[i] <= 'Z')
+			buf[i] = (char)(buf[i] - 'A' + 'a');
+	if (!email_ok(buf, *len)) {
+		report(vc, path, "must be a valid email address");
+		return -1;
+	}
+	return 1;
+}
+
+static bool
+is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int
+days_in_month(int y, int m)
+{
+	static const int	mdays[12] = {
+		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+	};
+
+	return m == 2 && is_leap(y) ? 29 : mdays[m - 1];
+}
+
+/*
+ * YYYY-MM-DD, a real date, from 1900 on, not after today, and old
+ * enough on today's date.  Age is whole years with the usual rule
+ * (birthday reached or not this year), so a birthday today counts.
+ * Someone born on 29 February turns a year older on 1 March in common
+ * years: the later of the two readings, the safe side for an age limit.
+ */
+static int
+birth_date_field(struct vctx *vc, struct json_object *v, char *buf,
+    size_t bufsz, size_t *len)
+{
+	const struct vopts	*o = vc->opts;
+	const char		*path = "birth_date";
+	char			 msg[64];
+	int			 r, y, m, d, age;
+	size_t			 i;
+
+	r = text_field(vc, v, path, true, DATE_MAX_CHARS, buf, bufsz, len);
+	if (r != 1)
+		return r;
+	if (*len != 10 || buf[4] != '-' || buf[7] != '-')
+		goto format;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !is_digit((unsigned char)buf[i]))
+			goto format;
+	y = (buf[0] - '0') * 1000 + (buf[1] - '0') * 100 +
+	    (buf[2] - '0') * 10 + (buf[3] - '0');
+	m = (buf[5] - '0') * 10 + (buf[6] - '0');
+	d = (buf[8] - '0') * 10 + (buf[9] - '0');
+	if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m)) {
+		report(vc, path, "must be a valid calendar date");
+		return -1;
+	}
+	if (y < 1900) {
+		report(vc, path, "must not be before 1900");
+		return -1;
+	}
+	if (y > o->today_y || (y == o->today_y && (m > o->today_m ||
+	    (m == o->today_m && d > o->today_d)))) {
+		report(vc, path, "must not be in the future");
+		return -1;
+	}
+	age = o->today_y - y;
+	if (o->today_m < m || (o->today_m == m && o->today_d < d))
+		age--;
+	if (age < o->min_age_years) {
+		(void)snprintf(msg, sizeof(msg),
+		    "client must be at least %d years old", o->min_age_years);
+		report(vc, path, msg);
+		return -1;
+	}
+	return 1;
+format:
+	report(vc, path, "must be a date in YYYY-MM-DD format");
+	return -1;
+}
+
+/*
+ * Upper-case ASCII, Latin-1 and Latin Extended-A letters in place, which
+ * covers the Latin-script state names of the Americas and Europe
+ * ("São Paulo" -> "SÃO PAULO").  Every mapping used keeps the byte
+ * length; other scripts are left as they are.
+ */
+static void
+upcase_text(char *buf, size_t n)
+{
+	unsigned char	*s = (unsigned char *)buf;
+	unsigned int	 cp, up;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = s[i];
+
+		if (c >= 'a' && c <= 'z')
+			s[i] = (unsigned char)(c - 'a' + 'A');
+		if ((c != 0xc3 && c != 0xc4 && c != 0xc5) || i + 1 >= n)
+			continue;
+		cp = ((c & 0x1fu) << 6) | (s[i + 1] & 0x3fu);
+		up = cp;
+		if (cp >= 0xe0 && cp <= 0xfe && cp != 0xf7)
+			up = cp - 0x20;
+		else if (cp == 0xff)
+			up = 0x178;
+		else if ((cp >= 0x100 && cp <= 0x12f) ||
+		    (cp >= 0x132 && cp <= 0x137) ||
+		    (cp >= 0x14a && cp <= 0x177))
+			up = cp & ~1u;
+		else if ((cp >= 0x139 && cp <= 0x148) ||
+		    (cp >= 0x179 && cp <= 0x17e))
+			up = (cp & 1u) ? cp : cp - 1;
+		s[i] = (unsigned char)(0xc0 | (up >> 6));
+		s[i + 1] = (unsigned char)(0x80 | (up & 0x3f));
+		i++;
+	}
+}
+
+/*
+ * A state shaped like a subdivision code, "CC-X" to "CCC-XXX" (ISO
+ * 3166-2 uses the alpha-2 prefix, CryptoMate's example the alpha-3 one,
+ * "ARG-B"), must carry the address's own country, and is rewritten to
+ * the alpha-3 form.  Anything else is a free-form state name and kept.
+ * buf must have one spare byte.  Returns -1 on a mismatch.
+ */
+static int
+state_prefix(char *buf, size_t *len, const char *country)
+{
+	char		 pre[4];
+	const char	*a3;
+	size_t		 p, i;
+
+	for (p = 0; p < *len && buf[p] >= 'A' && buf[p] <= 'Z'; p++)
+		;
+	if (p < 2 || p > 3 || p >= *len || buf[p] != '-' ||
+	    *len - p - 1 < 1 || *len - p - 1 > 3)
+		return 0;
+	for (i = p + 1; i < *len; i++)
+		if (!is_digit((unsigned char)buf[i]) &&
+		    !(buf[i] >= 'A' && buf[i] <= 'Z'))
+			return 0;
+	memcpy(pre, buf, p);
+	pre[p] = '\0';
+	if ((a3 = country_alpha3(pre)) == NULL || strcmp(a3, country) != 0)
+		return -1;
+	if (p == 2) {
+		memmove(buf + 3, buf + 2, *len - 2 + 1);
+		(*len)++;
+	}
+	memcpy(buf, a3, 3);
+	return 0;
+}
+
+/*
+ * Phone country code: an integer 1..999, or a string of 1..3 digits
+ * with an optional leading '+' ("+54", "54").  *ndig gets its digits.
+ */
+static const char *
+phone_cc(struct json_object *v, int64_t *val, int *ndig)
+{
+	static const char	 bad[] = "must be an integer from 1 to 999";
+	const char		*s;
+	size_t			 n, i;
+	int64_t			 x = 0;
+
+	if (json_object_is_type(v, json_type_int)) {
+		x = json_object_get_int64(v);
+		if (x < 1 || x > 999)
+			return bad;
+	} else if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get_string(v);
+		n = (size_t)json_object_get_string_len(v);
+		while (n > 0 && is_jws((unsigned char)s[n - 1]))
+			n--;
+		while (n > 0 && is_jws((unsigned char)*s)) {
+			s++;
+			n--;
+		}
+		if (n > 0 && *s == '+') {
+			s++;
+			n--;
+		}
+		if (n < 1 || n > 3 || *s == '0')
+			return bad;
+		for (i = 0; i < n; i++) {
+			if (!is_digit((unsigned char)s[i]))
+				return bad;
+			x = x * 10 + (s[i] - '0');
+		}
+	} else
+		return bad;
+	*val = x;
+	*ndig = x >= 100 ? 3 : x >= 10 ? 2 : 1;
+	return NULL;
+}
+
+/*
+ * Phone number: a positive integer, or a string of digits that may be
+ * grouped with spaces, hyphens, dots and parentheses.  A leading 0 is
+ * refused rather than dropped: the output is an integer, and silently
+ * losing a digit could change which line it is (trunk prefix or not).
+ */
+static const char *
+phone_number(struct json_object *v, int64_t *val, int *ndig)
+{
+	static const char	 toolong[] = "must have at most 15 digits "
+				    "including the country code";
+	const char		*s;
+	size_t			 n, i;
+	int64_t			 x = 0;
+	int			 nd = 0;
+
+	if (json_object_is_type(v, json_type_int)) {
+		if ((x = json_object_get_int64(v)) < 1)
+			return "must be a positive integer";
+		for (int64_t t = x; t > 0; t /= 10)
+			nd++;
+	} else if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get_string(v);
+		n = (size_t)json_object_get_string_len(v);
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+
+			if (is_digit(c)) {
+				if (nd == 0 && c == '0')
+					return "must not start with 0";
+				/* Stop counting into x before it overflows. */
+				if (++nd <= E164_MAX_DIGITS)
+					x = x * 10 + (c - '0');
+			} else if (!is_jws(c) && c != '-' && c != '.' &&
+			    c != '(' && c != ')')
+				return "may contain only digits, spaces, "
+				    "hyphens, dots and parentheses";
+		}
+		if (nd == 0)
+			return "must contain digits";
+	} else
+		return "must be an integer";
+	if (nd > E164_MAX_DIGITS - 1)
+		return toolong;
+	*val = x;
+	*ndig = nd;
+	return NULL;
+}
+
+/* ---- the body -------------------------------------------------------- */
+
+enum {
+	F_FIRST_NAME, F_SECOND_NAME, F_LAST_NAME, F_EMAIL, F_BIRTH_DATE,
+	F_ADDRESS, F_PHONE_CC, F_PHONE_NUMBER, F_NTOP
+};
+static const char *const top_names[F_NTOP] = {
+	"first_name", "second_name", "last_name", "email", "birth_date",
+	"address", "phone_country_code", "phone_number",
+};
+
+enum {
+	A_STREET_LINE1, A_STREET_LINE2, A_CITY, A_POSTAL_CODE, A_STATE,
+	A_COUNTRY, A_N
+};
+static const char *const addr_names[A_N] = {
+	"street_line1", "street_line2", "city", "postal_code", "state",
+	"country",
+};
+static const char *const addr_paths[A_N] = {
+	"address.street_line1", "address.street_line2", "address.city",
+	"address.postal_code", "address.state", "address.country",
+};
+
+/* A key is echoed in a path only if it is short and plainly spelled. */
+static bool
+key_echoable(const char *k)
+{
+	size_t	i;
+
+	for (i = 0; k[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)k[i];
+
+		if (i >= KEY_ECHO_MAX || !(is_alnum_lc(c) || c == '_' ||
+		    c == '-' || (c >= 'A' && c <= 'Z')))
+			return false;
+	}
+	return i > 0;
+}
+
+/*
+ * Sort obj's members into slots by name, one pass, no hashing; report
+ * every other name as unknown: we forward only what we know (no mass
+ * assignment).  A JSON null leaves its slot NULL, like a missing key.
+ */
+static void
+collect(struct vctx *vc, struct json_object *obj, const char *const *names,
+    size_t n, struct json_object **slots, const char *prefix)
+{
+	struct json_object_iterator	 it, end;
+	const char			*k;
+	char				 path[sizeof("address.") + KEY_ECHO_MAX];
+	size_t				 i;
+
+	for (i = 0; i < n; i++)
+		slots[i] = NULL;
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		k = json_object_iter_peek_name(&it);
+		for (i = 0; i < n; i++)
+			if (strcmp(k, names[i]) == 0)
+				break;
+		if (i < n) {
+			slots[i] = json_object_iter_peek_value(&it);
+			continue;
+		}
+		if (key_echoable(k)) {
+			(void)snprintf(path, sizeof(path), "%s%s", prefix, k);
+			report(vc, path, "unknown field");
+		} else {
+			/* The parent's path: "" or "address". */
+			(void)snprintf(path, sizeof(path), "%.*s",
+			    (int)(prefix[0] != '\0' ? strlen(prefix) - 1 : 0),
+			    prefix);
+			report(vc, path, "unknown field (name not shown)");
+		}
+	}
+}
+
+/* Add to obj under a constant key; skipped once the body has failed. */
+static void
+put(struct vctx *vc, struct json_object *obj, const char *key,
+    struct json_object *val)
+{
+	if (val == NULL) {
+		vc->oom = true;
+		return;
+	}
+	if (json_object_object_add_ex(obj, key, val,
+	    JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY)) {
+		json_object_put(val);
+		vc->oom = true;
+	}
+}
+
+static bool
+building(const struct vctx *vc, const struct json_object *obj)
+{
+	return obj != NULL && vc->nerr == 0 && !vc->oom;
+}
+
+static void
+put_text(struct vctx *vc, struct json_object *obj, const char *key,
+    const char *buf, size_t len)
+{
+	if (building(vc, obj))
+		put(vc, obj, key, json_object_new_string_len(buf, (int)len));
+}
+
+static void
+text_member(struct vctx *vc, struct json_object *obj, const char *key,
+    struct json_object *v, const char *path, bool required,
+    size_t max_chars)
+{
+	char	buf[TEXT_BUF];
+	size_t	len;
+
+	if (text_field(vc, v, path, required, max_chars, buf, sizeof(buf),
+	    &len) == 1)
+		put_text(vc, obj, key, buf, len);
+}
+
+static void
+address_member(struct vctx *vc, struct json_object *out,
+    struct json_object *v)
+{
+	struct json_object	*slot[A_N], *addr = NULL;
+	char			 cbuf[4 * COUNTRY_MAX_CHARS + 1];
+	char			 sbuf[4 * STATE_MAX_CHARS + 2];
+	const char		*country = NULL, *cerr = NULL;
+	size_t			 clen, slen;
+	int			 cr, sr;
+
+	if (v == NULL) {
+		report(vc, "address", "is required");
+		return;
+	}
+	if (!json_object_is_type(v, json_type_object)) {
+		report(vc, "address", "must be an object");
+		return;
+	}
+	collect(vc, v, addr_names, A_N, slot, "address.");
+	if (building(vc, out)) {
+		addr = json_object_new_object();
+		put(vc, out, "address", addr);
+	}
+
+	text_member(vc, addr, "street_line1", slot[A_STREET_LINE1],
+	    addr_paths[A_STREET_LINE1], true, STREET_MAX_CHARS);
+	text_member(vc, addr, "street_line2", slot[A_STREET_LINE2],
+	    addr_paths[A_STREET_LINE2], false, STREET_MAX_CHARS);
+	text_member(vc, addr, "city", slot[A_CITY], addr_paths[A_CITY], true,
+	    CITY_MAX_CHARS);
+	text_member(vc, addr, "postal_code", slot[A_POSTAL_CODE],
+	    addr_paths[A_POSTAL_CODE], false, POSTAL_MAX_CHARS);
+
+	/*
+	 * The state's prefix is checked against the country, which comes
+	 * after it in the output: settle the country first, report in
+	 * canonical order.
+	 */
+	if (slot[A_COUNTRY] == NULL)
+		cerr = "is required";
+	else if (!json_object_is_type(slot[A_COUNTRY], json_type_string))
+		cerr = "must be a string";
+	else {
+		switch (norm_text(json_object_get_string(slot[A_COUNTRY]),
+		    (size_t)json_object_get_string_len(slot[A_COUNTRY]),
+		    COUNTRY_MAX_CHARS, cbuf, sizeof(cbuf), &clen)) {
+		case N_OK:
+			if ((country = country_alpha3(cbuf)) == NULL)
+				cerr = "must be an ISO 3166-1 alpha-2 or "
+				    "alpha-3 country code";
+			break;
+		case N_EMPTY:
+			cerr = "must not be empty";
+			break;
+		default:
+			cerr = "must be an ISO 3166-1 alpha-2 or alpha-3 "
+			    "country code";
+			break;
+		}
+	}
+
+	sr = text_field(vc, slot[A_STATE], addr_paths[A_STATE], false,
+	    STATE_MAX_CHARS, sbuf, sizeof(sbuf) - 1, &slen);
+	if (sr == 1) {
+		upcase_text(sbuf, slen);
+		/* Without a valid country there is nothing to match. */
+		if (country != NULL && state_prefix(sbuf, &slen, country)) {
+			report(vc, addr_paths[A_STATE],
+			    "code prefix must match address.country");
+			sr = -1;
+		}
+	}
+	cr = cerr == NULL ? 1 : -1;
+	if (cerr != NULL)
+		report(vc, addr_paths[A_COUNTRY], cerr);
+	if (sr == 1)
+		put_text(vc, addr, "state", sbuf, slen);
+	if (cr == 1)
+		put_text(vc, addr, "country", country, 3);
+}
+
+static void
+phone_members(struct vctx *vc, struct json_object *out,
+    struct json_object *vcc, struct json_object *vnum)
+{
+	static const char	 path_cc[] = "phone_country_code";
+	static const char	 path_num[] = "phone_number";
+	const char		*ecc = NULL, *enu = NULL;
+	int64_t			 cc = 0, num = 0;
+	int			 dcc = 0, dnum = 0;
+
+	if (vcc != NULL)
+		ecc = phone_cc(vcc, &cc, &dcc);
+	if (vnum != NULL)
+		enu = phone_number(vnum, &num, &dnum);
+	if (vcc != NULL && vnum == NULL)
+		enu = "is required with phone_country_code";
+	if (vnum != NULL && vcc == NULL)
+		ecc = "is required with phone_number";
+	if (ecc == NULL && enu == NULL && dcc + dnum > E164_MAX_DIGITS)
+		enu = "must have at most 15 digits including the country code";
+	if (ecc != NULL)
+		report(vc, path_cc, ecc);
+	if (enu != NULL)
+		report(vc, path_num, enu);
+	if (vcc == NULL || vnum == NULL || !building(vc, out))
+		return;
+	put(vc, out, path_cc, json_object_new_int64(cc));
+	put(vc, out, path_num, json_object_new_int64(num));
+}
+
+/*
+ * Decisions where the API page is silent:
+ * - null for an optional field means "not given" and is omitted from the
+ *   output; null for a required one is reported as "is required".
+ * - An optional string that is empty after trimming is omitted too.
+ * - Errors come in canonical field order, each object's unknown fields
+ *   first; one error per field at most.
+ * - errs is appended to, so it must start zeroed (or hold earlier ones).
+ */
+enum vresult
+validate_individual(const char *body, size_t len, const struct vopts *opts,
+    struct json_object **out, struct verrors *errs)
+{
+	struct vctx		 vc = { opts, errs, 0, false };
+	struct json_object	*in, *o = NULL, *slot[F_NTOP];
+	char			 buf[TEXT_BUF];
+	size_t			 blen;
+
+	*out = NULL;
+	if (opts == NULL) {
+		(void)verrors_add(errs, "", "internal error: no options");
+		return V_INVALID;
+	}
+	if ((in = json_parse_strict(body, len, opts->max_depth, errs)) == NULL)
+		return V_INVALID_JSON;
+	collect(&vc, in, top_names, F_NTOP, slot, "");
+	if (vc.nerr == 0 && (o = json_object_new_object()) == NULL)
+		vc.oom = true;
+
+	text_member(&vc, o, "first_name", slot[F_FIRST_NAME], "first_name",
+	    true, NAME_MAX_CHARS);
+	text_member(&vc, o, "second_name", slot[F_SECOND_NAME], "second_name",
+	    false, NAME_MAX_CHARS);
+	text_member(&vc, o, "last_name", slot[F_LAST_NAME], "last_name",
+	    true, NAME_MAX_CHARS);
+	if (email_field(&vc, slot[F_EMAIL], buf, sizeof(buf), &blen) == 1)
+		put_text(&vc, o, "email", buf, blen);
+	if (birth_date_field(&vc, slot[F_BIRTH_DATE], buf, sizeof(buf),
+	    &blen) == 1)
+		put_text(&vc, o, "birth_date", buf, blen);
+	address_member(&vc, o, slot[F_ADDRESS]);
+	phone_members(&vc, o, slot[F_PHONE_CC], slot[F_PHONE_NUMBER]);
+
+	json_object_put(in);
+	if (vc.nerr == 0 && vc.oom)
+		report(&vc, "", "out of memory");
+	if (vc.nerr != 0) {
+		json_object_put(o);
+		return V_INVALID;
+	}
+	*out = o;
+	return V_OK;
+}
