@@ -14,11 +14,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -165,31 +167,53 @@ on_request(struct evhttp_request *ev, void *arg)
 int
 server_listen(const char *addr, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	int len = sizeof(ss), fd, one = 1;
+	struct addrinfo hints, *ai = NULL;
+	char host[256], *port;
+	int fd = -1, one = 1, rc;
 
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss,
-	    &len) == -1) {
-		snprintf(err, errlen, "listen: cannot parse '%s'", addr);
+	/* "host:port" or "[v6]:port"; resolved once, at startup. */
+	if (strlen(addr) >= sizeof(host)) {
+		snprintf(err, errlen, "listen: '%s' is too long", addr);
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	strcpy(host, addr);
+	if ((port = strrchr(host, ':')) == NULL) {
+		snprintf(err, errlen, "listen: '%s' is not host:port", addr);
+		return -1;
+	}
+	*port++ = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "listen: %s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1) {
 		snprintf(err, errlen, "listen: socket: %s", strerror(errno));
-		return -1;
+		goto fail;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) == -1 ||
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
 	    listen(fd, 1024) == -1) {
-		snprintf(err, errlen, "listen: %s: %s", addr,
-		    strerror(errno));
-		evutil_closesocket(fd);
-		return -1;
+		snprintf(err, errlen, "listen: %s: %s", addr, strerror(errno));
+		goto fail;
 	}
+	freeaddrinfo(ai);
 	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(ai);
+	return -1;
 }
 
 static void

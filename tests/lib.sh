@@ -140,13 +140,14 @@ stop_gw() { # SIGTERM and wait; sets GW_RC
 	GW_PID=
 }
 
-# post BODY_FILE [curl args...]: POST as caller A; prints the status,
+# post BODY_FILE [curl args...]: POST as caller A (or $TOKEN) with
+# Content-Type $CT (default application/json); prints the status,
 # leaves the body in $T/resp and headers in $T/resp.h
 post() {
 	local f=$1; shift
 	curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
-	    -H "Authorization: Bearer $TOKEN_A" \
-	    -H 'Content-Type: application/json' \
+	    -H "Authorization: Bearer ${TOKEN:-$TOKEN_A}" \
+	    -H "Content-Type: ${CT:-application/json}" \
 	    --data-binary @"$f" "$@" "$GW_URL/management/clients/individuals"
 }
 post_json() { # post_json 'JSON' [curl args]

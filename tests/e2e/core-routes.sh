@@ -38,14 +38,14 @@ st=$(curl -s -o "$T/resp" -w '%{http_code}' -H "Authorization: Basic $TOKEN_A" -
 check "token under another scheme" "$st" 401
 check_nomatch "401 body does not echo the token" "$(cat "$T/resp")" "$TOKEN_A"
 
-st=$(post "$SEED" -H 'Content-Type: text/plain')
+st=$(CT=text/plain post "$SEED")
 check "text/plain body" "$st" 415
 check_match "415 code" "$(cat "$T/resp")" '"code":"unsupported_media_type"'
-st=$(post "$SEED" -H 'Content-Type: application/json; charset=utf-8')
+st=$(CT='application/json; charset=utf-8' post "$SEED")
 check "charset parameter accepted" "$st" 200
-st=$(post "$SEED" -H 'Content-Type: Application/JSON')
+st=$(CT=Application/JSON post "$SEED")
 check "media type is case-insensitive" "$st" 200
-st=$(post "$SEED" -H 'Content-Type: application/jsonx')
+st=$(CT=application/jsonx post "$SEED")
 check "application/jsonx is not JSON" "$st" 415
 
 # A body of exactly max_body_bytes passes; one byte more is 413.
