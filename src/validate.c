@@ -326,16 +326,40 @@ bad:
 }
 
 /*
- * One pass over the raw bytes: strict UTF-8, no NUL, RFC numbers,
- * paired surrogate escapes, and a count of the ':' outside strings,
- * which in a document json-c accepted is exactly the number of object
- * members as written.  Returns an error message or NULL.
+ * The literal at s[i] must be true, false or null; json-c would judge
+ * too, but its STRICT mode has gaps (it takes 'single' quoted keys), so
+ * only RFC 8259 tokens pass here.  A literal cut short by the end of
+ * the input is left for json-c to report as truncated.
+ */
+static size_t
+scan_literal(const unsigned char *s, size_t n, size_t i, const char **why)
+{
+	static const char *const	 lits[] = { "true", "false", "null" };
+	size_t				 j, k, m;
+
+	for (j = 0; j < NELEM(lits); j++) {
+		m = strlen(lits[j]);
+		for (k = 0; k < m && i + k < n && s[i + k] == lits[j][k]; k++)
+			;
+		if (k == m || i + k == n)
+			return i + k;
+	}
+	*why = "invalid JSON: unexpected character";
+	return n;
+}
+
+/*
+ * One pass over the raw bytes: strict UTF-8, no NUL, only RFC 8259
+ * tokens outside strings, RFC numbers, paired surrogate escapes, and a
+ * count of the ':' outside strings, which in a document json-c accepted
+ * is exactly the number of object members as written.  Returns an
+ * error message or NULL.
  */
 static const char *
 prescan(const unsigned char *s, size_t n, size_t *members)
 {
 	const char	*why = NULL;
-	size_t		 i = 0, k;
+	size_t		 i = 0;
 
 	*members = 0;
 	while (i < n && why == NULL) {
@@ -345,17 +369,20 @@ prescan(const unsigned char *s, size_t n, size_t *members)
 			i = scan_string(s, n, i + 1, &why);
 		else if (c == '-' || is_digit(c))
 			i = scan_number(s, n, i, &why);
+		else if (c >= 'a' && c <= 'z')
+			i = scan_literal(s, n, i, &why);
+		else if (c == ':') {
+			(*members)++;
+			i++;
+		} else if (is_jws(c) || c == '{' || c == '}' || c == '[' ||
+		    c == ']' || c == ',')
+			i++;
 		else if (c == '\0')
 			why = "body contains a NUL byte";
-		else if (c >= 0x80) {
-			if ((k = utf8_len(s + i, n - i)) == 0)
-				why = "body is not valid UTF-8";
-			i += k;	/* json-c rejects it as a token */
-		} else {
-			if (c == ':')
-				(*members)++;
-			i++;
-		}
+		else if (c >= 0x80 && utf8_len(s + i, n - i) == 0)
+			why = "body is not valid UTF-8";
+		else
+			why = "invalid JSON: unexpected character";
 	}
 	return why;
 }

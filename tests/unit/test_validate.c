@@ -1,0 +1,975 @@
+/*
+ * test_validate.c: unit tests of validate.c and countries.c (cmocka).
+ *
+ * Most cases are rows of one table: a body, the expected result, every
+ * error path expected (compared as a multiset, so no path may be missing
+ * or extra), and for accepted bodies the exact normalized output.  Each
+ * body is copied into a buffer of exactly its length, so a read past
+ * the end shows up under the sanitizers.  Today is fixed: 2026-11-26.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "validate.h"
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#define MAX_PATHS	16
+
+static const struct vopts opts_default = {
+	.min_age_years = 18,
+	.max_depth = 10,
+	.max_string_length = 1000,
+	.today_y = 2026, .today_m = 11, .today_d = 26,
+};
+static const struct vopts opts_depth3 = {
+	18, 3, 1000, 2026, 11, 26
+};
+static const struct vopts opts_short = {
+	18, 10, 30, 2026, 11, 26
+};
+/* The day before and after an 18th birthday for someone born 29 Feb. */
+static const struct vopts opts_feb28 = {
+	18, 10, 1000, 2026, 2, 28
+};
+static const struct vopts opts_mar01 = {
+	18, 10, 1000, 2026, 3, 1
+};
+
+struct tcase {
+	const char		*name;
+	const char		*body;
+	size_t			 len;	/* 0: strlen(body) */
+	enum vresult		 want;
+	const char		*paths[MAX_PATHS];	/* NULL-terminated */
+	const char		*out;	/* V_OK: the exact output */
+	const char		*msg;	/* some message contains this */
+	const struct vopts	*opts;	/* NULL: opts_default */
+};
+
+/* A body with raw bytes, NUL included: its length is the literal's. */
+#define RAW(s)		.body = (s), .len = sizeof(s) - 1
+
+/*
+ * Bodies are spelled field by field, each with its trailing comma, in
+ * canonical order; a valid one doubles as its own expected output.
+ */
+#define FN	"\"first_name\":\"Maria\","
+#define SN	"\"second_name\":\"Julia\","
+#define LN	"\"last_name\":\"Barber\","
+#define EM	"\"email\":\"mjuliabarber@example.com\","
+#define BD	"\"birth_date\":\"1984-11-21\","
+#define ST1	"\"street_line1\":\"Florida 9860\","
+#define CITY	"\"city\":\"Del Viso\","
+#define CTRY	"\"country\":\"ARG\""
+#define ADDR(f)	"\"address\":{" f "}"
+#define AD	ADDR(ST1 CITY CTRY)
+#define MIN	FN LN EM BD AD
+#define OBJ(f)	"{" f "}"
+#define PHONE	",\"phone_country_code\":54,\"phone_number\":1168860622"
+
+#define S10	"abcdefghij"
+#define S50	S10 S10 S10 S10 S10
+#define S100	S50 S50
+#define E10	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9" \
+		"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"	/* 10 x é */
+#define E100	E10 E10 E10 E10 E10 E10 E10 E10 E10 E10
+#define DEEP12	"[[[[[[[[[[[[1]]]]]]]]]]]]"
+
+#define OK(n, b, o)		{ .name = n, .body = b, .want = V_OK, .out = o }
+#define BAD(n, b, ...)		{ .name = n, .body = b, .want = V_INVALID, \
+				  .paths = { __VA_ARGS__ } }
+#define BADJ(n, b)		{ .name = n, .body = b, \
+				  .want = V_INVALID_JSON, .paths = { "" } }
+#define BADJR(n, b)		{ .name = n, RAW(b), \
+				  .want = V_INVALID_JSON, .paths = { "" } }
+
+static struct tcase cases[] = {
+	/* ---- accepted, normalized -------------------------------------- */
+	OK("api_page_example",
+	    "{\n  \"first_name\": \"Maria\",\n  \"second_name\": \"Julia\",\n"
+	    "  \"last_name\": \"Barber\",\n"
+	    "  \"email\": \"mjuliabarber@example.com\",\n"
+	    "  \"birth_date\": \"1984-11-21\",\n  \"address\": {\n"
+	    "    \"street_line1\": \"Florida 9860\",\n"
+	    "    \"city\": \"Del Viso\",\n    \"postal_code\": \"1669\",\n"
+	    "    \"state\": \"ARG-B\",\n    \"country\": \"ARG\"\n  },\n"
+	    "  \"phone_country_code\": 54,\n"
+	    "  \"phone_number\": 1168860622\n}\n",
+	    OBJ(FN SN LN EM BD ADDR(ST1 CITY "\"postal_code\":\"1669\","
+	    "\"state\":\"ARG-B\"," CTRY) PHONE)),
+	OK("minimal_required_only", OBJ(MIN), OBJ(MIN)),
+	OK("output_in_canonical_order",
+	    "{\"phone_number\":1168860622,\"address\":{\"country\":\"ARG\","
+	    "\"state\":\"ARG-B\",\"city\":\"Del Viso\",\"street_line2\":\"2B\","
+	    "\"street_line1\":\"Florida 9860\",\"postal_code\":\"1669\"},"
+	    "\"birth_date\":\"1984-11-21\",\"email\":\"mjuliabarber@example.com\","
+	    "\"last_name\":\"Barber\",\"second_name\":\"Julia\","
+	    "\"first_name\":\"Maria\",\"phone_country_code\":54}",
+	    OBJ(FN SN LN EM BD ADDR(ST1 "\"street_line2\":\"2B\"," CITY
+	    "\"postal_code\":\"1669\",\"state\":\"ARG-B\"," CTRY) PHONE)),
+	OK("whitespace_trimmed_and_collapsed",
+	    OBJ("\"first_name\":\"  Maria \\t\\n  Julia  \","
+	    "\"last_name\":\"\\r\\nBarber\\t\"," EM BD
+	    ADDR("\"street_line1\":\"Florida\\r\\n\\r\\n9860\","
+	    "\"city\":\" Del   Viso \"," CTRY)),
+	    OBJ("\"first_name\":\"Maria Julia\"," LN EM BD AD)),
+	OK("utf8_names_kept",
+	    OBJ("\"first_name\":\"Jos\xc3\xa9\","
+	    "\"last_name\":\"\xc3\x91\xc3\xba\xc3\xb1" "ez\"," EM BD AD),
+	    OBJ("\"first_name\":\"Jos\xc3\xa9\","
+	    "\"last_name\":\"\xc3\x91\xc3\xba\xc3\xb1" "ez\"," EM BD AD)),
+	OK("utf8_escapes_decoded",
+	    OBJ("\"first_name\":\"Jos\\u00e9\",\"last_name\":\"\\u00d1\\u00fa"
+	    "\\u00f1" "ez \\ud83d\\ude00\"," EM BD AD),
+	    OBJ("\"first_name\":\"Jos\xc3\xa9\",\"last_name\":\"\xc3\x91\xc3\xba"
+	    "\xc3\xb1" "ez \xf0\x9f\x98\x80\"," EM BD AD)),
+	OK("name_of_100_chars", OBJ("\"first_name\":\"" S100 "\"," LN EM BD AD),
+	    OBJ("\"first_name\":\"" S100 "\"," LN EM BD AD)),
+	OK("name_of_100_two_byte_chars",
+	    OBJ("\"first_name\":\"" E100 "\"," LN EM BD AD),
+	    OBJ("\"first_name\":\"" E100 "\"," LN EM BD AD)),
+	OK("email_trimmed_lowercased",
+	    OBJ(FN LN "\"email\":\"  M.Julia+Tag@Example.COM \"," BD AD),
+	    OBJ(FN LN "\"email\":\"m.julia+tag@example.com\"," BD AD)),
+	OK("email_subdomain_hyphen_digits",
+	    OBJ(FN LN "\"email\":\"a_b-c@mail-1.x2.example.co\"," BD AD),
+	    OBJ(FN LN "\"email\":\"a_b-c@mail-1.x2.example.co\"," BD AD)),
+	OK("leap_day_2000", OBJ(FN LN EM "\"birth_date\":\"2000-02-29\"," AD),
+	    OBJ(FN LN EM "\"birth_date\":\"2000-02-29\"," AD)),
+	OK("exactly_18_today", OBJ(FN LN EM "\"birth_date\":\"2008-11-26\"," AD),
+	    OBJ(FN LN EM "\"birth_date\":\"2008-11-26\"," AD)),
+	OK("birth_year_1900", OBJ(FN LN EM "\"birth_date\":\"1900-01-01\"," AD),
+	    OBJ(FN LN EM "\"birth_date\":\"1900-01-01\"," AD)),
+	OK("birth_date_trimmed",
+	    OBJ(FN LN EM "\"birth_date\":\" 1984-11-21 \"," AD), OBJ(MIN)),
+	{ .name = "feb29_born_turns_18_on_mar01",
+	  .body = OBJ(FN LN EM "\"birth_date\":\"2008-02-29\"," AD),
+	  .want = V_OK, .opts = &opts_mar01,
+	  .out = OBJ(FN LN EM "\"birth_date\":\"2008-02-29\"," AD) },
+	OK("country_alpha2_upper", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"country\":\"AR\"")), OBJ(MIN)),
+	OK("country_alpha2_lower", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"country\":\"ar\"")), OBJ(MIN)),
+	OK("country_alpha3_lower_padded", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"country\":\" arg \"")), OBJ(MIN)),
+	OK("state_alpha3_prefix", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"state\":\"ARG-B\"," CTRY)),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"ARG-B\"," CTRY))),
+	OK("state_alpha2_prefix_to_alpha3", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"state\":\"ar-b\",\"country\":\"ar\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"ARG-B\"," CTRY))),
+	OK("state_name_uppercased", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"state\":\" buenos  aires \"," CTRY)),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"BUENOS AIRES\"," CTRY))),
+	OK("state_latin1_uppercased", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"state\":\"s\xc3\xa3o paulo\",\"country\":\"BR\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"S\xc3\x83O PAULO\","
+	    "\"country\":\"BRA\""))),
+	OK("state_with_long_dashed_name_kept", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"state\":\"Baden-W\xc3\xbcrttemberg\","
+	    "\"country\":\"DE\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"BADEN-W\xc3\x9cRTTEMBERG\","
+	    "\"country\":\"DEU\""))),
+	OK("phone_as_integers", OBJ(MIN PHONE), OBJ(MIN PHONE)),
+	OK("phone_as_strings", OBJ(MIN ",\"phone_country_code\":\"+54\","
+	    "\"phone_number\":\"11 6886-0622\""), OBJ(MIN PHONE)),
+	OK("phone_strings_grouped", OBJ(MIN ",\"phone_country_code\":\" 54\","
+	    "\"phone_number\":\"(11) 6886.0622 \""), OBJ(MIN PHONE)),
+	OK("phone_e164_exactly_15_digits", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":1234567890123"),
+	    OBJ(MIN ",\"phone_country_code\":54,\"phone_number\":1234567890123")),
+	OK("optional_nulls_omitted", OBJ(FN "\"second_name\":null," LN EM BD
+	    ADDR(ST1 "\"street_line2\":null," CITY "\"postal_code\":null,"
+	    "\"state\":null," CTRY) ",\"phone_country_code\":null,"
+	    "\"phone_number\":null"), OBJ(MIN)),
+	OK("optional_blank_omitted", OBJ(FN "\"second_name\":\" \\t \"," LN EM
+	    BD ADDR(ST1 "\"street_line2\":\"\"," CITY CTRY)), OBJ(MIN)),
+	OK("escaped_key_is_the_field", OBJ("\"first\\u005fname\":\"Maria\","
+	    LN EM BD AD), OBJ(MIN)),
+	OK("slash_not_escaped", OBJ(FN LN EM BD
+	    ADDR("\"street_line1\":\"Florida 9860 4\\/B\"," CITY CTRY)),
+	    OBJ(FN LN EM BD ADDR("\"street_line1\":\"Florida 9860 4/B\","
+	    CITY CTRY))),
+	OK("trailing_whitespace_ok", OBJ(MIN) " \r\n\t", OBJ(MIN)),
+	{ .name = "depth_3_allows_address", .body = OBJ(MIN), .want = V_OK,
+	  .opts = &opts_depth3, .out = OBJ(MIN) },
+
+	/* ---- each required field missing ------------------------------- */
+	BAD("missing_first_name", OBJ(LN EM BD AD), "first_name"),
+	BAD("missing_last_name", OBJ(FN EM BD AD), "last_name"),
+	BAD("missing_email", OBJ(FN LN BD AD), "email"),
+	BAD("missing_birth_date", OBJ(FN LN EM AD), "birth_date"),
+	BAD("missing_address", "{" FN LN EM "\"birth_date\":\"1984-11-21\"}",
+	    "address"),
+	BAD("missing_street_line1", OBJ(FN LN EM BD ADDR(CITY CTRY)),
+	    "address.street_line1"),
+	BAD("missing_city", OBJ(FN LN EM BD ADDR(ST1 CTRY)), "address.city"),
+	BAD("missing_country", OBJ(FN LN EM BD
+	    ADDR(ST1 "\"city\":\"Del Viso\"")), "address.country"),
+	BAD("empty_object", "{}", "first_name", "last_name", "email",
+	    "birth_date", "address"),
+	BAD("empty_address", OBJ(FN LN EM BD "\"address\":{}"),
+	    "address.street_line1", "address.city", "address.country"),
+	BAD("required_null", OBJ("\"first_name\":null," LN EM BD
+	    ADDR(ST1 "\"city\":null," CTRY)), "first_name", "address.city"),
+
+	/* ---- all problems at once -------------------------------------- */
+	BAD("five_problems", OBJ("\"first_name\":5," LN
+	    "\"email\":\"not-an-email\",\"birth_date\":\"2030-01-01\","
+	    ADDR(ST1 CITY "\"country\":\"XX\"") ",\"phone_number\":1"),
+	    "first_name", "email", "birth_date", "address.country",
+	    "phone_country_code"),
+	BAD("problems_everywhere", OBJ("\"first_name\":\"\",\"second_name\":1,"
+	    "\"last_name\":[],\"email\":true,\"birth_date\":19841121,"
+	    "\"address\":{\"street_line1\":{},\"street_line2\":2,\"city\":\" \","
+	    "\"postal_code\":false,\"state\":3,\"country\":4,\"x\":1},"
+	    "\"phone_country_code\":1.5,\"phone_number\":true,\"y\":2"),
+	    "y", "first_name", "second_name", "last_name", "email",
+	    "birth_date", "address.x", "address.street_line1",
+	    "address.street_line2", "address.city", "address.postal_code",
+	    "address.state", "address.country", "phone_country_code",
+	    "phone_number"),
+
+	/* ---- unknown fields -------------------------------------------- */
+	{ .name = "unknown_top_level", .body = OBJ(MIN ",\"nickname\":\"x\""),
+	  .want = V_INVALID, .paths = { "nickname" }, .msg = "unknown field" },
+	BAD("unknown_nested", OBJ(FN LN EM BD ADDR(ST1 CITY "\"floor\":3,"
+	    CTRY)), "address.floor"),
+	BAD("unknown_top_and_nested", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"id\":\"x\"," CTRY) ",\"status\":\"active\",\"id\":\"x\""),
+	    "status", "id", "address.id"),
+	BAD("unknown_null_still_unknown", OBJ(MIN ",\"role\":null"), "role"),
+	BAD("unknown_near_miss_names", OBJ(MIN ",\"First_name\":\"a\","
+	    "\"street_line_1\":\"b\""), "First_name", "street_line_1"),
+	BAD("unknown_key_not_echoed", OBJ(MIN ",\"a b\":1,\"\":2"), "", ""),
+	BAD("unknown_nested_key_not_echoed", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"x.y\":1," CTRY)), "address"),
+	BAD("unknown_long_key_not_echoed", OBJ(MIN ",\"" S100 "\":1"), ""),
+
+	/* ---- types ----------------------------------------------------- */
+	{ .name = "name_not_string", .body = OBJ("\"first_name\":5," LN EM BD
+	  AD), .want = V_INVALID, .paths = { "first_name" },
+	  .msg = "must be a string" },
+	{ .name = "address_not_object", .body = OBJ(FN LN EM BD
+	  "\"address\":\"Florida 9860\""), .want = V_INVALID,
+	  .paths = { "address" }, .msg = "must be an object" },
+	BAD("address_array", OBJ(FN LN EM BD "\"address\":[]"), "address"),
+	BAD("email_number", OBJ(FN LN "\"email\":1," BD AD), "email"),
+	BAD("country_number", OBJ(FN LN EM BD ADDR(ST1 CITY "\"country\":32")),
+	    "address.country"),
+
+	/* ---- strings --------------------------------------------------- */
+	{ .name = "blank_required", .body = OBJ(FN "\"last_name\":\"  \\t \","
+	  EM BD AD), .want = V_INVALID, .paths = { "last_name" },
+	  .msg = "must not be empty" },
+	BAD("empty_required", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"\"," CTRY)),
+	    "address.city"),
+	{ .name = "control_char_escaped", .body = OBJ("\"first_name\":"
+	  "\"Ma\\u0001ria\"," LN EM BD AD), .want = V_INVALID,
+	  .paths = { "first_name" }, .msg = "control characters" },
+	BAD("control_char_del", OBJ(FN "\"last_name\":\"Bar\x7f" "ber\"," EM BD
+	    AD), "last_name"),
+	BAD("control_char_escape_sequence", OBJ(FN LN EM BD
+	    ADDR("\"street_line1\":\"Florida\\u001b[2J\"," CITY CTRY)),
+	    "address.street_line1"),
+	BAD("control_char_c1", OBJ(FN LN EM BD ADDR(ST1
+	    "\"city\":\"Del\\u0085Viso\"," CTRY)), "address.city"),
+	BAD("control_char_form_feed", OBJ("\"first_name\":\"a\\fb\"," LN EM
+	    BD AD), "first_name"),
+	BAD("control_char_in_optional", OBJ(FN "\"second_name\":\"\\u0007\","
+	    LN EM BD AD), "second_name"),
+	{ .name = "name_of_101_chars", .body = OBJ("\"first_name\":\"" S100
+	  "x\"," LN EM BD AD), .want = V_INVALID, .paths = { "first_name" },
+	  .msg = "at most 100 characters" },
+	BAD("name_of_101_two_byte_chars", OBJ("\"first_name\":\"" E100
+	    "\xc3\xa9\"," LN EM BD AD), "first_name"),
+	BAD("collapsed_space_counts", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"postal_code\":\"" S10 "  " S10 "\"," CTRY)),
+	    "address.postal_code"),
+	OK("postal_code_of_20_chars", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"postal_code\":\"  " S10 S10 "  \"," CTRY)),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"postal_code\":\"" S10 S10 "\","
+	    CTRY))),
+	BAD("state_of_21_chars", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"state\":\"" S10 S10 "x\"," CTRY)), "address.state"),
+	BAD("street_of_201_chars", OBJ(FN LN EM BD ADDR("\"street_line1\":\""
+	    S100 S100 "x\"," CITY CTRY)), "address.street_line1"),
+	{ .name = "opts_max_string_length_caps", .body = OBJ("\"first_name\":"
+	  "\"" S10 S10 S10 "x\"," LN EM BD AD), .want = V_INVALID,
+	  .paths = { "first_name" }, .opts = &opts_short,
+	  .msg = "at most 30 characters" },
+	{ .name = "opts_max_string_length_at_cap", .body = OBJ("\"first_name\":"
+	  "\"" S10 S10 S10 "\"," LN EM BD AD), .want = V_OK,
+	  .opts = &opts_short,
+	  .out = OBJ("\"first_name\":\"" S10 S10 S10 "\"," LN EM BD AD) },
+
+	/* ---- email ----------------------------------------------------- */
+	{ .name = "email_no_at", .body = OBJ(FN LN
+	  "\"email\":\"mjulia.example.com\"," BD AD), .want = V_INVALID,
+	  .paths = { "email" }, .msg = "valid email" },
+	BAD("email_two_ats", OBJ(FN LN "\"email\":\"a@b@example.com\"," BD AD),
+	    "email"),
+	BAD("email_empty_local", OBJ(FN LN "\"email\":\"@example.com\"," BD AD),
+	    "email"),
+	BAD("email_no_dot_in_domain", OBJ(FN LN "\"email\":\"a@localhost\","
+	    BD AD), "email"),
+	BAD("email_inner_space", OBJ(FN LN "\"email\":\"a b@example.com\","
+	    BD AD), "email"),
+	BAD("email_label_leading_hyphen", OBJ(FN LN
+	    "\"email\":\"a@-example.com\"," BD AD), "email"),
+	BAD("email_label_trailing_hyphen", OBJ(FN LN
+	    "\"email\":\"a@example-.com\"," BD AD), "email"),
+	BAD("email_empty_label", OBJ(FN LN "\"email\":\"a@example..com\","
+	    BD AD), "email"),
+	BAD("email_trailing_dot", OBJ(FN LN "\"email\":\"a@example.com.\","
+	    BD AD), "email"),
+	BAD("email_local_leading_dot", OBJ(FN LN "\"email\":\".a@example.com\","
+	    BD AD), "email"),
+	BAD("email_local_double_dot", OBJ(FN LN "\"email\":\"a..b@example.com\","
+	    BD AD), "email"),
+	BAD("email_local_65_chars", OBJ(FN LN "\"email\":\"" S10 S10 S10 S10
+	    S10 S10 "abcde@example.com\"," BD AD), "email"),
+	OK("email_local_64_chars", OBJ(FN LN "\"email\":\"" S10 S10 S10 S10
+	    S10 S10 "abcd@example.com\"," BD AD), OBJ(FN LN "\"email\":\""
+	    S10 S10 S10 S10 S10 S10 "abcd@example.com\"," BD AD)),
+	BAD("email_underscore_in_domain", OBJ(FN LN
+	    "\"email\":\"a@ex_ample.com\"," BD AD), "email"),
+	BAD("email_numeric_tld", OBJ(FN LN "\"email\":\"a@10.0.0.1\"," BD AD),
+	    "email"),
+	BAD("email_non_ascii", OBJ(FN LN "\"email\":\"jos\xc3\xa9@example.com\","
+	    BD AD), "email"),
+	BAD("email_blank", OBJ(FN LN "\"email\":\"   \"," BD AD), "email"),
+	{ .name = "email_too_long", .body = OBJ(FN LN "\"email\":\"a@" S50 "."
+	  S50 "." S50 "." S50 "." S50 ".com\"," BD AD), .want = V_INVALID,
+	  .paths = { "email" }, .msg = "at most 254" },
+
+	/* ---- birth_date ------------------------------------------------ */
+	{ .name = "feb_30", .body = OBJ(FN LN EM "\"birth_date\":\"1984-02-30\","
+	  AD), .want = V_INVALID, .paths = { "birth_date" },
+	  .msg = "valid calendar date" },
+	BAD("feb_29_1900_not_leap", OBJ(FN LN EM
+	    "\"birth_date\":\"1900-02-29\"," AD), "birth_date"),
+	BAD("feb_29_common_year", OBJ(FN LN EM "\"birth_date\":\"1985-02-29\","
+	    AD), "birth_date"),
+	BAD("april_31", OBJ(FN LN EM "\"birth_date\":\"1984-04-31\"," AD),
+	    "birth_date"),
+	BAD("month_13", OBJ(FN LN EM "\"birth_date\":\"1984-13-01\"," AD),
+	    "birth_date"),
+	BAD("month_00", OBJ(FN LN EM "\"birth_date\":\"1984-00-10\"," AD),
+	    "birth_date"),
+	BAD("day_00", OBJ(FN LN EM "\"birth_date\":\"1984-01-00\"," AD),
+	    "birth_date"),
+	{ .name = "single_digit_month", .body = OBJ(FN LN EM
+	  "\"birth_date\":\"1984-1-21\"," AD), .want = V_INVALID,
+	  .paths = { "birth_date" }, .msg = "YYYY-MM-DD" },
+	BAD("slashes", OBJ(FN LN EM "\"birth_date\":\"1984/11/21\"," AD),
+	    "birth_date"),
+	BAD("dd_mm_yyyy", OBJ(FN LN EM "\"birth_date\":\"21-11-1984\"," AD),
+	    "birth_date"),
+	BAD("datetime", OBJ(FN LN EM "\"birth_date\":\"1984-11-21T00:00:00Z\","
+	    AD), "birth_date"),
+	BAD("date_number", OBJ(FN LN EM "\"birth_date\":19841121," AD),
+	    "birth_date"),
+	BAD("date_non_ascii_digit", OBJ(FN LN EM
+	    "\"birth_date\":\"1984-11-2\xd9\xa1\"," AD), "birth_date"),
+	{ .name = "future_tomorrow", .body = OBJ(FN LN EM
+	  "\"birth_date\":\"2026-11-27\"," AD), .want = V_INVALID,
+	  .paths = { "birth_date" }, .msg = "future" },
+	BAD("future_year", OBJ(FN LN EM "\"birth_date\":\"2031-01-01\"," AD),
+	    "birth_date"),
+	{ .name = "under_age_by_one_day", .body = OBJ(FN LN EM
+	  "\"birth_date\":\"2008-11-27\"," AD), .want = V_INVALID,
+	  .paths = { "birth_date" }, .msg = "at least 18 years" },
+	BAD("born_today", OBJ(FN LN EM "\"birth_date\":\"2026-11-26\"," AD),
+	    "birth_date"),
+	{ .name = "feb29_born_not_18_on_feb28",
+	  .body = OBJ(FN LN EM "\"birth_date\":\"2008-02-29\"," AD),
+	  .want = V_INVALID, .paths = { "birth_date" },
+	  .opts = &opts_feb28 },
+	BAD("before_1900", OBJ(FN LN EM "\"birth_date\":\"1899-12-31\"," AD),
+	    "birth_date"),
+
+	/* ---- country and state ----------------------------------------- */
+	{ .name = "unknown_country", .body = OBJ(FN LN EM BD ADDR(ST1 CITY
+	  "\"country\":\"XXX\"")), .want = V_INVALID,
+	  .paths = { "address.country" }, .msg = "ISO 3166-1" },
+	BAD("unknown_country_alpha2", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\"UK\"")), "address.country"),
+	BAD("country_name", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\"Argentina\"")), "address.country"),
+	BAD("country_numeric_code", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\"032\"")), "address.country"),
+	BAD("country_blank", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\" \"")), "address.country"),
+	BAD("country_inner_space", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\"A R\"")), "address.country"),
+	{ .name = "state_prefix_mismatch", .body = OBJ(FN LN EM BD ADDR(ST1
+	  CITY "\"state\":\"BRA-B\"," CTRY)), .want = V_INVALID,
+	  .paths = { "address.state" }, .msg = "address.country" },
+	BAD("state_alpha2_prefix_mismatch", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"state\":\"br-b\"," CTRY)), "address.state"),
+	BAD("state_unknown_prefix", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"state\":\"QQQ-B\"," CTRY)), "address.state"),
+	BAD("state_prefix_bad_country_only_country", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY "\"state\":\"BRA-B\",\"country\":\"QQ\"")),
+	    "address.country"),
+	BAD("state_not_string", OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":1,"
+	    CTRY)), "address.state"),
+
+	/* ---- phone ----------------------------------------------------- */
+	{ .name = "cc_without_number", .body = OBJ(MIN
+	  ",\"phone_country_code\":54"), .want = V_INVALID,
+	  .paths = { "phone_number" }, .msg = "required" },
+	BAD("number_without_cc", OBJ(MIN ",\"phone_number\":1168860622"),
+	    "phone_country_code"),
+	BAD("number_with_null_cc", OBJ(MIN ",\"phone_country_code\":null,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("bad_cc_and_no_number", OBJ(MIN ",\"phone_country_code\":\"x\""),
+	    "phone_country_code", "phone_number"),
+	BAD("cc_float_whole", OBJ(MIN ",\"phone_country_code\":54.0,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_float", OBJ(MIN ",\"phone_country_code\":1.5,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_exponent", OBJ(MIN ",\"phone_country_code\":5e1,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_bool", OBJ(MIN ",\"phone_country_code\":true,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_zero", OBJ(MIN ",\"phone_country_code\":0,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_1000", OBJ(MIN ",\"phone_country_code\":1000,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_negative", OBJ(MIN ",\"phone_country_code\":-54,"
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_string_leading_zero", OBJ(MIN ",\"phone_country_code\":\"054\","
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_string_four_digits", OBJ(MIN ",\"phone_country_code\":\"5400\","
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_string_double_plus", OBJ(MIN ",\"phone_country_code\":\"++54\","
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("cc_string_plus_only", OBJ(MIN ",\"phone_country_code\":\"+\","
+	    "\"phone_number\":1168860622"), "phone_country_code"),
+	BAD("number_float", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":1168860622.5"), "phone_number"),
+	BAD("number_float_whole", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":1168860622.0"), "phone_number"),
+	BAD("number_bool", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":false"), "phone_number"),
+	BAD("number_zero", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":0"), "phone_number"),
+	BAD("number_negative", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":-1168860622"), "phone_number"),
+	{ .name = "number_letters", .body = OBJ(MIN ",\"phone_country_code\":54,"
+	  "\"phone_number\":\"11 6886-ABCD\""), .want = V_INVALID,
+	  .paths = { "phone_number" }, .msg = "only digits" },
+	BAD("number_with_plus", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":\"+54 11 6886-0622\""), "phone_number"),
+	BAD("number_with_slash", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":\"11/6886\""), "phone_number"),
+	BAD("number_leading_zero", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":\"011 6886-0622\""), "phone_number"),
+	BAD("number_no_digits", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":\" - \""), "phone_number"),
+	BAD("number_empty_string", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":\"\""), "phone_number"),
+	{ .name = "e164_16_digits", .body = OBJ(MIN ",\"phone_country_code\":54,"
+	  "\"phone_number\":12345678901234"), .want = V_INVALID,
+	  .paths = { "phone_number" }, .msg = "15 digits" },
+	BAD("e164_16_digits_string", OBJ(MIN ",\"phone_country_code\":\"+549\","
+	    "\"phone_number\":\"1234 5678 90123\""), "phone_number"),
+	OK("e164_15_digits_string", OBJ(MIN ",\"phone_country_code\":\"+549\","
+	    "\"phone_number\":\"1234 5678 9012\""), OBJ(MIN
+	    ",\"phone_country_code\":549,\"phone_number\":123456789012")),
+	BAD("number_15_digits_alone", OBJ(MIN ",\"phone_country_code\":1,"
+	    "\"phone_number\":123456789012345"), "phone_number"),
+	BAD("number_too_long_without_cc", OBJ(MIN
+	    ",\"phone_number\":1234567890123456"), "phone_country_code",
+	    "phone_number"),
+	BAD("number_int64_max", OBJ(MIN ",\"phone_country_code\":1,"
+	    "\"phone_number\":9223372036854775807"), "phone_number"),
+	BAD("number_40_digit_string", OBJ(MIN ",\"phone_country_code\":1,"
+	    "\"phone_number\":\"" "1234567890123456789012345678901234567890"
+	    "\""), "phone_number"),
+	BAD("number_huge_double", OBJ(MIN ",\"phone_country_code\":1,"
+	    "\"phone_number\":1e300"), "phone_number"),
+
+	/* ---- strict JSON ----------------------------------------------- */
+	{ .name = "duplicate_key_top", .body = OBJ(FN "\"first_name\":\"Eve\","
+	  LN EM BD AD), .want = V_INVALID_JSON, .paths = { "" },
+	  .msg = "duplicate" },
+	BADJ("duplicate_key_nested", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\"BRA\"," CTRY))),
+	BADJ("duplicate_key_escaped", OBJ(FN "\"first\\u005fname\":\"Eve\","
+	    LN EM BD AD)),
+	BADJ("duplicate_key_in_unknown", OBJ(MIN ",\"x\":{\"a\":1,\"a\":1}")),
+	BADJ("duplicate_key_in_array", OBJ(MIN ",\"x\":[{},{\"a\":1,\"a\":1}]")),
+	BADJ("duplicate_object_replaced", OBJ(MIN ",\"x\":{\"a\":{\"b\":1},"
+	    "\"a\":2}")),
+	BADJ("trailing_garbage", OBJ(MIN) " x"),
+	BADJ("trailing_second_object", OBJ(MIN) "{}"),
+	BADJR("trailing_nul", OBJ(MIN) "\0"),
+	BADJ("trailing_comma", "{" FN LN EM BD AD ",}"),
+	BADJ("comment", "/* hi */" OBJ(MIN)),
+	BADJ("single_quoted_key", OBJ(MIN ",'x':1")),
+	BADJ("single_quoted_value", OBJ(MIN ",\"x\":'1'")),
+	BADJ("truncated_literal", OBJ(MIN ",\"x\":tru")),
+	BADJ("literal_cut_at_end", "{\"x\":fals"),
+	BADJ("literal_with_suffix", OBJ(MIN ",\"x\":nullx")),
+	BADJ("bom", "\xef\xbb\xbf" OBJ(MIN)),
+	{ .name = "invalid_utf8_ff", .body = OBJ("\"first_name\":\"Ma\xff"
+	  "ria\"," LN EM BD AD), .want = V_INVALID_JSON, .paths = { "" },
+	  .msg = "UTF-8" },
+	BADJ("overlong_nul_c0_80", OBJ("\"first_name\":\"Ma\xc0\x80" "ria\","
+	    LN EM BD AD)),
+	BADJ("overlong_slash_e0_80_af", OBJ("\"first_name\":\"\xe0\x80\xaf\","
+	    LN EM BD AD)),
+	BADJ("surrogate_ed_a0_80", OBJ("\"first_name\":\"Ma\xed\xa0\x80"
+	    "ria\"," LN EM BD AD)),
+	BADJ("above_10ffff", OBJ("\"first_name\":\"\xf4\x90\x80\x80\","
+	    LN EM BD AD)),
+	BADJ("truncated_sequence", OBJ("\"first_name\":\"Mari\xc3\"," LN EM BD
+	    AD)),
+	BADJ("lone_continuation", OBJ("\"first_name\":\"\x80\"," LN EM BD AD)),
+	BADJ("utf8_outside_string", OBJ(MIN ",\"x\":\xc3\xa9")),
+	BADJ("invalid_utf8_in_key", OBJ(MIN ",\"\xff\":1")),
+	{ .name = "nul_byte_in_string", RAW(OBJ("\"first_name\":\"Ma\0ria\","
+	  LN EM BD AD)), .want = V_INVALID_JSON, .paths = { "" },
+	  .msg = "NUL" },
+	BADJR("nul_byte_between_tokens", "{\0" FN LN EM BD AD "}"),
+	BADJ("nul_escape_in_key", OBJ(MIN ",\"first_name\\u0000x\":\"Eve\"")),
+	BADJ("nul_escape_in_value", OBJ("\"first_name\":\"Ma\\u0000ria\","
+	    LN EM BD AD)),
+	BADJ("lone_high_surrogate_escape", OBJ("\"first_name\":\"\\ud800\","
+	    LN EM BD AD)),
+	BADJ("lone_low_surrogate_escape", OBJ("\"first_name\":\"\\udc00x\","
+	    LN EM BD AD)),
+	BADJ("high_then_non_low_escape", OBJ("\"first_name\":\"\\ud800"
+	    "\\u0041\"," LN EM BD AD)),
+	BADJ("bad_escape", OBJ("\"first_name\":\"Ma\\xria\"," LN EM BD AD)),
+	BADJ("bad_unicode_escape", OBJ("\"first_name\":\"\\u00g1\"," LN EM BD
+	    AD)),
+	BADJ("raw_tab_in_string", OBJ("\"first_name\":\"Ma\tria\"," LN EM BD
+	    AD)),
+	BADJ("raw_newline_in_string", OBJ("\"first_name\":\"Ma\nria\"," LN EM
+	    BD AD)),
+	{ .name = "too_deep", .body = OBJ(MIN ",\"x\":" DEEP12),
+	  .want = V_INVALID_JSON, .paths = { "" }, .msg = "too deep" },
+	{ .name = "too_deep_for_address", .body = OBJ(FN LN EM BD
+	  ADDR(ST1 CITY "\"country\":[\"ARG\"]")), .want = V_INVALID_JSON,
+	  .paths = { "" }, .opts = &opts_depth3 },
+	BADJ("nan", OBJ(MIN ",\"phone_country_code\":NaN,"
+	    "\"phone_number\":1")),
+	BADJ("infinity", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":Infinity")),
+	BADJ("minus_infinity", OBJ(MIN ",\"x\":-Infinity")),
+	{ .name = "1e999", .body = OBJ(MIN ",\"phone_country_code\":54,"
+	  "\"phone_number\":1e999"), .want = V_INVALID_JSON,
+	  .paths = { "" }, .msg = "finite" },
+	BADJ("minus_1e999", OBJ(MIN ",\"x\":-1e999")),
+	{ .name = "integer_over_uint64", .body = OBJ(MIN
+	  ",\"phone_country_code\":54,\"phone_number\":99999999999999999999"),
+	  .want = V_INVALID_JSON, .paths = { "" }, .msg = "out of range" },
+	BADJ("integer_int64_max_plus_1", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":9223372036854775808")),
+	BADJ("integer_under_int64_min", OBJ(MIN ",\"x\":-9223372036854775809")),
+	BAD("integer_int64_min_parses", OBJ(MIN ",\"x\":-9223372036854775808"),
+	    "x"),
+	BAD("depth_at_limit_parses", OBJ(MIN ",\"x\":[[[[[[[[1]]]]]]]]"), "x"),
+	BADJ("number_trailing_dot", OBJ(MIN ",\"x\":1.")),
+	BADJ("number_leading_zero", OBJ(MIN ",\"x\":01")),
+	BADJ("number_leading_plus", OBJ(MIN ",\"x\":+1")),
+	BADJ("number_lone_minus", OBJ(MIN ",\"x\":-")),
+	BADJ("number_bare_exponent", OBJ(MIN ",\"x\":1e")),
+	BADJ("number_hex", OBJ(MIN ",\"x\":0x10")),
+	{ .name = "top_level_array", .body = "[" OBJ(MIN) "]",
+	  .want = V_INVALID_JSON, .paths = { "" }, .msg = "JSON object" },
+	BADJ("top_level_string", "\"hello\""),
+	BADJ("top_level_number", "42"),
+	BADJ("top_level_number_space", " 42 "),
+	BADJ("top_level_null", "null"),
+	BADJ("top_level_true", "true"),
+	{ .name = "empty_body", .body = "", .want = V_INVALID_JSON,
+	  .paths = { "" }, .msg = "empty" },
+	BADJ("whitespace_body", " \r\n\t "),
+	BADJ("truncated_in_string", "{\"first_name\":\"Ma"),
+	BADJ("truncated_after_colon", "{\"first_name\":"),
+	BADJ("truncated_in_escape", "{\"first_name\":\"Ma\\u00"),
+	BADJ("truncated_nested", "{" FN LN EM BD "\"address\":{" ST1),
+	BADJ("truncated_number", "{\"x\":12"),
+	BADJ("unquoted_key", "{first_name:\"Maria\"}"),
+	BADJ("missing_colon", "{\"first_name\" \"Maria\"}"),
+	BADJ("upper_case_true", OBJ(MIN ",\"x\":TRUE")),
+	BADJ("form_feed_whitespace", "\f" OBJ(MIN)),
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+print_paths(const char *what, const char **p, size_t n)
+{
+	size_t	i;
+
+	print_error("%s (%zu):", what, n);
+	for (i = 0; i < n; i++)
+		print_error(" \"%s\"", p[i]);
+	print_error("\n");
+}
+
+static void
+run_case(void **state)
+{
+	const struct tcase	*tc = *state;
+	const struct vopts	*o = tc->opts != NULL ? tc->opts : &opts_default;
+	struct verrors		 errs = { 0 };
+	struct json_object	*out = (struct json_object *)&errs; /* poison */
+	const char		*want[MAX_PATHS], *got[64];
+	size_t			 len, nwant, ngot, i;
+	enum vresult		 r;
+	char			*body;
+	bool			 same, found;
+
+	len = tc->len != 0 ? tc->len : strlen(tc->body);
+	/* Exactly len bytes, no terminator: overreads are caught by ASan. */
+	body = malloc(len != 0 ? len : 1);
+	assert_non_null(body);
+	memcpy(body, tc->body, len);
+	r = validate_individual(body, len, o, &out, &errs);
+	free(body);
+
+	for (i = 0; i < errs.n; i++) {
+		assert_non_null(errs.v[i].field);
+		assert_non_null(errs.v[i].message);
+		assert_true(errs.v[i].message[0] != '\0');
+	}
+	if (r != tc->want || (r == V_OK) != (out != NULL)) {
+		for (i = 0; i < errs.n; i++)
+			print_error("  [%s] %s\n", errs.v[i].field,
+			    errs.v[i].message);
+	}
+	assert_int_equal(r, tc->want);
+
+	for (nwant = 0; nwant < MAX_PATHS && tc->paths[nwant] != NULL; nwant++)
+		want[nwant] = tc->paths[nwant];
+	assert_true(errs.n <= NELEM(got));
+	ngot = errs.n;
+	for (i = 0; i < ngot; i++)
+		got[i] = errs.v[i].field;
+	qsort(want, nwant, sizeof(want[0]), cmp_str);
+	qsort(got, ngot, sizeof(got[0]), cmp_str);
+	same = nwant == ngot;
+	for (i = 0; same && i < ngot; i++)
+		same = strcmp(want[i], got[i]) == 0;
+	if (!same) {
+		print_paths("want", want, nwant);
+		print_paths("got", got, ngot);
+		for (i = 0; i < errs.n; i++)
+			print_error("  [%s] %s\n", errs.v[i].field,
+			    errs.v[i].message);
+	}
+	assert_true(same);
+
+	if (tc->msg != NULL) {
+		for (found = false, i = 0; !found && i < errs.n; i++)
+			found = strstr(errs.v[i].message, tc->msg) != NULL;
+		if (!found)
+			print_error("no message contains \"%s\"\n", tc->msg);
+		assert_true(found);
+	}
+
+	if (r == V_OK) {
+		assert_non_null(out);
+		assert_int_equal(errs.n, 0);
+		if (tc->out != NULL)
+			assert_string_equal(json_object_to_json_string_ext(out,
+			    JSON_C_TO_STRING_PLAIN |
+			    JSON_C_TO_STRING_NOSLASHESCAPE), tc->out);
+	} else {
+		assert_null(out);
+		assert_true(errs.n > 0);
+	}
+	if (r == V_INVALID_JSON)
+		assert_int_equal(errs.n, 1);
+	json_object_put(out);
+	verrors_free(&errs);
+	assert_null(errs.v);
+	assert_int_equal(errs.n, 0);
+}
+
+/* ---- not table-shaped ---------------------------------------------- */
+
+/* Errors come in canonical field order, whatever the body's order. */
+static void
+test_error_order(void **state)
+{
+	static const char	*body = OBJ("\"phone_number\":1,"
+	    "\"address\":{\"country\":\"XX\",\"state\":1,\"street_line1\":\"a\","
+	    "\"city\":\"b\"},\"birth_date\":\"x\",\"email\":\"x\","
+	    "\"last_name\":\"Barber\",\"first_name\":5,\"zz\":1");
+	static const char	*want[] = {
+		"zz", "first_name", "email", "birth_date", "address.state",
+		"address.country", "phone_country_code",
+	};
+	struct verrors		 errs = { 0 };
+	struct json_object	*out;
+	size_t			 i;
+
+	(void)state;
+	assert_int_equal(validate_individual(body, strlen(body), &opts_default,
+	    &out, &errs), V_INVALID);
+	assert_int_equal(errs.n, NELEM(want));
+	for (i = 0; i < NELEM(want); i++)
+		assert_string_equal(errs.v[i].field, want[i]);
+	verrors_free(&errs);
+}
+
+/* No message or path ever carries a submitted value. */
+static void
+test_messages_omit_values(void **state)
+{
+	static const char *bodies[] = {
+		OBJ("\"first_name\":\"SECRETVALUE\\u0001\","
+		    "\"last_name\":\"SECRETVALUE" S100 "\","
+		    "\"email\":\"SECRETVALUE@@example.com\","
+		    "\"birth_date\":\"SECRETVALUE\","
+		    "\"address\":{\"street_line1\":\"SECRETVALUE\\u007f\","
+		    "\"city\":\"x\",\"state\":\"SEC-RET\","
+		    "\"country\":\"SECRETVALUE\"},"
+		    "\"phone_country_code\":\"SECRETVALUE\","
+		    "\"phone_number\":\"SECRETVALUE\"}"),
+		OBJ(MIN ",\"x\":\"SECRETVALUE\"") "SECRETVALUE",
+		OBJ("\"first_name\":\"SECRETVALUE\xff\""),
+		"\"SECRETVALUE\"",
+		OBJ("\"SECRETVALUE\":1,\"SECRETVALUE\":2"),
+		"{\"SECRETVALUE\":\"SECRETVALUE",
+	};
+	struct verrors		 errs;
+	struct json_object	*out;
+	size_t			 b, i;
+
+	(void)state;
+	for (b = 0; b < NELEM(bodies); b++) {
+		memset(&errs, 0, sizeof(errs));
+		assert_int_not_equal(validate_individual(bodies[b],
+		    strlen(bodies[b]), &opts_default, &out, &errs), V_OK);
+		assert_true(errs.n > 0);
+		for (i = 0; i < errs.n; i++) {
+			assert_null(strstr(errs.v[i].message, "SECRET"));
+			assert_null(strstr(errs.v[i].field, "SECRET"));
+		}
+		verrors_free(&errs);
+	}
+}
+
+/* Hostile bodies cannot grow the error list without bound. */
+static void
+test_error_list_capped(void **state)
+{
+	char			 body[4096];
+	struct verrors		 errs = { 0 };
+	struct json_object	*out;
+	size_t			 n = 0;
+	int			 i;
+
+	(void)state;
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "{" MIN);
+	for (i = 0; i < 100; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n,
+		    ",\"u%d\":%d", i, i);
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "}");
+	assert_true(n < sizeof(body));
+	assert_int_equal(validate_individual(body, n, &opts_default, &out,
+	    &errs), V_INVALID);
+	assert_int_equal(errs.n, 33);
+	assert_string_equal(errs.v[0].field, "u0");
+	assert_string_equal(errs.v[31].field, "u31");
+	assert_string_equal(errs.v[32].field, "");
+	assert_non_null(strstr(errs.v[32].message, "too many"));
+	verrors_free(&errs);
+}
+
+/* Errors are appended to what the list already holds. */
+static void
+test_errors_appended(void **state)
+{
+	struct verrors		 errs = { 0 };
+	struct json_object	*out;
+	const char		*body = "{}";
+
+	(void)state;
+	assert_int_equal(verrors_add(&errs, "x", "earlier"), 0);
+	assert_int_equal(validate_individual(body, 2, &opts_default, &out,
+	    &errs), V_INVALID);
+	assert_int_equal(errs.n, 6);
+	assert_string_equal(errs.v[0].field, "x");
+	assert_string_equal(errs.v[0].message, "earlier");
+	assert_string_equal(errs.v[1].field, "first_name");
+	verrors_free(&errs);
+	verrors_free(&errs);	/* idempotent */
+	verrors_free(NULL);
+	assert_int_equal(errs.n, 0);
+	assert_int_equal(errs.cap, 0);
+}
+
+static void
+test_parse_strict_direct(void **state)
+{
+	struct verrors		 errs = { 0 };
+	struct json_object	*o, *v;
+
+	(void)state;
+	o = json_parse_strict("{\"a\":[1,{\"b\":null}]} ", 21, 32, &errs);
+	assert_non_null(o);
+	assert_int_equal(errs.n, 0);
+	assert_true(json_object_object_get_ex(o, "a", &v));
+	assert_int_equal(json_object_array_length(v), 2);
+	json_object_put(o);
+
+	/* Depth d allows d - 1 nested containers. */
+	o = json_parse_strict("{\"a\":[[1]]}", 11, 4, &errs);
+	assert_non_null(o);
+	json_object_put(o);
+	assert_null(json_parse_strict("{\"a\":[[1]]}", 11, 3, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.v[0].field, "");
+
+	/* A length shorter than the string is honoured. */
+	assert_null(json_parse_strict("{\"a\":1}", 6, 32, &errs));
+	assert_int_equal(errs.n, 2);
+	o = json_parse_strict("{\"a\":1}garbage", 7, 32, &errs);
+	assert_non_null(o);
+	json_object_put(o);
+
+	/* errs may be NULL; NULL body is an empty body. */
+	assert_null(json_parse_strict("[]", 2, 32, NULL));
+	assert_null(json_parse_strict(NULL, 0, 32, &errs));
+	assert_int_equal(errs.n, 3);
+	verrors_free(&errs);
+}
+
+/* The returned tree is independent of the input buffer. */
+static void
+test_output_owns_its_strings(void **state)
+{
+	char			 body[] = OBJ(MIN);
+	struct verrors		 errs = { 0 };
+	struct json_object	*out, *v;
+
+	(void)state;
+	assert_int_equal(validate_individual(body, strlen(body), &opts_default,
+	    &out, &errs), V_OK);
+	memset(body, 'x', sizeof(body) - 1);
+	assert_true(json_object_object_get_ex(out, "first_name", &v));
+	assert_string_equal(json_object_get_string(v), "Maria");
+	assert_true(json_object_is_type(out, json_type_object));
+	json_object_put(out);
+}
+
+/*
+ * The table holds every officially assigned code: 249 alpha-2 and 249
+ * alpha-3 codes, each alpha-2 mapping to a distinct valid alpha-3.
+ */
+static void
+test_country_table_complete(void **state)
+{
+	char		 code[4];
+	const char	*a3, *seen[249];
+	size_t		 n2 = 0, n3 = 0, i;
+	int		 a, b, c;
+
+	(void)state;
+	for (a = 'A'; a <= 'Z'; a++)
+		for (b = 'A'; b <= 'Z'; b++) {
+			code[0] = (char)a;
+			code[1] = (char)b;
+			code[2] = '\0';
+			if ((a3 = country_alpha3(code)) == NULL)
+				continue;
+			assert_true(n2 < NELEM(seen));
+			assert_string_equal(country_alpha3(a3), a3);
+			for (i = 0; i < n2; i++)
+				assert_string_not_equal(seen[i], a3);
+			seen[n2++] = a3;
+		}
+	for (a = 'A'; a <= 'Z'; a++)
+		for (b = 'A'; b <= 'Z'; b++)
+			for (c = 'A'; c <= 'Z'; c++) {
+				code[0] = (char)a;
+				code[1] = (char)b;
+				code[2] = (char)c;
+				code[3] = '\0';
+				if ((a3 = country_alpha3(code)) == NULL)
+					continue;
+				assert_string_equal(a3, code);
+				n3++;
+			}
+	assert_int_equal(n2, 249);
+	assert_int_equal(n3, 249);
+}
+
+static void
+test_country_lookup(void **state)
+{
+	static const char *pairs[][2] = {
+		{ "AR", "ARG" }, { "ar", "ARG" }, { "aRg", "ARG" },
+		{ "US", "USA" }, { "GB", "GBR" }, { "DE", "DEU" },
+		{ "BR", "BRA" }, { "CW", "CUW" }, { "SS", "SSD" },
+		{ "AD", "AND" }, { "ZW", "ZWE" }, { "AX", "ALA" },
+		{ "TL", "TLS" }, { "PS", "PSE" }, { "ABW", "ABW" },
+		{ "zwe", "ZWE" }, { "ES", "ESP" }, { "MX", "MEX" },
+	};
+	static const char *bad[] = {
+		"", "A", "ARGE", "A1", "1A", "UK", "EU", "XK", "XKX", "ZZ",
+		"ZZZ", "AR ", " AR", "A-R", "\xc3\x81R", "AN", "YU",
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < NELEM(pairs); i++) {
+		assert_non_null(country_alpha3(pairs[i][0]));
+		assert_string_equal(country_alpha3(pairs[i][0]), pairs[i][1]);
+	}
+	for (i = 0; i < NELEM(bad); i++)
+		assert_null(country_alpha3(bad[i]));
+	assert_null(country_alpha3(NULL));
+}
+
+int
+main(void)
+{
+	static const struct CMUnitTest	 fixed[] = {
+		cmocka_unit_test(test_error_order),
+		cmocka_unit_test(test_messages_omit_values),
+		cmocka_unit_test(test_error_list_capped),
+		cmocka_unit_test(test_errors_appended),
+		cmocka_unit_test(test_parse_strict_direct),
+		cmocka_unit_test(test_output_owns_its_strings),
+		cmocka_unit_test(test_country_table_complete),
+		cmocka_unit_test(test_country_lookup),
+	};
+	struct CMUnitTest		 table[NELEM(cases)];
+	size_t				 i;
+	int				 failed;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		table[i].name = cases[i].name;
+		table[i].test_func = run_case;
+		table[i].setup_func = NULL;
+		table[i].teardown_func = NULL;
+		table[i].initial_state = &cases[i];
+	}
+	failed = cmocka_run_group_tests_name("validate table", table, NULL,
+	    NULL);
+	failed += cmocka_run_group_tests_name("validate", fixed, NULL, NULL);
+	return failed != 0;
+}
