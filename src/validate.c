@@ -37,8 +37,11 @@
 #define COUNTRY_MAX_CHARS	8	/* anything longer is no code */
 #define DATE_MAX_CHARS		16	/* room to say "bad format" */
 
-/* Scratch for one normalized string: 4 bytes per character at most. */
-#define TEXT_BUF		(4 * STREET_MAX_CHARS + 1)
+/* Scratch for any one normalized string: 4 bytes a character at most. */
+#define TEXT_BUF		(4 * EMAIL_MAX_CHARS + 1)
+_Static_assert(4 * NAME_MAX_CHARS < TEXT_BUF && 4 * STREET_MAX_CHARS <
+    TEXT_BUF && 4 * CITY_MAX_CHARS < TEXT_BUF && 4 * POSTAL_MAX_CHARS <
+    TEXT_BUF && 4 * DATE_MAX_CHARS < TEXT_BUF, "TEXT_BUF too small");
 
 /* E.164: country code and subscriber number, 15 digits together. */
 #define E164_MAX_DIGITS		15
@@ -75,6 +78,8 @@ verrors_add(struct verrors *e, const char *field, const char *message)
 	char		*f, *m;
 	size_t		 ncap;
 
+	if (e == NULL)
+		return -1;
 	if (e->n == e->cap) {
 		ncap = e->cap != 0 ? e->cap * 2 : 8;
 		if ((v = realloc(e->v, ncap * sizeof(*v))) == NULL)
@@ -1093,7 +1098,7 @@ address_member(struct vctx *vc, struct json_object *out,
 	char			 sbuf[4 * STATE_MAX_CHARS + 2];
 	const char		*country = NULL, *cerr = NULL;
 	size_t			 clen, slen;
-	int			 cr, sr;
+	int			 sr;
 
 	if (v == NULL) {
 		report(vc, "address", "is required");
@@ -1157,12 +1162,11 @@ address_member(struct vctx *vc, struct json_object *out,
 			sr = -1;
 		}
 	}
-	cr = cerr == NULL ? 1 : -1;
 	if (cerr != NULL)
 		report(vc, addr_paths[A_COUNTRY], cerr);
 	if (sr == 1)
 		put_text(vc, addr, "state", sbuf, slen);
-	if (cr == 1)
+	if (cerr == NULL)
 		put_text(vc, addr, "country", country, 3);
 }
 
