@@ -264,7 +264,8 @@ scan_string(const unsigned char *s, size_t n, size_t i, const char **why)
 		if (u >= 0xd800 && u <= 0xdbff) {
 			if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' ||
 			    (lo = hex4(s + i + 8)) < 0xdc00 || lo > 0xdfff) {
-				*why = "invalid JSON: unpaired surrogate escape";
+				*why = "invalid JSON: unpaired surrogate "
+				    "escape";
 				return n;
 			}
 			i += 12;
@@ -1017,7 +1018,7 @@ collect(struct vctx *vc, struct json_object *obj, const char *const *names,
 {
 	struct json_object_iterator	 it, end;
 	const char			*k;
-	char				 path[sizeof("address.") + KEY_ECHO_MAX];
+	char				 path[16 + KEY_ECHO_MAX];
 	size_t				 i;
 
 	for (i = 0; i < n; i++)

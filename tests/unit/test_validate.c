@@ -110,7 +110,8 @@ static struct tcase cases[] = {
 	    "{\"phone_number\":1168860622,\"address\":{\"country\":\"ARG\","
 	    "\"state\":\"ARG-B\",\"city\":\"Del Viso\",\"street_line2\":\"2B\","
 	    "\"street_line1\":\"Florida 9860\",\"postal_code\":\"1669\"},"
-	    "\"birth_date\":\"1984-11-21\",\"email\":\"mjuliabarber@example.com\","
+	    "\"birth_date\":\"1984-11-21\","
+	    "\"email\":\"mjuliabarber@example.com\","
 	    "\"last_name\":\"Barber\",\"second_name\":\"Julia\","
 	    "\"first_name\":\"Maria\",\"phone_country_code\":54}",
 	    OBJ(FN SN LN EM BD ADDR(ST1 "\"street_line2\":\"2B\"," CITY
@@ -129,8 +130,9 @@ static struct tcase cases[] = {
 	OK("utf8_escapes_decoded",
 	    OBJ("\"first_name\":\"Jos\\u00e9\",\"last_name\":\"\\u00d1\\u00fa"
 	    "\\u00f1" "ez \\ud83d\\ude00\"," EM BD AD),
-	    OBJ("\"first_name\":\"Jos\xc3\xa9\",\"last_name\":\"\xc3\x91\xc3\xba"
-	    "\xc3\xb1" "ez \xf0\x9f\x98\x80\"," EM BD AD)),
+	    OBJ("\"first_name\":\"Jos\xc3\xa9\","
+	    "\"last_name\":\"\xc3\x91\xc3\xba\xc3\xb1" "ez \xf0\x9f\x98\x80\","
+	    EM BD AD)),
 	OK("name_of_100_chars", OBJ("\"first_name\":\"" S100 "\"," LN EM BD AD),
 	    OBJ("\"first_name\":\"" S100 "\"," LN EM BD AD)),
 	OK("name_of_100_two_byte_chars",
@@ -144,7 +146,8 @@ static struct tcase cases[] = {
 	    OBJ(FN LN "\"email\":\"a_b-c@mail-1.x2.example.co\"," BD AD)),
 	OK("leap_day_2000", OBJ(FN LN EM "\"birth_date\":\"2000-02-29\"," AD),
 	    OBJ(FN LN EM "\"birth_date\":\"2000-02-29\"," AD)),
-	OK("exactly_18_today", OBJ(FN LN EM "\"birth_date\":\"2008-11-26\"," AD),
+	OK("exactly_18_today",
+	    OBJ(FN LN EM "\"birth_date\":\"2008-11-26\"," AD),
 	    OBJ(FN LN EM "\"birth_date\":\"2008-11-26\"," AD)),
 	OK("birth_year_1900", OBJ(FN LN EM "\"birth_date\":\"1900-01-01\"," AD),
 	    OBJ(FN LN EM "\"birth_date\":\"1900-01-01\"," AD)),
@@ -176,7 +179,8 @@ static struct tcase cases[] = {
 	OK("state_with_long_dashed_name_kept", OBJ(FN LN EM BD
 	    ADDR(ST1 CITY "\"state\":\"Baden-W\xc3\xbcrttemberg\","
 	    "\"country\":\"DE\"")),
-	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"BADEN-W\xc3\x9cRTTEMBERG\","
+	    OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"state\":\"BADEN-W\xc3\x9cRTTEMBERG\","
 	    "\"country\":\"DEU\""))),
 	OK("phone_as_integers", OBJ(MIN PHONE), OBJ(MIN PHONE)),
 	OK("phone_as_strings", OBJ(MIN ",\"phone_country_code\":\"+54\","
@@ -185,7 +189,8 @@ static struct tcase cases[] = {
 	    "\"phone_number\":\"(11) 6886.0622 \""), OBJ(MIN PHONE)),
 	OK("phone_e164_exactly_15_digits", OBJ(MIN ",\"phone_country_code\":54,"
 	    "\"phone_number\":1234567890123"),
-	    OBJ(MIN ",\"phone_country_code\":54,\"phone_number\":1234567890123")),
+	    OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":1234567890123")),
 	OK("optional_nulls_omitted", OBJ(FN "\"second_name\":null," LN EM BD
 	    ADDR(ST1 "\"street_line2\":null," CITY "\"postal_code\":null,"
 	    "\"state\":null," CTRY) ",\"phone_country_code\":null,"
@@ -229,7 +234,8 @@ static struct tcase cases[] = {
 	    "phone_country_code"),
 	BAD("problems_everywhere", OBJ("\"first_name\":\"\",\"second_name\":1,"
 	    "\"last_name\":[],\"email\":true,\"birth_date\":19841121,"
-	    "\"address\":{\"street_line1\":{},\"street_line2\":2,\"city\":\" \","
+	    "\"address\":{\"street_line1\":{},\"street_line2\":2,"
+	    "\"city\":\" \","
 	    "\"postal_code\":false,\"state\":3,\"country\":4,\"x\":1},"
 	    "\"phone_country_code\":1.5,\"phone_number\":true,\"y\":2"),
 	    "y", "first_name", "second_name", "last_name", "email",
@@ -333,7 +339,8 @@ static struct tcase cases[] = {
 	    BD AD), "email"),
 	BAD("email_local_leading_dot", OBJ(FN LN "\"email\":\".a@example.com\","
 	    BD AD), "email"),
-	BAD("email_local_double_dot", OBJ(FN LN "\"email\":\"a..b@example.com\","
+	BAD("email_local_double_dot", OBJ(FN LN
+	    "\"email\":\"a..b@example.com\","
 	    BD AD), "email"),
 	BAD("email_local_65_chars", OBJ(FN LN "\"email\":\"" S10 S10 S10 S10
 	    S10 S10 "abcde@example.com\"," BD AD), "email"),
@@ -344,7 +351,8 @@ static struct tcase cases[] = {
 	    "\"email\":\"a@ex_ample.com\"," BD AD), "email"),
 	BAD("email_numeric_tld", OBJ(FN LN "\"email\":\"a@10.0.0.1\"," BD AD),
 	    "email"),
-	BAD("email_non_ascii", OBJ(FN LN "\"email\":\"jos\xc3\xa9@example.com\","
+	BAD("email_non_ascii", OBJ(FN LN
+	    "\"email\":\"jos\xc3\xa9@example.com\","
 	    BD AD), "email"),
 	BAD("email_blank", OBJ(FN LN "\"email\":\"   \"," BD AD), "email"),
 	{ .name = "email_too_long", .body = OBJ(FN LN "\"email\":\"a@" S50 "."
@@ -352,7 +360,8 @@ static struct tcase cases[] = {
 	  .paths = { "email" }, .msg = "at most 254" },
 
 	/* ---- birth_date ------------------------------------------------ */
-	{ .name = "feb_30", .body = OBJ(FN LN EM "\"birth_date\":\"1984-02-30\","
+	{ .name = "feb_30", .body = OBJ(FN LN EM
+	  "\"birth_date\":\"1984-02-30\","
 	  AD), .want = V_INVALID, .paths = { "birth_date" },
 	  .msg = "valid calendar date" },
 	BAD("feb_29_1900_not_leap", OBJ(FN LN EM
@@ -466,7 +475,8 @@ static struct tcase cases[] = {
 	    "\"phone_number\":0"), "phone_number"),
 	BAD("number_negative", OBJ(MIN ",\"phone_country_code\":54,"
 	    "\"phone_number\":-1168860622"), "phone_number"),
-	{ .name = "number_letters", .body = OBJ(MIN ",\"phone_country_code\":54,"
+	{ .name = "number_letters",
+	  .body = OBJ(MIN ",\"phone_country_code\":54,"
 	  "\"phone_number\":\"11 6886-ABCD\""), .want = V_INVALID,
 	  .paths = { "phone_number" }, .msg = "only digits" },
 	BAD("number_with_plus", OBJ(MIN ",\"phone_country_code\":54,"
@@ -479,7 +489,8 @@ static struct tcase cases[] = {
 	    "\"phone_number\":\" - \""), "phone_number"),
 	BAD("number_empty_string", OBJ(MIN ",\"phone_country_code\":54,"
 	    "\"phone_number\":\"\""), "phone_number"),
-	{ .name = "e164_16_digits", .body = OBJ(MIN ",\"phone_country_code\":54,"
+	{ .name = "e164_16_digits",
+	  .body = OBJ(MIN ",\"phone_country_code\":54,"
 	  "\"phone_number\":12345678901234"), .want = V_INVALID,
 	  .paths = { "phone_number" }, .msg = "15 digits" },
 	BAD("e164_16_digits_string", OBJ(MIN ",\"phone_country_code\":\"+549\","
@@ -509,7 +520,8 @@ static struct tcase cases[] = {
 	BADJ("duplicate_key_escaped", OBJ(FN "\"first\\u005fname\":\"Eve\","
 	    LN EM BD AD)),
 	BADJ("duplicate_key_in_unknown", OBJ(MIN ",\"x\":{\"a\":1,\"a\":1}")),
-	BADJ("duplicate_key_in_array", OBJ(MIN ",\"x\":[{},{\"a\":1,\"a\":1}]")),
+	BADJ("duplicate_key_in_array",
+	    OBJ(MIN ",\"x\":[{},{\"a\":1,\"a\":1}]")),
 	BADJ("duplicate_object_replaced", OBJ(MIN ",\"x\":{\"a\":{\"b\":1},"
 	    "\"a\":2}")),
 	BADJ("trailing_garbage", OBJ(MIN) " x"),
@@ -630,7 +642,7 @@ static void
 run_case(void **state)
 {
 	const struct tcase	*tc = *state;
-	const struct vopts	*o = tc->opts != NULL ? tc->opts : &opts_default;
+	const struct vopts	*o = tc->opts ? tc->opts : &opts_default;
 	struct verrors		 errs = { 0 };
 	struct json_object	*out = (struct json_object *)&errs; /* poison */
 	const char		*want[MAX_PATHS], *got[64];
@@ -713,7 +725,8 @@ static void
 test_error_order(void **state)
 {
 	static const char	*body = OBJ("\"phone_number\":1,"
-	    "\"address\":{\"country\":\"XX\",\"state\":1,\"street_line1\":\"a\","
+	    "\"address\":{\"country\":\"XX\",\"state\":1,"
+	    "\"street_line1\":\"a\","
 	    "\"city\":\"b\"},\"birth_date\":\"x\",\"email\":\"x\","
 	    "\"last_name\":\"Barber\",\"first_name\":5,\"zz\":1");
 	static const char	*want[] = {
