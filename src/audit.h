@@ -44,7 +44,9 @@ void		 audit_port_free(struct audit_port *);
 /*
  * Queue a record.  type is "request", "outcome", "reject", ...; fields
  * is copied.  Returns 0, or -1 when the log is poisoned (cb is then not
- * called).
+ * called).  A record over 64 KiB, with a newline in fields, or of a
+ * type the log keeps for itself (start, seal, recover, stop) is refused
+ * whole with -1 as well; nothing is ever truncated.
  */
 int		 audit_submit(struct audit_port *, const char *type,
 		    const char *fields, audit_cb cb, void *arg);
@@ -63,6 +65,21 @@ char		*audit_body_member(const struct audit *,
 
 /* Ask the writer to rotate the file (SIGUSR1); returns at once. */
 void		 audit_request_rotate(struct audit *);
+
+/* Ask the writer to end the current epoch now (seal, evolve the key);
+ * returns at once.  For tests and tools; the timer does it otherwise. */
+void		 audit_request_seal(struct audit *);
+
+/* The log id (32 hex), fixed for the log's life. */
+const char	*audit_log_id(const struct audit *);
+
+/*
+ * Test hook: how many write(2) and fdatasync(2) calls the log has made
+ * (failed ones included), so a test can see that a failed fdatasync is
+ * never retried.
+ */
+void		 audit_io_counts(const struct audit *, uint64_t *writes,
+		    uint64_t *fsyncs);
 
 /* Write the "stop" record, flush, join the writer, wipe keys, free. */
 void		 audit_close(struct audit *);

@@ -1,0 +1,745 @@
+/*
+ * cmgate-audit: the auditors' tool for cmgate's audit log.
+ *
+ *   keygen FILE                      make K0 (32 random bytes, 0600)
+ *   verify --key-file K0 LOG...      check MACs, chain, epochs, seals
+ *   show LOG... [filters]            print records as JSON lines
+ *   digest --key-file K0 --log-id ID FILE
+ *                                    the body digest of a JSON body
+ *
+ * It reads the log through audit_format.c, the code the gateway
+ * writes it with.  Exit codes of verify: 0 valid, 1 integrity failure,
+ * 2 unverifiable (key or file unreadable, wrong key), 3 usage.
+ */
+#include "audit_format.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#define EX_VALID	0
+#define EX_INTEGRITY	1
+#define EX_UNVERIFIABLE	2
+#define EX_USAGE	3
+
+static const char usage_text[] =
+"usage: cmgate-audit COMMAND [OPTIONS] ...\n"
+"\n"
+"  keygen FILE\n"
+"      Make the initial key K0 (32 random bytes as 64 hex digits) in FILE,\n"
+"      mode 0600; refuses to overwrite.  Auditors keep K0; the gateway\n"
+"      reads it once, at the first start of a log (audit.key_file).\n"
+"\n"
+"  verify --key-file K0 [--strict] [--json] [--anchor SEQ:HEAD]... LOG...\n"
+"      Check every record's MAC, seq, prev link, epoch and seal.  Files\n"
+"      of one log (rotated ones too) are put in chain order.  One line\n"
+"      per finding: MODIFIED, MISSING, REORDERED, DUPLICATE, FORGED,\n"
+"      SEAL_MISSING, EPOCH_VIOLATION, TORN_TAIL, TRUNCATED, FORK; then\n"
+"      OPEN (a request with no outcome) and RECOVER as information, and\n"
+"      a summary.  --anchor checks against a head exported earlier (a\n"
+"      seal's seq and head): a log that ends before it is TRUNCATED, a\n"
+"      different record there is a FORK.  --strict fails an unsealed\n"
+"      tail.  --json prints one JSON object instead.\n"
+"      Exit: 0 valid, 1 integrity failure, 2 unverifiable, 3 usage.\n"
+"\n"
+"  show [--request-id ID] [--caller NAME] [--since TIME] [--type TYPE] LOG...\n"
+"      Print records as JSON lines (as stored; not verified).  TIME is\n"
+"      an ISO 8601 UTC prefix such as 2026-11-26 or 2026-11-26T19:00.\n"
+"\n"
+"  digest --key-file K0 --log-id ID FILE\n"
+"      The body_digest a log in digest mode would hold for the JSON body\n"
+"      in FILE (the normalized body as sent upstream).\n";
+
+static void
+usage(FILE *f)
+{
+	fputs(usage_text, f);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int
+read_k0(const char *path, unsigned char k0[AFMT_KEY_LEN])
+{
+	char *buf = NULL, err[300];
+	size_t len = 0;
+	int rc = -1;
+
+	if (read_secret_file(path, 1024, &buf, &len, err, sizeof(err)) == -1) {
+		fprintf(stderr, "cmgate-audit: %s\n", err);
+		return -1;
+	}
+	if (len != 2 * AFMT_KEY_LEN || hex_decode(buf, k0, AFMT_KEY_LEN) == -1)
+		fprintf(stderr, "cmgate-audit: %s: not a key (64 hex digits "
+		    "expected)\n", path);
+	else
+		rc = 0;
+	secret_free(buf, len + 1);
+	return rc;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	unsigned char k[AFMT_KEY_LEN];
+	char hex[2 * AFMT_KEY_LEN + 2];
+	int fd, rc = EX_UNVERIFIABLE;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: cmgate-audit keygen FILE\n");
+		return EX_USAGE;
+	}
+	if ((fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1) {
+		fprintf(stderr, "cmgate-audit: %s: %s%s\n", argv[1],
+		    strerror(errno), errno == EEXIST ?
+		    " (refusing to overwrite a key)" : "");
+		return EX_UNVERIFIABLE;
+	}
+	if (RAND_bytes(k, sizeof(k)) != 1) {
+		fprintf(stderr, "cmgate-audit: no randomness\n");
+		goto out;
+	}
+	hex_encode(k, sizeof(k), hex);
+	hex[2 * AFMT_KEY_LEN] = '\n';
+	if (fchmod(fd, 0600) == -1 ||
+	    write(fd, hex, 2 * AFMT_KEY_LEN + 1) != 2 * AFMT_KEY_LEN + 1 ||
+	    fsync(fd) == -1) {
+		fprintf(stderr, "cmgate-audit: %s: %s\n", argv[1],
+		    strerror(errno));
+		goto out;
+	}
+	fprintf(stderr, "cmgate-audit: wrote the initial key K0 to %s.\n"
+	    "Auditors keep it (offline): it verifies every record and can "
+	    "forge any.\nThe gateway needs it only for the first start of a "
+	    "log; remove it from the host afterwards.\n", argv[1]);
+	rc = EX_VALID;
+out:
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	if (close(fd) == -1 && rc == EX_VALID)
+		rc = EX_UNVERIFIABLE;
+	if (rc != EX_VALID)
+		(void)unlink(argv[1]);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Log files, mapped and put in chain order */
+
+struct logfile {
+	const char	*name;
+	char		*map;
+	size_t		 size;
+	uint64_t	 first_seq;	/* UINT64_MAX: none parsed */
+	size_t		 order;		/* as given */
+};
+
+static int
+logfile_open(struct logfile *lf, const char *name, size_t order)
+{
+	struct stat st;
+	int fd;
+
+	memset(lf, 0, sizeof(*lf));
+	lf->name = name;
+	lf->order = order;
+	lf->first_seq = UINT64_MAX;
+	if ((fd = open(name, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		fprintf(stderr, "cmgate-audit: %s: %s\n", name, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	lf->size = (size_t)st.st_size;
+	if (lf->size > 0 && (lf->map = mmap(NULL, lf->size, PROT_READ,
+	    MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
+		fprintf(stderr, "cmgate-audit: %s: %s\n", name, strerror(errno));
+		lf->map = NULL;
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	/* The first record that parses says where the file sits. */
+	{
+		size_t off = 0;
+		int tries = 0;
+		struct afmt_rec r;
+		while (off < lf->size && tries++ < 16) {
+			const char *nl = memchr(lf->map + off, '\n',
+			    lf->size - off);
+			size_t n = nl ? (size_t)(nl - (lf->map + off)) + 1 :
+			    lf->size - off;
+			if (afmt_parse(lf->map + off, n, &r) == 0) {
+				lf->first_seq = r.seq;
+				break;
+			}
+			off += n;
+		}
+	}
+	return 0;
+}
+
+static void
+logfile_close(struct logfile *lf)
+{
+	if (lf->map)
+		munmap(lf->map, lf->size);
+	lf->map = NULL;
+}
+
+static int
+logfile_cmp(const void *x, const void *y)
+{
+	const struct logfile *a = x, *b = y;
+
+	if (a->first_seq != b->first_seq)
+		return a->first_seq < b->first_seq ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static int
+open_logs(int n, char **names, struct logfile **out)
+{
+	struct logfile *lf;
+	int i;
+
+	if ((lf = calloc((size_t)n, sizeof(*lf))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (logfile_open(&lf[i], names[i], (size_t)i) == -1) {
+			while (i-- > 0)
+				logfile_close(&lf[i]);
+			free(lf);
+			return -1;
+		}
+	qsort(lf, (size_t)n, sizeof(*lf), logfile_cmp);
+	*out = lf;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* verify */
+
+struct found {
+	struct afmt_finding	 f;
+	size_t			 fileidx;
+	size_t			 n;	/* arrival order */
+};
+
+struct findings {
+	struct found		*v;
+	size_t			 n, cap;
+	struct logfile		*files;
+	size_t			 nfiles;
+};
+
+static void
+collect(const struct afmt_finding *f, void *arg)
+{
+	struct findings *fs = arg;
+	struct found *n;
+	size_t i;
+
+	if (fs->n == fs->cap) {
+		size_t cap = fs->cap ? fs->cap * 2 : 64;
+		if ((n = realloc(fs->v, cap * sizeof(*n))) == NULL)
+			return;
+		fs->v = n;
+		fs->cap = cap;
+	}
+	n = &fs->v[fs->n];
+	n->f = *f;
+	n->n = fs->n++;
+	n->fileidx = fs->nfiles;
+	for (i = 0; i < fs->nfiles; i++)
+		if (fs->files[i].name == f->file)
+			n->fileidx = i;
+}
+
+/* Failures in file and line order, then information. */
+static int
+found_cmp(const void *x, const void *y)
+{
+	const struct found *a = x, *b = y;
+	bool fa = afmt_kind_is_failure(a->f.kind);
+	bool fb = afmt_kind_is_failure(b->f.kind);
+
+	if (fa != fb)
+		return fa ? -1 : 1;
+	if (fa) {
+		if (a->fileidx != b->fileidx)
+			return a->fileidx < b->fileidx ? -1 : 1;
+		if (a->f.line != b->f.line)
+			return a->f.line < b->f.line ? -1 : 1;
+	} else if (a->f.seq != b->f.seq)
+		return a->f.seq < b->f.seq ? -1 : 1;
+	return a->n < b->n ? -1 : a->n > b->n;
+}
+
+static void
+json_str(FILE *o, const char *s)
+{
+	char buf[1024];
+
+	if (json_quote(s ? s : "", buf, sizeof(buf)) == -1)
+		fputs("\"\"", o);
+	else
+		fputs(buf, o);
+}
+
+static void
+print_seq(FILE *o, const struct afmt_finding *f)
+{
+	if (f->seq == 0)
+		return;
+	if (f->seq_end > f->seq)
+		fprintf(o, " seq=%llu..%llu", (unsigned long long)f->seq,
+		    (unsigned long long)f->seq_end);
+	else
+		fprintf(o, " seq=%llu", (unsigned long long)f->seq);
+}
+
+static int
+parse_anchor(const char *s, uint64_t *seq, unsigned char head[AFMT_HASH_LEN])
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end != ':' || v == 0 ||
+	    hex_decode(end + 1, head, AFMT_HASH_LEN) == -1)
+		return -1;
+	*seq = v;
+	return 0;
+}
+
+struct anchor_arg {
+	uint64_t	 seq;
+	unsigned char	 head[AFMT_HASH_LEN];
+};
+
+static int
+cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "strict", no_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "anchor", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct findings fs = { 0 };
+	struct anchor_arg *anchors = NULL;
+	struct logfile *files = NULL;
+	struct afmt_summary sum;
+	struct afmt_vfy *v = NULL;
+	unsigned char k0[AFMT_KEY_LEN];
+	const char *keyfile = NULL, *result;
+	char hhex[2 * AFMT_HASH_LEN + 1];
+	bool strict = false, json = false, k0_set = false;
+	size_t nanchors = 0, nopen = 0, i;
+	int c, nfiles, rc = EX_UNVERIFIABLE;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 's':
+			strict = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'a': {
+			struct anchor_arg *n = realloc(anchors,
+			    (nanchors + 1) * sizeof(*n));
+			if (n == NULL)
+				goto out;
+			anchors = n;
+			if (parse_anchor(optarg, &n[nanchors].seq,
+			    n[nanchors].head) == -1) {
+				fprintf(stderr, "cmgate-audit: --anchor: "
+				    "expected SEQ:HEAD (HEAD = 64 hex "
+				    "digits)\n");
+				rc = EX_USAGE;
+				goto out;
+			}
+			nanchors++;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			rc = EX_VALID;
+			goto out;
+		default:
+			rc = EX_USAGE;
+			goto out;
+		}
+	}
+	nfiles = argc - optind;
+	if (keyfile == NULL || nfiles < 1) {
+		fprintf(stderr, "usage: cmgate-audit verify --key-file K0 "
+		    "[--strict] [--json] [--anchor SEQ:HEAD]... LOG...\n");
+		rc = EX_USAGE;
+		goto out;
+	}
+	if (read_k0(keyfile, k0) == -1)
+		goto out;
+	k0_set = true;
+	if (open_logs(nfiles, argv + optind, &files) == -1)
+		goto out;
+	nopen = (size_t)nfiles;
+	fs.files = files;
+	fs.nfiles = (size_t)nfiles;
+	if ((v = afmt_vfy_new(k0, 0, collect, &fs)) == NULL) {
+		fprintf(stderr, "cmgate-audit: OpenSSL HMAC unavailable\n");
+		goto out;
+	}
+	for (i = 0; i < nanchors; i++)
+		afmt_vfy_anchor(v, anchors[i].seq, anchors[i].head);
+	for (i = 0; i < (size_t)nfiles; i++) {
+		afmt_vfy_file(v, files[i].name);
+		afmt_vfy_buffer(v, files[i].map, files[i].size);
+	}
+	afmt_vfy_finish(v);
+	afmt_vfy_summary(v, &sum);
+	qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
+
+	if (sum.records == 0 && sum.lines > 0) {
+		result = "unverifiable";
+		rc = EX_UNVERIFIABLE;
+	} else if (sum.failures > 0 || (strict && sum.unsealed > 0)) {
+		result = "fail";
+		rc = EX_INTEGRITY;
+	} else if (sum.anchors_unchecked > 0) {
+		result = "unverifiable";
+		rc = EX_UNVERIFIABLE;
+	} else {
+		result = "pass";
+		rc = EX_VALID;
+	}
+	hex_encode(sum.head, AFMT_HASH_LEN, hhex);
+
+	if (json) {
+		printf("{\"result\":\"%s\",\"findings\":[", result);
+		for (i = 0; i < fs.n; i++) {
+			const struct afmt_finding *f = &fs.v[i].f;
+			printf("%s{\"finding\":\"%s\",\"failure\":%s,"
+			    "\"seq\":%llu,\"seq_end\":%llu,\"file\":",
+			    i ? "," : "", afmt_kind_name(f->kind),
+			    afmt_kind_is_failure(f->kind) ? "true" : "false",
+			    (unsigned long long)f->seq,
+			    (unsigned long long)f->seq_end);
+			json_str(stdout, f->file);
+			printf(",\"line\":%llu,\"offset\":%llu,",
+			    (unsigned long long)f->line,
+			    (unsigned long long)f->offset);
+			if (f->id[0])
+				printf("\"request_id\":\"%s\",", f->id);
+			printf("\"detail\":");
+			json_str(stdout, f->detail);
+			printf("}");
+		}
+		printf("],\"summary\":{\"log\":\"%s\",\"files\":%d,"
+		    "\"lines\":%llu,\"records\":%llu,\"first_seq\":%llu,"
+		    "\"last_seq\":%llu,\"first_ts\":\"%s\",\"last_ts\":\"%s\","
+		    "\"from_genesis\":%s,\"seals\":%llu,\"last_seal_seq\":%llu,"
+		    "\"epoch\":%llu,\"unsealed\":%llu,\"head\":\"%s\","
+		    "\"failures\":%llu,\"anchors_unchecked\":%llu}}\n",
+		    sum.log_id, nfiles, (unsigned long long)sum.lines,
+		    (unsigned long long)sum.records,
+		    (unsigned long long)sum.first_seq,
+		    (unsigned long long)sum.last_seq, sum.first_ts,
+		    sum.last_ts, sum.chain_from_start ? "true" : "false",
+		    (unsigned long long)sum.seals,
+		    (unsigned long long)sum.last_seal_seq,
+		    (unsigned long long)sum.epoch,
+		    (unsigned long long)sum.unsealed, hhex,
+		    (unsigned long long)sum.failures,
+		    (unsigned long long)sum.anchors_unchecked);
+		goto out;
+	}
+
+	for (i = 0; i < fs.n; i++) {
+		const struct afmt_finding *f = &fs.v[i].f;
+		printf("%s", afmt_kind_name(f->kind));
+		print_seq(stdout, f);
+		if (f->id[0])
+			printf(" request_id=%s", f->id);
+		if (f->line)
+			printf(" file=%s line=%llu offset=%llu", f->file,
+			    (unsigned long long)f->line,
+			    (unsigned long long)f->offset);
+		printf(": %s\n", f->detail);
+	}
+	if (sum.records == 0 && sum.lines > 0) {
+		printf("FAIL: no record verifies under %s: wrong key, or not a "
+		    "cmgate audit log\n", keyfile);
+		goto out;
+	}
+	printf("log %s: %llu record(s) verified in %d file(s)", sum.log_id,
+	    (unsigned long long)sum.records, nfiles);
+	if (sum.records > 0)
+		printf(", seq %llu..%llu, %s .. %s",
+		    (unsigned long long)sum.first_seq,
+		    (unsigned long long)sum.last_seq, sum.first_ts, sum.last_ts);
+	printf("\n");
+	if (sum.records > 0 && !sum.chain_from_start)
+		printf("the chain begins at seq %llu (earlier files not given)\n",
+		    (unsigned long long)sum.first_seq);
+	if (sum.last_seal_seq)
+		printf("sealed through seq %llu at %s (%llu seal(s)); ",
+		    (unsigned long long)sum.last_seal_seq, sum.last_seal_ts,
+		    (unsigned long long)sum.seals);
+	else
+		printf("no seal; ");
+	if (sum.unsealed)
+		printf("unsealed tail: %llu record(s) since %s%s\n",
+		    (unsigned long long)sum.unsealed, sum.unsealed_from_ts,
+		    strict ? " (--strict: a failure)" : "");
+	else
+		printf("no unsealed tail\n");
+	if (sum.records > 0)
+		printf("head %llu:%s\n", (unsigned long long)sum.last_seq, hhex);
+	if (nanchors)
+		printf("anchors: %zu given, %llu not covered by these files\n",
+		    nanchors, (unsigned long long)sum.anchors_unchecked);
+	if (rc == EX_VALID)
+		printf("PASS\n");
+	else if (rc == EX_INTEGRITY)
+		printf("FAIL: %llu integrity finding(s)%s\n",
+		    (unsigned long long)sum.failures,
+		    strict && sum.unsealed && !sum.failures ?
+		    " (unsealed tail)" : "");
+	else
+		printf("UNVERIFIABLE: an anchor lies outside these files\n");
+out:
+	if (k0_set)
+		OPENSSL_cleanse(k0, sizeof(k0));
+	afmt_vfy_free(v);
+	for (i = 0; i < nopen; i++)
+		logfile_close(&files[i]);
+	free(files);
+	free(fs.v);
+	free(anchors);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* show */
+
+static int
+cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "request-id", required_argument, NULL, 'r' },
+		{ "caller", required_argument, NULL, 'c' },
+		{ "since", required_argument, NULL, 's' },
+		{ "type", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *rid = NULL, *since = NULL, *type = NULL;
+	char caller[300] = "", buf[300];
+	struct logfile *files = NULL;
+	int c, nfiles, i, rc = EX_VALID;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			rid = optarg;
+			break;
+		case 'c':
+			/* Compare the raw JSON value: names may be escaped. */
+			if (json_quote(optarg, caller, sizeof(caller)) == -1) {
+				fprintf(stderr, "cmgate-audit: --caller: too "
+				    "long\n");
+				return EX_USAGE;
+			}
+			break;
+		case 's':
+			since = optarg;
+			break;
+		case 't':
+			type = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_VALID;
+		default:
+			return EX_USAGE;
+		}
+	}
+	nfiles = argc - optind;
+	if (nfiles < 1) {
+		fprintf(stderr, "usage: cmgate-audit show [--request-id ID] "
+		    "[--caller NAME] [--since TIME] [--type TYPE] LOG...\n");
+		return EX_USAGE;
+	}
+	if (open_logs(nfiles, argv + optind, &files) == -1)
+		return EX_UNVERIFIABLE;
+	for (i = 0; i < nfiles; i++) {
+		const struct logfile *lf = &files[i];
+		size_t off = 0, line = 0;
+		while (off < lf->size) {
+			const char *p = lf->map + off;
+			const char *nl = memchr(p, '\n', lf->size - off);
+			size_t n = nl ? (size_t)(nl - p) + 1 : lf->size - off;
+			struct afmt_rec r;
+
+			off += n;
+			line++;
+			if (afmt_parse(p, n, &r) == -1) {
+				fprintf(stderr, "cmgate-audit: %s line %zu: not "
+				    "a record (skipped)\n", lf->name, line);
+				continue;
+			}
+			if (type && strcmp(r.type, type) != 0)
+				continue;
+			if (since && strcmp(r.ts, since) < 0)
+				continue;
+			if (rid && (afmt_field_str(r.fields, r.flen,
+			    "request_id", buf, sizeof(buf)) == -1 ||
+			    strcmp(buf, rid) != 0))
+				continue;
+			if (caller[0] && (afmt_field_raw(r.fields, r.flen,
+			    "caller", buf, sizeof(buf)) == -1 ||
+			    strcmp(buf, caller) != 0))
+				continue;
+			if (fwrite(p, 1, n, stdout) != n) {
+				rc = EX_UNVERIFIABLE;
+				break;
+			}
+		}
+	}
+	for (i = 0; i < nfiles; i++)
+		logfile_close(&files[i]);
+	free(files);
+	if (fflush(stdout) == EOF)
+		rc = EX_UNVERIFIABLE;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* digest */
+
+static int
+cmd_digest(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "log-id", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *keyfile = NULL, *logid = NULL, *s;
+	unsigned char k0[AFMT_KEY_LEN], bk[AFMT_KEY_LEN], mac[AFMT_HASH_LEN];
+	char hex[2 * AFMT_HASH_LEN + 1], *body = NULL, err[300];
+	struct json_object *o = NULL;
+	size_t len = 0, slen = 0;
+	int c, rc = EX_UNVERIFIABLE;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 'l':
+			logid = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_VALID;
+		default:
+			return EX_USAGE;
+		}
+	}
+	if (keyfile == NULL || logid == NULL || argc - optind != 1 ||
+	    strlen(logid) != AFMT_LOGID_HEX) {
+		fprintf(stderr, "usage: cmgate-audit digest --key-file K0 "
+		    "--log-id ID(32 hex) FILE\n");
+		return EX_USAGE;
+	}
+	if (read_k0(keyfile, k0) == -1)
+		return EX_UNVERIFIABLE;
+	if (read_file(argv[optind], 16 * 1024 * 1024, &body, &len, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "cmgate-audit: %s\n", err);
+		goto out;
+	}
+	if ((o = json_tokener_parse(body)) == NULL) {
+		fprintf(stderr, "cmgate-audit: %s: not JSON\n", argv[optind]);
+		goto out;
+	}
+	/* The gateway digests the body as serialized for upstream. */
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &slen);
+	if (afmt_body_key(k0, logid, bk) == -1 ||
+	    afmt_hmac(bk, sizeof(bk), s, slen, NULL, 0, mac) == -1)
+		goto out;
+	hex_encode(mac, sizeof(mac), hex);
+	printf("%s\n", hex);
+	rc = EX_VALID;
+out:
+	OPENSSL_cleanse(k0, sizeof(k0));
+	OPENSSL_cleanse(bk, sizeof(bk));
+	json_object_put(o);
+	if (body)
+		secret_free(body, len);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (cmd == NULL) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return EX_VALID;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("cmgate-audit (format v%d)\n", AFMT_VERSION);
+		return EX_VALID;
+	}
+	if (afmt_init() == -1) {
+		fprintf(stderr, "cmgate-audit: OpenSSL HMAC-SHA256 "
+		    "unavailable\n");
+		return EX_UNVERIFIABLE;
+	}
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(argc - 1, argv + 1);
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
+	if (strcmp(cmd, "show") == 0)
+		return cmd_show(argc - 1, argv + 1);
+	if (strcmp(cmd, "digest") == 0)
+		return cmd_digest(argc - 1, argv + 1);
+	fprintf(stderr, "cmgate-audit: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return EX_USAGE;
+}
