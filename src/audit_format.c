@@ -33,12 +33,33 @@ static const unsigned char afmt_zero_hash[AFMT_HASH_LEN];
 /* ------------------------------------------------------------------ */
 /* Algorithms, fetched once per process */
 
+static pthread_key_t	 afmt_tls;	/* a per-thread one-shot context */
+static EVP_MAC_CTX	*afmt_tmpl;	/* digest set, no key: to dup */
+
+static void
+afmt_tls_free(void *ctx)
+{
+	EVP_MAC_CTX_free(ctx);
+}
+
 static void
 afmt_do_init(void)
 {
 	afmt_mac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	afmt_md_alg = EVP_MD_fetch(NULL, "SHA256", NULL);
-	afmt_init_ok = afmt_mac_alg != NULL && afmt_md_alg != NULL;
+	if (afmt_mac_alg != NULL && (afmt_tmpl = EVP_MAC_CTX_new(
+	    afmt_mac_alg)) != NULL) {
+		OSSL_PARAM p[2];
+		p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+		    (char *)"SHA256", 0);
+		p[1] = OSSL_PARAM_construct_end();
+		if (!EVP_MAC_CTX_set_params(afmt_tmpl, p)) {
+			EVP_MAC_CTX_free(afmt_tmpl);
+			afmt_tmpl = NULL;
+		}
+	}
+	afmt_init_ok = afmt_tmpl != NULL && afmt_md_alg != NULL &&
+	    pthread_key_create(&afmt_tls, afmt_tls_free) == 0;
 }
 
 int
@@ -48,15 +69,18 @@ afmt_init(void)
 	return afmt_init_ok ? 0 : -1;
 }
 
+/* A new HMAC-SHA256 context: a copy of the template, whose digest was
+ * fetched once; EVP_MAC_init() then only changes the key. */
+static EVP_MAC_CTX *
+afmt_ctx_new(void)
+{
+	return EVP_MAC_CTX_dup(afmt_tmpl);
+}
+
 static int
 afmt_ctx_key(EVP_MAC_CTX *ctx, const unsigned char *key, size_t keylen)
 {
-	OSSL_PARAM p[2];
-
-	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    (char *)"SHA256", 0);
-	p[1] = OSSL_PARAM_construct_end();
-	return EVP_MAC_init(ctx, key, keylen, p) == 1 ? 0 : -1;
+	return EVP_MAC_init(ctx, key, keylen, NULL) == 1 ? 0 : -1;
 }
 
 int
@@ -65,19 +89,23 @@ afmt_hmac(const unsigned char *key, size_t keylen, const void *a, size_t alen,
 {
 	EVP_MAC_CTX *ctx;
 	size_t n = 0;
-	int rc = -1;
 
-	if (afmt_init() == -1 || (ctx = EVP_MAC_CTX_new(afmt_mac_alg)) == NULL)
+	if (afmt_init() == -1)
 		return -1;
+	if ((ctx = pthread_getspecific(afmt_tls)) == NULL) {
+		if ((ctx = afmt_ctx_new()) == NULL)
+			return -1;
+		if (pthread_setspecific(afmt_tls, ctx) != 0) {
+			EVP_MAC_CTX_free(ctx);
+			return -1;
+		}
+	}
 	if (afmt_ctx_key(ctx, key, keylen) == -1 ||
 	    (alen && !EVP_MAC_update(ctx, a, alen)) ||
 	    (blen && !EVP_MAC_update(ctx, b, blen)) ||
 	    !EVP_MAC_final(ctx, out, &n, AFMT_HASH_LEN) || n != AFMT_HASH_LEN)
-		goto fail;
-	rc = 0;
-fail:
-	EVP_MAC_CTX_free(ctx);
-	return rc;
+		return -1;
+	return 0;
 }
 
 int
@@ -110,8 +138,7 @@ afmt_key_rekey(struct afmt_key *key)
 	unsigned char m[AFMT_HASH_LEN];
 	int rc;
 
-	if (key->ctx == NULL &&
-	    (key->ctx = EVP_MAC_CTX_new(afmt_mac_alg)) == NULL)
+	if (key->ctx == NULL && (key->ctx = afmt_ctx_new()) == NULL)
 		return -1;
 	if (afmt_hmac(key->k, AFMT_KEY_LEN, "mac", 3, NULL, 0, m) == -1)
 		return -1;
@@ -304,21 +331,25 @@ afmt_is_lhex(int c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
-/* Lower-case hex only: an upper-case copy must not decode to the same
- * bytes, or a case flip would go unnoticed. */
+/* Value of a lower-case hex digit, or -1: upper case is refused, or a
+ * case flip would decode to the same bytes and go unnoticed. */
+static const signed char afmt_hexval[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6,
+	['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12,
+	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
 static int
 afmt_lhex(const char *p, size_t n, unsigned char *out)
 {
 	size_t i;
 
-	for (i = 0; i < 2 * n; i++)
-		if (!afmt_is_lhex((unsigned char)p[i]))
-			return -1;
 	for (i = 0; i < n; i++) {
-		int hi = p[2 * i] <= '9' ? p[2 * i] - '0' : p[2 * i] - 'a' + 10;
-		int lo = p[2 * i + 1] <= '9' ? p[2 * i + 1] - '0' :
-		    p[2 * i + 1] - 'a' + 10;
-		out[i] = (unsigned char)(hi << 4 | lo);
+		int hi = afmt_hexval[(unsigned char)p[2 * i]];
+		int lo = afmt_hexval[(unsigned char)p[2 * i + 1]];
+		if (hi == 0 || lo == 0)
+			return -1;
+		out[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
 	}
 	return 0;
 }
@@ -783,10 +814,15 @@ struct afmt_bad {
 	const char	*file;
 	uint64_t	 line, offset, len;
 	bool		 complete;	/* parsed as a record */
+	uint64_t	 seq;		/* as parsed, when complete */
 };
 
 #define AFMT_BAD_KEEP	64
 #define AFMT_MAX_STEPS	(1u << 24)	/* key steps for one lookup */
+/* Key steps a verifier may spend on lines whose epoch runs ahead of
+ * the chain (about 10 s): enough to name a re-MAC'd record, bounded
+ * against a file of forged lines. */
+#define AFMT_STEP_BUDGET (1u << 23)
 #define AFMT_MAX_MISSING 65536
 
 struct afmt_range {
@@ -809,6 +845,7 @@ struct afmt_vfy {
 	struct afmt_key	 base;		/* as given; never moved */
 	struct afmt_key	 cur;		/* at epoch, when set */
 	struct afmt_key	 scratch;
+	uint64_t	 budget;	/* AFMT_STEP_BUDGET, spent */
 
 	const char	*file;
 	uint64_t	 lineno;
@@ -850,6 +887,7 @@ static void
 afmt_report(struct afmt_vfy *v, enum afmt_kind kind, uint64_t seq,
     uint64_t seq_end, const char *file, uint64_t line, uint64_t off,
     const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static void afmt_vfy_set_epoch(struct afmt_vfy *, uint64_t);
 
 static void
 afmt_report(struct afmt_vfy *v, enum afmt_kind kind, uint64_t seq,
@@ -888,6 +926,7 @@ afmt_vfy_new(const unsigned char key[AFMT_KEY_LEN], uint64_t key_epoch,
 	v->cb = cb;
 	v->cbarg = arg;
 	v->file = "";
+	v->budget = AFMT_STEP_BUDGET;
 	if (afmt_key_set(&v->base, key, key_epoch) == -1) {
 		afmt_vfy_free(v);
 		return NULL;
@@ -929,8 +968,7 @@ afmt_vfy_expect(struct afmt_vfy *v, uint64_t seq,
 	v->have_log = true;
 	v->sum.epoch = epoch;
 	v->hbase = seq;
-	if (afmt_key_copy(&v->cur, &v->base) == 0 && v->cur.epoch < epoch)
-		(void)afmt_key_seek(&v->cur, log_id, epoch, AFMT_MAX_STEPS);
+	afmt_vfy_set_epoch(v, epoch);
 }
 
 int
@@ -967,6 +1005,8 @@ afmt_vfy_key(struct afmt_vfy *v, uint64_t e, const char *log_id,
 
 	if (v->cur.set && v->cur.epoch == e)
 		return &v->cur;
+	if (v->base.epoch == e)
+		return &v->base;
 	if (v->scratch.set && v->scratch.epoch == e)
 		return &v->scratch;
 	if (e < v->base.epoch || e - v->base.epoch > AFMT_MAX_STEPS)
@@ -978,11 +1018,15 @@ afmt_vfy_key(struct afmt_vfy *v, uint64_t e, const char *log_id,
 	if (v->scratch.set && v->scratch.epoch < e &&
 	    v->scratch.epoch > from->epoch)
 		from = &v->scratch;
-	if (e - from->epoch > max_steps)
-		return NULL;
+	if (e - from->epoch > max_steps) {
+		/* Beyond what the chain explains: pay from the budget. */
+		if (e - from->epoch > v->budget)
+			return NULL;
+		v->budget -= e - from->epoch;
+	}
 	if (from != &v->scratch && afmt_key_copy(&v->scratch, from) == -1)
 		return NULL;
-	if (afmt_key_seek(&v->scratch, log_id, e, max_steps) == -1) {
+	if (afmt_key_seek(&v->scratch, log_id, e, e - v->scratch.epoch) == -1) {
 		afmt_key_wipe(&v->scratch);
 		return NULL;
 	}
@@ -996,6 +1040,11 @@ afmt_vfy_set_epoch(struct afmt_vfy *v, uint64_t e)
 	v->epoch = e;
 	if (v->cur.set && v->cur.epoch == e)
 		return;
+	if (e == v->base.epoch) {
+		/* afmt_vfy_key() answers with the base key itself. */
+		afmt_key_wipe(&v->cur);
+		return;
+	}
 	if (v->scratch.set && v->scratch.epoch == e) {
 		struct afmt_key t = v->cur;
 		v->cur = v->scratch;
@@ -1117,7 +1166,7 @@ afmt_vfy_take_missing(struct afmt_vfy *v, uint64_t s)
 
 static void
 afmt_vfy_bad_line(struct afmt_vfy *v, const char *line, size_t len,
-    uint64_t off, bool parsed)
+    uint64_t off, bool parsed, uint64_t seq)
 {
 	if (v->nbad < AFMT_BAD_KEEP) {
 		struct afmt_bad *b = &v->bad[v->nbad];
@@ -1126,6 +1175,7 @@ afmt_vfy_bad_line(struct afmt_vfy *v, const char *line, size_t len,
 		b->offset = off;
 		b->len = len;
 		b->complete = parsed;
+		b->seq = parsed ? seq : 0;
 	}
 	if (!parsed || len == 0 || line[len - 1] != '\n' ||
 	    memchr(line, '\0', len) != NULL)
@@ -1284,7 +1334,9 @@ afmt_vfy_begin(struct afmt_vfy *v, const struct afmt_rec *r)
 
 	v->started = true;
 	v->epoch = r->epoch;
-	if (v->nbad > 0)
+	if (v->nbad > 0 && v->bad[0].complete && v->bad[0].seq < r->seq)
+		v->exp = v->bad[0].seq;	/* the damaged line still says */
+	else if (v->nbad > 0)
 		v->exp = r->seq > v->nbad ? r->seq - v->nbad : 1;
 	else if (r->seq == 1)
 		v->exp = 1;
@@ -1329,11 +1381,11 @@ afmt_vfy_line(struct afmt_vfy *v, const char *line, size_t len, uint64_t off)
 			key = afmt_vfy_key(v, r.epoch, r.log_id, steps);
 	}
 	if (key == NULL || afmt_check_mac(key, &r) == -1) {
-		afmt_vfy_bad_line(v, line, len, off, parsed);
+		afmt_vfy_bad_line(v, line, len, off, parsed, r.seq);
 		return;
 	}
 	if (afmt_sha256(line, len, h) == -1) {
-		afmt_vfy_bad_line(v, line, len, off, parsed);
+		afmt_vfy_bad_line(v, line, len, off, parsed, r.seq);
 		return;
 	}
 	if (!v->have_log) {
