@@ -27,10 +27,21 @@
  *                        "max_inflight","connections","queued"}
  *   anything else        404 {"code":"NOT_FOUND",...}
  *
- * Rule keys: count, delay_ms, status, body (string sent verbatim, or any
- * other JSON value sent serialized), content_type, retry_after, close,
- * hang.  Keys a rule leaves out take the value of the default rule when
- * the request is served.
+ * Rule keys: count (default 1), delay_ms, status, body (string sent
+ * verbatim, or any other JSON value sent serialized), content_type,
+ * retry_after (adds Retry-After), close (drop the connection without an
+ * answer, after delay_ms), hang (no answer until the client goes away,
+ * dropped after TIMEOUT_S at the latest).  A rule may also be sent as an
+ * array of rules.  Keys a rule leaves out take the value of the default
+ * rule when the request is served; unknown keys get a 400.
+ *
+ * Each API POST takes one use of the head rule.  The answer is, in order:
+ * 401 if the key is wrong; the rule's body with its status (default 200);
+ * a canned error body for a non-2xx status without body; 400 if the body
+ * is not a JSON object; else the echo with the rule's status (default
+ * 200).  "inflight" counts delayed and hung requests still waiting; a
+ * client that hangs up is noticed (EV_CLOSED) and its request released.
+ * The log's "status" is 0 for close and hang.
  *
  * Single-threaded: everything runs on the one event loop.
  */
@@ -289,8 +300,8 @@ canned_error(struct evbuffer *out, int status)
 		break;
 	case 429:
 		/* CryptoMate's 429 uses error_code, not code. */
-		evbuffer_add_printf(out, "{\"error_code\":\"TOO_MANY_REQUESTS\","
-		    "\"message\":\"Too many requests\"}");
+		evbuffer_add_printf(out, "{\"error_code\":"
+		    "\"TOO_MANY_REQUESTS\",\"message\":\"Too many requests\"}");
 		return;
 	default:
 		if (status >= 500) {
@@ -664,7 +675,8 @@ parse_json(const char *s, size_t len)
 
 	if ((tok = json_tokener_new()) == NULL)
 		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
 	/* A bare top-level number stays incomplete; we only want objects. */
 	o = json_tokener_parse_ex(tok, s, (int)len);
 	end = json_tokener_get_parse_end(tok);
