@@ -4,6 +4,7 @@
  */
 #include "audit.h"
 #include "conf.h"
+#include "guard.h"
 #include "log.h"
 #include "server.h"
 #include "upstream.h"
@@ -243,6 +244,10 @@ main(int argc, char **argv)
 	}
 	if ((gw.audit = audit_open(gw.cfg, err, sizeof(err))) == NULL) {
 		log_error("audit: %s", err);
+		goto out;
+	}
+	if (guard_init() == -1) {
+		log_error("no randomness");
 		goto out;
 	}
 	if ((gw.base = event_base_new()) == NULL) {

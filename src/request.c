@@ -124,7 +124,7 @@ req_reply_upstream(struct gw_req *r)
 	}
 	if (b != NULL)
 		evbuffer_add(b, r->resp, r->resp_len);
-	evhttp_send_reply(r->ev, r->up_status, NULL, b);
+	server_send(r->ev, r->up_status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 	access_log(r, r->resp_len);

@@ -8,6 +8,7 @@
 #include "server.h"
 #include "audit.h"
 #include "conf.h"
+#include "guard.h"
 #include "log.h"
 #include "request.h"
 #include "upstream.h"
@@ -23,11 +24,32 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <json-c/json.h>
+
+/*
+ * The one call that sends a reply.  Under the guard's filter, output
+ * written while the connection's write side is disabled waits for the
+ * next read event; a reply made later (after the audit record or the
+ * upstream answer) would sit there.  Flushing the filter after
+ * evhttp_send_reply pushes it out at once.  The connection (when still
+ * alive) outlives evhttp_send_reply, which only schedules the write.
+ */
+void
+server_send(struct evhttp_request *ev, int status, struct evbuffer *body)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev = evcon ?
+	    evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	evhttp_send_reply(ev, status, NULL, body);
+	if (bev != NULL)
+		bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
+}
 
 void
 server_send_error(struct evhttp_request *ev, int status, const char *code,
@@ -55,7 +77,7 @@ server_send_error(struct evhttp_request *ev, int status, const char *code,
 		evhttp_add_header(h, hname, hvalue);
 	if (b != NULL)
 		evbuffer_add(b, s, len);
-	evhttp_send_reply(ev, status, NULL, b);
+	server_send(ev, status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 	json_object_put(o);
@@ -73,7 +95,7 @@ send_json(struct evhttp_request *ev, int status, struct json_object *o)
 	    "Content-Type", "application/json");
 	if (b != NULL)
 		evbuffer_add(b, s, len);
-	evhttp_send_reply(ev, status, NULL, b);
+	server_send(ev, status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 }
@@ -113,6 +135,35 @@ method_name(enum evhttp_cmd_type m)
 	return "?";
 }
 
+/* The answer to a request the guard (guard.c) stopped at the door. */
+static void
+send_guard_reject(struct evhttp_request *ev, int status, const char *rid)
+{
+	const char *code = "bad_request", *msg = "malformed request framing";
+
+	switch (status) {
+	case 411:
+		code = "length_required";
+		msg = "send the body with a Content-Length (no chunked "
+		    "transfer encoding)";
+		break;
+	case 413:
+		code = "payload_too_large";
+		msg = "the body is larger than limits.max_body_bytes";
+		break;
+	case 431:
+		code = "headers_too_large";
+		msg = "too many or too large request headers";
+		break;
+	case 503:
+		code = "too_many_connections";
+		msg = "the gateway holds limits.max_connections connections";
+		break;
+	}
+	server_send_error(ev, status, code, msg, NULL, rid, "Connection",
+	    "close");
+}
+
 static void
 on_request(struct evhttp_request *ev, void *arg)
 {
@@ -129,6 +180,11 @@ on_request(struct evhttp_request *ev, void *arg)
 	memcpy(path, uri, n);
 	path[n] = '\0';
 
+	if ((i = (size_t)guard_reject_status(path)) != 0) {
+		random_id(rid);
+		send_guard_reject(ev, (int)i, rid);
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0) {
 		if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 			random_id(rid);
@@ -221,9 +277,12 @@ apply_limits(struct gw_loop *loop, const struct config *c)
 {
 	struct timeval tv;
 
-	/* libevent has no limits by default: set every one. */
+	/* libevent has no limits by default: set every one.  The guard
+	 * (guard.c) enforces them first, with JSON answers; these are the
+	 * backstop. */
 	evhttp_set_max_body_size(loop->http, c->limits.max_body_bytes);
-	evhttp_set_max_headers_size(loop->http, c->limits.max_header_bytes);
+	evhttp_set_max_headers_size(loop->http, c->limits.max_header_bytes +
+	    1024);
 	tv.tv_sec = c->limits.idle_timeout_ms / 1000;
 	tv.tv_usec = (c->limits.idle_timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(loop->http, &tv);
@@ -250,6 +309,7 @@ server_init(struct gw_loop *loop, struct event_base *base,
 	}
 	apply_limits(loop, cfg);
 	evhttp_set_gencb(loop->http, on_request, loop);
+	evhttp_set_bevcb(loop->http, guard_bevcb, loop);
 	if ((loop->up = upstream_new(base, cfg, err, errlen)) == NULL)
 		return -1;
 	if ((loop->aport = audit_port_new(audit, base)) == NULL) {

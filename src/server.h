@@ -28,6 +28,7 @@ struct gw_loop {
 	struct audit_port	*aport;
 	struct evhttp_bound_socket *bound;
 	int			 active;	/* requests not yet answered */
+	int			 conns;		/* open caller connections */
 	bool			 draining;	/* SIGTERM: refuse new requests */
 };
 
@@ -46,6 +47,10 @@ int	server_listen(const char *addr, char *err, size_t errlen);
 
 /* SIGTERM: close the listener; requests in flight go on. */
 void	server_stop_accepting(struct gw_loop *);
+
+/* Send a reply (the one call every path uses; see server.c). */
+struct evbuffer;
+void	server_send(struct evhttp_request *, int status, struct evbuffer *);
 
 /*
  * Send the gateway's own error: {"code","message","details"?,

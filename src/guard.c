@@ -1,0 +1,352 @@
+/*
+ * guard.c: request framing limits under evhttp (see guard.h).
+ *
+ * The filter sees the raw bytes of a connection.  For each request it
+ * waits for the whole head (never passing a partial head on), checks
+ * the head against the limits, then passes head and Content-Length
+ * body bytes through with zero-copy buffer moves.  A request that
+ * breaks a limit is replaced by
+ *     GET /.cmgate-guard-<random>/<status> HTTP/1.1
+ * and everything after it on the connection is dropped; the front end
+ * turns that path into the JSON error and closes the connection.  The
+ * random part makes the path unguessable, so a caller cannot send it.
+ */
+#include "guard.h"
+#include "conf.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
+
+struct guard {
+	struct gw_loop		*loop;
+	struct bufferevent	*under;
+	struct event		*deadline;
+	enum gstate		 state;
+	size_t			 body_left;
+	int			 reject_pending;	/* status to inject */
+};
+
+static char	guard_prefix[64];	/* "/.cmgate-guard-<32 hex>/" */
+static size_t	guard_prefix_len;
+
+int
+guard_init(void)
+{
+	char id[33];
+
+	if (random_id(id) == -1)
+		return -1;
+	guard_prefix_len = (size_t)snprintf(guard_prefix, sizeof(guard_prefix),
+	    "/.cmgate-guard-%s/", id);
+	return 0;
+}
+
+int
+guard_reject_status(const char *path)
+{
+	int st;
+
+	if (guard_prefix_len == 0 ||
+	    strncmp(path, guard_prefix, guard_prefix_len) != 0)
+		return 0;
+	st = atoi(path + guard_prefix_len);
+	return st >= 400 && st <= 599 ? st : 400;
+}
+
+/*
+ * Replace the request at the head of src by the internal reject path.
+ * With skip > 0 (a 413 with a known Content-Length) the head and then
+ * exactly that many body bytes are dropped and the connection lives
+ * on; otherwise the framing is unknowable and the connection closes
+ * after the answer.  Dropping the body instead of closing at once
+ * keeps the kernel from resetting the connection under the answer.
+ */
+static void
+inject_reject(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
+    int status, size_t head_len, size_t skip)
+{
+	evbuffer_add_printf(dst, "GET %s%d HTTP/1.1\r\nHost: guard\r\n"
+	    "%s\r\n", guard_prefix, status, skip ? "" :
+	    "Connection: close\r\n");
+	if (skip) {
+		evbuffer_drain(src, head_len);
+		g->state = G_SKIP;
+		g->body_left = skip;
+	} else {
+		evbuffer_drain(src, evbuffer_get_length(src));
+		g->state = G_DISCARD;
+		if (g->deadline)
+			event_del(g->deadline);
+	}
+}
+
+/*
+ * Find the end of the head in buf[0..n): the offset just past the
+ * empty line ("\r\n\r\n" or "\n\n", as evhttp accepts both), or 0.
+ */
+static size_t
+head_end(const char *buf, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* Check one complete head; 0 = fine (body length in *clen), or the
+ * HTTP status to answer. */
+static int
+check_head(const struct config *c, const char *h, size_t n, size_t *clen)
+{
+	const char *line = h, *end = h + n, *nl, *colon;
+	int count = 0, have_cl = 0, have_te = 0;
+	unsigned long long cl = 0;
+
+	*clen = 0;
+	/* Skip the request line. */
+	if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
+		return 400;
+	for (line = nl + 1; line < end; line = nl + 1) {
+		size_t len;
+
+		nl = memchr(line, '\n', (size_t)(end - line));
+		if (nl == NULL)
+			break;
+		len = (size_t)(nl - line);
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		if (len == 0)
+			break;		/* the empty line */
+		/* Folded lines and spaces before the colon are classic
+		 * smuggling material: refuse them. */
+		if (line[0] == ' ' || line[0] == '\t')
+			return 400;
+		if ((colon = memchr(line, ':', len)) == NULL ||
+		    colon == line || colon[-1] == ' ' || colon[-1] == '\t')
+			return 400;
+		if (++count > c->limits.max_headers)
+			return 431;
+		if ((size_t)(colon - line) == 14 &&
+		    strncasecmp(line, "Content-Length", 14) == 0) {
+			const char *v = colon + 1, *ve = line + len;
+			unsigned long long x = 0;
+			int digits = 0;
+
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			for (; v < ve; v++, digits++) {
+				if (*v < '0' || *v > '9' || digits > 15)
+					return 400;
+				x = x * 10 + (unsigned long long)(*v - '0');
+			}
+			if (digits == 0 || (have_cl && x != cl))
+				return 400;
+			cl = x;
+			have_cl = 1;
+		} else if ((size_t)(colon - line) == 17 &&
+		    strncasecmp(line, "Transfer-Encoding", 17) == 0)
+			have_te = 1;
+	}
+	if (have_te && have_cl)
+		return 400;	/* both: which one frames the body? refuse */
+	if (have_te)
+		return 411;	/* chunked bodies: send a Content-Length */
+	*clen = (size_t)cl;
+	if (cl > (unsigned long long)c->limits.max_body_bytes)
+		return 413;
+	return 0;
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct guard *g = arg;
+	evutil_socket_t s = bufferevent_getfd(g->under);
+
+	/* The request took too long to arrive: a slow client.  Shut the
+	 * socket; evhttp sees the end of the stream and frees the
+	 * connection. */
+	log_debug("guard: request deadline passed, closing fd %d", (int)s);
+	g->state = G_DISCARD;
+	if (s >= 0)
+		shutdown(s, SHUT_RDWR);
+}
+
+static void
+arm_deadline(struct guard *g)
+{
+	const struct config *c = g->loop->cfg;
+	struct timeval tv;
+
+	if (g->deadline == NULL || evtimer_pending(g->deadline, NULL))
+		return;
+	tv.tv_sec = c->limits.request_timeout_ms / 1000;
+	tv.tv_usec = (c->limits.request_timeout_ms % 1000) * 1000;
+	evtimer_add(g->deadline, &tv);
+}
+
+static enum bufferevent_filter_result
+guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
+    enum bufferevent_flush_mode mode, void *arg)
+{
+	struct guard *g = arg;
+	const struct config *c = g->loop->cfg;
+	int moved = 0;
+
+	for (;;) {
+		size_t avail = evbuffer_get_length(src), want, hlen, clen;
+		const char *p;
+		int st;
+
+		if (g->state == G_DISCARD) {
+			evbuffer_drain(src, avail);
+			return moved ? BEV_OK : BEV_NEED_MORE;
+		}
+		if (g->reject_pending) {
+			inject_reject(g, src, dst, g->reject_pending, 0, 0);
+			g->reject_pending = 0;
+			return BEV_OK;
+		}
+		if (avail == 0)
+			break;
+		if (g->state == G_BODY || g->state == G_SKIP) {
+			want = avail < g->body_left ? avail : g->body_left;
+			if (g->state == G_BODY)
+				evbuffer_remove_buffer(src, dst, want);
+			else
+				evbuffer_drain(src, want);
+			g->body_left -= want;
+			moved = 1;
+			if (g->body_left > 0)
+				break;
+			g->state = G_HEAD;
+			event_del(g->deadline);
+			continue;
+		}
+		/* G_HEAD: a request has begun. */
+		arm_deadline(g);
+		want = avail < (size_t)c->limits.max_header_bytes + 4 ?
+		    avail : (size_t)c->limits.max_header_bytes + 4;
+		p = (const char *)evbuffer_pullup(src, (ev_ssize_t)want);
+		if (p == NULL)
+			return BEV_ERROR;
+		/* Tolerate blank lines between requests (RFC 9112 2.2). */
+		if (p[0] == '\r' || p[0] == '\n') {
+			evbuffer_drain(src, 1);
+			continue;
+		}
+		if ((hlen = head_end(p, want)) == 0) {
+			if (want > (size_t)c->limits.max_header_bytes) {
+				inject_reject(g, src, dst, 431, 0, 0);
+				return BEV_OK;
+			}
+			break;		/* wait for the rest of the head */
+		}
+		if (hlen > (size_t)c->limits.max_header_bytes + 4) {
+			inject_reject(g, src, dst, 431, 0, 0);
+			return BEV_OK;
+		}
+		if ((st = check_head(c, p, hlen, &clen)) != 0) {
+			inject_reject(g, src, dst, st, hlen,
+			    st == 413 ? clen : 0);
+			moved = 1;
+			continue;
+		}
+		evbuffer_remove_buffer(src, dst, hlen);
+		moved = 1;
+		g->body_left = clen;
+		if (clen > 0)
+			g->state = G_BODY;
+		else
+			event_del(g->deadline);
+	}
+	return moved ? BEV_OK : BEV_NEED_MORE;
+}
+
+static void
+guard_free(void *arg)
+{
+	struct guard *g = arg;
+
+	g->loop->conns--;
+	if (g->deadline)
+		event_free(g->deadline);
+	free(g);
+}
+
+/*
+ * Write-through: whatever evhttp's answer puts in the socket's output
+ * buffer is written to the socket at once.  Two reasons: evhttp
+ * believes an answer is sent once it has passed through the filter,
+ * and for a "Connection: close" answer it shuts the socket right then,
+ * so queued bytes would be lost; and writing now saves the loop pass
+ * that a deferred write would cost on every answer.
+ */
+static void
+write_through(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct guard *g = arg;
+	evutil_socket_t fd;
+
+	if (info->n_added == 0 || (fd = bufferevent_getfd(g->under)) < 0)
+		return;
+	/* Errors are left for the bufferevent's own write to report. */
+	while (evbuffer_get_length(buf) > 0)
+		if (evbuffer_write(buf, fd) <= 0)
+			break;
+}
+
+struct bufferevent *
+guard_bevcb(struct event_base *base, void *arg)
+{
+	struct gw_loop *loop = arg;
+	struct bufferevent *under, *bev;
+	struct guard *g;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	g->loop = loop;
+	under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (under == NULL) {
+		free(g);
+		return NULL;
+	}
+	g->under = under;
+	g->deadline = evtimer_new(base, on_deadline, g);
+	evbuffer_add_cb(bufferevent_get_output(under), write_through, g);
+	bev = bufferevent_filter_new(under, guard_in, NULL,
+	    BEV_OPT_CLOSE_ON_FREE, guard_free, g);
+	if (bev == NULL) {
+		if (g->deadline)
+			event_free(g->deadline);
+		free(g);
+		bufferevent_free(under);
+		return NULL;
+	}
+	/* Over the connection cap: answer 503 to the first request. */
+	if (++loop->conns > loop->cfg->limits.max_connections)
+		g->reject_pending = 503;
+	return bev;
+}
