@@ -10,6 +10,8 @@
 set -u
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
+top_srcdir=$(cd "$top_srcdir" && pwd)
+top_builddir=$(cd "$top_builddir" && pwd)
 CMGATE=$top_builddir/src/cmgate
 CMGATE_AUDIT=$top_builddir/src/cmgate-audit
 MOCK=$top_builddir/tests/mock-upstream
