@@ -29,6 +29,11 @@ trap stop EXIT INT TERM
 tests/mock-upstream -l 127.0.0.1:9090 -K run/api-key -L run/mock.log \
     > run/mock.out 2>&1 &
 pids="$pids $!"
+i=0
+until grep -q "listening on" run/mock.out 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || { cat run/mock.out; exit 1; }
+	sleep 0.1
+done
 src/cmgate -c conf/quickstart.json 2> run/cmgate.log &
 pids="$pids $!"
 i=0

@@ -39,6 +39,26 @@
  * evhttp_send_reply pushes it out at once.  The connection (when still
  * alive) outlives evhttp_send_reply, which only schedules the write.
  */
+/* Reason phrases libevent 2.1 lacks or words vaguely ("Client Error"). */
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return NULL;	/* libevent's own */
+}
+
 void
 server_send(struct evhttp_request *ev, int status, struct evbuffer *body)
 {
@@ -46,7 +66,7 @@ server_send(struct evhttp_request *ev, int status, struct evbuffer *body)
 	struct bufferevent *bev = evcon ?
 	    evhttp_connection_get_bufferevent(evcon) : NULL;
 
-	evhttp_send_reply(ev, status, NULL, body);
+	evhttp_send_reply(ev, status, reason_phrase(status), body);
 	if (bev != NULL)
 		bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
 }
