@@ -20,6 +20,14 @@ chmod 700 run
 src/cmgate -t -c conf/quickstart.json
 
 pids=""
+# wait_line FILE: until a process has written "listening on" to FILE.
+wait_line() {
+	i=0
+	until grep -q "listening on" "$1" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { cat "$1"; exit 1; }
+		sleep 0.1
+	done
+}
 stop() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
@@ -29,18 +37,10 @@ trap stop EXIT INT TERM
 tests/mock-upstream -l 127.0.0.1:9090 -K run/api-key -L run/mock.log \
     > run/mock.out 2>&1 &
 pids="$pids $!"
-i=0
-until grep -q "listening on" run/mock.out 2>/dev/null; do
-	i=$((i + 1)); [ $i -lt 100 ] || { cat run/mock.out; exit 1; }
-	sleep 0.1
-done
+wait_line run/mock.out
 src/cmgate -c conf/quickstart.json 2> run/cmgate.log &
 pids="$pids $!"
-i=0
-until grep -q "listening on" run/cmgate.log 2>/dev/null; do
-	i=$((i + 1)); [ $i -lt 100 ] || { cat run/cmgate.log; exit 1; }
-	sleep 0.1
-done
+wait_line run/cmgate.log
 
 TOKEN=quickstart-demo-token
 echo
