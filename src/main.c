@@ -6,6 +6,7 @@
 #include "conf.h"
 #include "guard.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -107,6 +108,13 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(gw->base, NULL);
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 /*
  * SIGHUP: re-read the config and its key files.  New requests use the
  * new config; requests in flight keep a reference to the old one.  On
@@ -123,14 +131,17 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	if ((nc = conf_load(gw->conf_path, err, sizeof(err))) == NULL) {
 		log_error("reload failed, keeping the running config: %s",
 		    err);
+		metrics_reload_result(false);
 		return;
 	}
 	if (strcmp(nc->listen, gw->cfg->listen) != 0 ||
-	    strcmp(nc->audit.path, gw->cfg->audit.path) != 0)
-		log_warn("reload: listen and audit.path changes need a "
-		    "restart; kept the old ones");
+	    strcmp(nc->audit.path, gw->cfg->audit.path) != 0 ||
+	    !same_str(nc->metrics.listen, gw->cfg->metrics.listen))
+		log_warn("reload: listen, metrics.listen and audit.path "
+		    "changes need a restart; kept the old ones");
 	if (server_reload(&gw->loop, nc) == -1) {
 		log_error("reload failed, keeping the running config");
+		metrics_reload_result(false);
 		conf_unref(nc);
 		return;
 	}
@@ -138,6 +149,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	/* The listen address and audit path stay those in use. */
 	conf_unref(gw->cfg);
 	gw->cfg = nc;
+	metrics_reload_result(true);
 	log_info("reload: config %s loaded (%zu callers)", gw->conf_path,
 	    nc->ncallers);
 }

@@ -12,6 +12,7 @@
 #include "caller.h"
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -86,6 +87,9 @@ access_log(struct gw_req *r, size_t bytes_out)
 	    r->queue_ms, r->code ? ",\"code\":\"" : "",
 	    r->code ? r->code : "", r->code ? "\"" : "");
 	log_json(line);
+	metrics_request(r->loop->metrics, r->route, r->caller ?
+	    r->caller->name : NULL, r->status, r->up_status, r->up_latency_ms,
+	    r->queue_ms, total);
 }
 
 static void
@@ -436,6 +440,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	}
 	if (vr == V_INVALID) {
 		struct json_object *d = details_from(&errs);
+		metrics_validation_failed(loop->metrics, &errs);
 		verrors_free(&errs);
 		req_reject(r, 422, "validation_failed",
 		    "the body has invalid fields", d);

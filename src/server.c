@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "guard.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "upstream.h"
 #include "util.h"
@@ -138,6 +139,25 @@ handle_healthz(struct gw_loop *loop, struct evhttp_request *ev)
 	json_object_put(o);
 }
 
+/* GET /metrics: the Prometheus text exposition of every loop. */
+static void
+handle_metrics(struct gw_loop *loop, struct evhttp_request *ev)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL || metrics_render(loop->metrics, loop->audit, b) == -1) {
+		if (b != NULL)
+			evbuffer_free(b);
+		server_send_error(ev, 500, "internal_error", "out of memory",
+		    NULL, "", NULL, NULL);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(ev),
+	    "Content-Type", METRICS_CONTENT_TYPE);
+	server_send(ev, 200, b);
+	evbuffer_free(b);
+}
+
 static const char *
 method_name(enum evhttp_cmd_type m)
 {
@@ -184,6 +204,30 @@ send_guard_reject(struct evhttp_request *ev, int status, const char *rid)
 	    "close");
 }
 
+/* /healthz, and /metrics when with_metrics: GET or HEAD only.  Returns
+ * 1 when path was one of them (answered), else 0. */
+static int
+serve_status_page(struct gw_loop *loop, struct evhttp_request *ev,
+    const char *method, const char *path, bool with_metrics)
+{
+	int healthz = strcmp(path, "/healthz") == 0;
+	char rid[33];
+
+	if (!healthz && !(with_metrics && strcmp(path, "/metrics") == 0))
+		return 0;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		random_id(rid);
+		server_send_error(ev, 405, "method_not_allowed", "use GET",
+		    NULL, rid, "Allow", "GET");
+		return 1;
+	}
+	if (healthz)
+		handle_healthz(loop, ev);
+	else
+		handle_metrics(loop, ev);
+	return 1;
+}
+
 static void
 on_request(struct evhttp_request *ev, void *arg)
 {
@@ -203,18 +247,12 @@ on_request(struct evhttp_request *ev, void *arg)
 	if ((i = (size_t)guard_reject_status(path)) != 0) {
 		random_id(rid);
 		send_guard_reject(ev, (int)i, rid);
+		metrics_request(loop->metrics, NULL, NULL, (int)i, 0, 0, 0, -1);
 		return;
 	}
-	if (strcmp(path, "/healthz") == 0) {
-		if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-			random_id(rid);
-			server_send_error(ev, 405, "method_not_allowed",
-			    "use GET", NULL, rid, "Allow", "GET");
-			return;
-		}
-		handle_healthz(loop, ev);
+	/* With a metrics.listen port, /metrics is off the callers' one. */
+	if (serve_status_page(loop, ev, method, path, loop->mhttp == NULL))
 		return;
-	}
 	for (i = 0; i < nroutes; i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
@@ -223,6 +261,8 @@ on_request(struct evhttp_request *ev, void *arg)
 			server_send_error(ev, 405, "method_not_allowed",
 			    "method not allowed on this route", NULL, rid,
 			    "Allow", routes[i].method);
+			metrics_request(loop->metrics, &routes[i], NULL, 405,
+			    0, 0, 0, -1);
 			return;
 		}
 		if (loop->draining) {
@@ -230,6 +270,8 @@ on_request(struct evhttp_request *ev, void *arg)
 			server_send_error(ev, 503, "shutting_down",
 			    "the gateway is shutting down", NULL, rid,
 			    "Connection", "close");
+			metrics_request(loop->metrics, &routes[i], NULL, 503,
+			    0, 0, 0, -1);
 			return;
 		}
 		request_start(loop, ev, &routes[i]);
@@ -238,6 +280,28 @@ on_request(struct evhttp_request *ev, void *arg)
 	random_id(rid);
 	server_send_error(ev, 404, "not_found", "no such route", NULL, rid,
 	    NULL, NULL);
+	metrics_request(loop->metrics, NULL, NULL, 404, 0, 0, 0, -1);
+}
+
+/* The metrics.listen port: /metrics and /healthz, nothing else. */
+static void
+on_metrics_port(struct evhttp_request *ev, void *arg)
+{
+	struct gw_loop *loop = arg;
+	const char *uri = evhttp_request_get_uri(ev);
+	char path[64], rid[33];
+	size_t n = strcspn(uri, "?#");
+
+	if (n >= sizeof(path))
+		n = sizeof(path) - 1;
+	memcpy(path, uri, n);
+	path[n] = '\0';
+	if (serve_status_page(loop, ev,
+	    method_name(evhttp_request_get_command(ev)), path, true))
+		return;
+	random_id(rid);
+	server_send_error(ev, 404, "not_found", "this port serves /metrics "
+	    "and /healthz", NULL, rid, NULL, NULL);
 }
 
 int
@@ -314,6 +378,43 @@ apply_limits(struct gw_loop *loop, const struct config *c)
 	    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 }
 
+/*
+ * metrics.listen: a second evhttp on the loop for /metrics and /healthz
+ * only, so the figures can stay off the callers' network.  No guard:
+ * no caller talks to it.
+ */
+static int
+listen_metrics(struct gw_loop *loop, const char *addr, char *err,
+    size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int fd;
+
+	if ((fd = server_listen(addr, err, errlen)) == -1)
+		return -1;
+	if ((loop->mhttp = evhttp_new(loop->base)) == NULL ||
+	    evhttp_accept_socket_with_handle(loop->mhttp, fd) == NULL) {
+		close(fd);
+		snprintf(err, errlen, "metrics.listen: cannot accept on %s",
+		    addr);
+		return -1;
+	}
+	evhttp_set_max_body_size(loop->mhttp, 1024);
+	evhttp_set_max_headers_size(loop->mhttp, 16384);
+	evhttp_set_timeout(loop->mhttp, 10);
+	evhttp_set_allowed_methods(loop->mhttp, EVHTTP_REQ_GET |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(loop->mhttp, on_metrics_port, loop);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host),
+	    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		log_info("serving /metrics on %s:%s", host, port);
+	return 0;
+}
+
 int
 server_init(struct gw_loop *loop, struct event_base *base,
     struct config *cfg, struct audit *audit, int listen_fd, char *err,
@@ -336,6 +437,13 @@ server_init(struct gw_loop *loop, struct event_base *base,
 		snprintf(err, errlen, "audit: cannot attach to the loop");
 		return -1;
 	}
+	if ((loop->metrics = metrics_new(loop)) == NULL) {
+		snprintf(err, errlen, "metrics: out of memory");
+		return -1;
+	}
+	if (cfg->metrics.listen != NULL &&
+	    listen_metrics(loop, cfg->metrics.listen, err, errlen) == -1)
+		return -1;
 	if (listen_fd < 0 &&
 	    (listen_fd = server_listen(cfg->listen, err, errlen)) == -1)
 		return -1;
@@ -374,6 +482,9 @@ server_free(struct gw_loop *loop)
 {
 	if (loop->http)
 		evhttp_free(loop->http);
+	if (loop->mhttp)
+		evhttp_free(loop->mhttp);
+	metrics_free(loop->metrics);
 	if (loop->up)
 		upstream_free(loop->up);
 	if (loop->aport)

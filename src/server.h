@@ -18,6 +18,7 @@ struct upstream;
 struct audit;
 struct audit_port;
 struct json_object;
+struct metrics;
 
 struct gw_loop {
 	struct event_base	*base;
@@ -27,6 +28,8 @@ struct gw_loop {
 	struct audit		*audit;		/* shared by all loops */
 	struct audit_port	*aport;
 	struct evhttp_bound_socket *bound;
+	struct metrics		*metrics;	/* this loop's registry */
+	struct evhttp		*mhttp;		/* metrics.listen, or NULL */
 	int			 active;	/* requests not yet answered */
 	int			 conns;		/* open caller connections */
 	bool			 draining;	/* SIGTERM: refuse new requests */
