@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "conf.h"
 #include "guard.h"
+#include "idem.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -36,6 +37,7 @@ struct gateway {
 	struct event_base	*base;
 	struct config		*cfg;
 	struct audit		*audit;
+	struct idem		*idem;		/* NULL: idempotency off */
 	struct gw_loop		 loop;
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_usr1;
 	struct event		*drain_timer;
@@ -258,6 +260,13 @@ main(int argc, char **argv)
 		log_error("audit: %s", err);
 		goto out;
 	}
+	/* One store per process, shared by the loops; idempotency.path
+	 * needs a restart to change. */
+	if (gw.cfg->idempotency.enabled &&
+	    (gw.idem = idem_open(gw.cfg, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (guard_init() == -1) {
 		log_error("no randomness");
 		goto out;
@@ -270,6 +279,10 @@ main(int argc, char **argv)
 	    server_init(&gw.loop, gw.base, gw.cfg, gw.audit, fd, err,
 	    sizeof(err)) == -1) {
 		log_error("%s", err);
+		goto out;
+	}
+	if (server_set_idem(&gw.loop, gw.idem) == -1) {
+		log_error("idempotency: cannot attach to the loop");
 		goto out;
 	}
 	if (add_signal(&gw, &gw.ev_term, SIGTERM, on_terminate) == -1 ||
@@ -293,6 +306,7 @@ out:
 	if (gw.ev_usr1) event_free(gw.ev_usr1);
 	if (gw.drain_timer) event_free(gw.drain_timer);
 	server_free(&gw.loop);
+	idem_close(gw.idem);
 	if (gw.audit)
 		audit_close(gw.audit);
 	if (gw.base)

@@ -11,11 +11,14 @@
 #include "audit.h"
 #include "caller.h"
 #include "conf.h"
+#include "idem.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
+
+#include <sys/queue.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +64,19 @@ struct gw_req {
 	const char		*error_class;
 	long			 retry_after_s;
 	struct json_object	*details;	/* field errors, until sent */
+	/* Idempotency-Key (idem.c): the key, the digest of the body it
+	 * covers, the claim on it, the request record waiting for the
+	 * lookup, and what a stored outcome's reply waits for (its audit
+	 * record and its store commit, in parallel). */
+	char			*idem_key;	/* NULL: none */
+	unsigned char		 idem_digest[SHA256_LEN];
+	struct idem_claim	*idem_claim;
+	char			*idem_fields;
+	int			 idem_wait;
+	bool			 idem_audit_ok;
+	bool			 idem_invalid;	/* storing a validation 422 */
+	bool			 idem_replayed;
+	char			 idem_msg[160];
 };
 
 static void req_free(struct gw_req *);
@@ -135,6 +151,31 @@ req_reply_upstream(struct gw_req *r)
 	req_free(r);
 }
 
+/*
+ * Answer with bytes held in r (a replay, or a validation 422 stored
+ * under an Idempotency-Key): r->status, r->resp_ct, r->resp.  A replay
+ * is the stored response unchanged, marked Idempotent-Replayed.
+ */
+static void
+req_reply_stored(struct gw_req *r)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(h, "X-Request-Id", r->id);
+	if (r->resp_ct && r->resp_ct[0])
+		evhttp_add_header(h, "Content-Type", r->resp_ct);
+	if (r->idem_replayed)
+		evhttp_add_header(h, "Idempotent-Replayed", "true");
+	if (b != NULL)
+		evbuffer_add(b, r->resp, r->resp_len);
+	server_send(r->ev, r->status, b);
+	if (b != NULL)
+		evbuffer_free(b);
+	access_log(r, r->resp_len);
+	req_free(r);
+}
+
 static void
 req_free(struct gw_req *r)
 {
@@ -143,6 +184,9 @@ req_free(struct gw_req *r)
 		upstream_cancel(r->xfer);
 	conf_unref(r->cfg);
 	json_object_put(r->details);
+	idem_release(r->idem_claim);	/* an unstored key is free again */
+	free(r->idem_key);
+	free(r->idem_fields);
 	free(r->body);
 	free(r->resp);
 	free(r->resp_ct);
@@ -217,27 +261,105 @@ req_reject(struct gw_req *r, int status, const char *code,
 	free(fields);
 }
 
+/* Both the outcome record and the key's store are done: answer. */
 static void
-on_outcome_durable(bool ok, uint64_t seq, void *arg)
+req_outcome_reply(struct gw_req *r)
 {
-	struct gw_req *r = arg;
-
-	if (!ok) {
+	if (!r->idem_audit_ok) {
 		/* No durable outcome, no answer that implies one. */
 		req_reply_error(r, 503, "audit_unavailable",
 		    "the audit log cannot record the outcome", NULL);
 		return;
 	}
-	if (r->up_status > 0 && r->code == NULL)
+	if (r->idem_invalid)
+		req_reply_stored(r);
+	else if (r->up_status > 0 && r->code == NULL)
 		req_reply_upstream(r);
 	else
 		req_reply_error(r, r->status, r->code, r->message, NULL);
 }
 
 static void
+on_outcome_durable(bool ok, uint64_t seq, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->idem_audit_ok = ok;
+	if (--r->idem_wait > 0)
+		return;		/* the key's store is not durable yet */
+	req_outcome_reply(r);
+}
+
+static void
+on_idem_stored(bool ok, void *arg)
+{
+	struct gw_req *r = arg;
+
+	/* Not stored: the caller still gets the real answer (hiding a
+	 * created client would be worse); idem.c now refuses keys. */
+	if (!ok)
+		log_error("request %s: idempotency: the outcome was not "
+		    "stored", r->id);
+	if (--r->idem_wait > 0)
+		return;		/* the outcome record is not durable yet */
+	req_outcome_reply(r);
+}
+
+/*
+ * Store a keyed request's outcome when CryptoMate decided it: its 2xx
+ * and 4xx (not 429).  A timeout or an answer broken off after sending
+ * may have created the client: stored as outcome unknown, so that a
+ * retry is stopped (409) instead of risking a duplicate.  Anything
+ * else (CryptoMate's 5xx and 429, not sent, the budget's 429) is not
+ * stored: a retry goes through.  0 when a store was queued.
+ */
+static int
+req_idem_store_outcome(struct gw_req *r)
+{
+	int st = r->up_status;
+	int rc;
+
+	if (r->idem_claim == NULL)
+		return -1;
+	if (r->code == NULL && st > 0) {
+		if (!((st >= 200 && st < 300) ||
+		    (st >= 400 && st < 500 && st != 429)))
+			return -1;
+		rc = idem_store(r->idem_claim, IDEM_COMPLETED, st, r->resp_ct,
+		    r->resp, r->resp_len, r->cfg->idempotency.ttl_s,
+		    on_idem_stored, r);
+	} else if (r->code != NULL && r->error_class != NULL &&
+	    (strcmp(r->error_class, "timeout") == 0 ||
+	    strcmp(r->error_class, "upstream_error") == 0)) {
+		rc = idem_store(r->idem_claim, IDEM_UNKNOWN, r->status, NULL,
+		    NULL, 0, r->cfg->idempotency.ttl_s, on_idem_stored, r);
+	} else
+		return -1;
+	if (rc == -1)
+		log_error("request %s: idempotency: cannot store the outcome",
+		    r->id);
+	return rc;
+}
+
+/* `,"idempotency_key":"..."` (and what follows) for a keyed request's
+ * records, or "". */
+static void
+req_idem_members(const struct gw_req *r, const char *more, char *out,
+    size_t outlen)
+{
+	char q[2 * IDEM_KEY_MAX + 8];
+
+	out[0] = '\0';
+	if (r->idem_key != NULL && json_quote(r->idem_key, q,
+	    sizeof(q)) != -1)
+		snprintf(out, outlen, ",\"idempotency_key\":%s%s", q, more);
+}
+
+static void
 record_outcome(struct gw_req *r)
 {
-	char fields[768], caller[80], digest[2 * SHA256_LEN + 1];
+	char fields[768 + 2 * IDEM_KEY_MAX + 64], caller[80];
+	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 64];
 	unsigned char h[SHA256_LEN];
 	int client_status = r->code ? r->status : r->up_status;
 
@@ -246,11 +368,18 @@ record_outcome(struct gw_req *r)
 	hex_encode(h, sizeof(h), digest);
 	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
 		strcpy(caller, "null");
+	req_idem_members(r, ",\"replayed\":false", im, sizeof(im));
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
 	    "\"upstream_status\":%d,\"latency_ms\":%.3f,\"error_class\":\"%s\","
-	    "\"response_digest\":\"%s\",\"client_status\":%d", r->id, caller,
+	    "\"response_digest\":\"%s\",\"client_status\":%d%s", r->id, caller,
 	    r->up_status, r->up_latency_ms, r->error_class, digest,
-	    client_status);
+	    client_status, im);
+	/* The store and the record run in parallel; the answer waits for
+	 * both (stored durably before it is sent). */
+	r->idem_wait = 1;
+	r->idem_audit_ok = false;
+	if (req_idem_store_outcome(r) == 0)
+		r->idem_wait++;
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_outcome_durable, r) == -1)
 		req_reply_error(r, 503, "audit_unavailable",
@@ -335,6 +464,313 @@ on_request_durable(bool ok, uint64_t seq, void *arg)
 	req_forward(r);
 }
 
+/* ---- idempotency keys (idem.c) ---------------------------------- */
+
+static void
+req_audit_request(struct gw_req *r, char *fields)
+{
+	if (fields == NULL || audit_submit(r->loop->aport, "request", fields,
+	    on_request_durable, r) == -1) {
+		free(fields);
+		req_reply_error(r, 503, "audit_unavailable",
+		    "the audit log cannot record this request", NULL);
+		return;
+	}
+	free(fields);
+}
+
+/*
+ * The fields of a "reject" record for a keyed request: field paths from
+ * details (never values), the key, and extra members (may be "").
+ */
+static char *
+req_idem_reject_fields(struct gw_req *r, struct json_object *details,
+    const char *extra)
+{
+	struct json_object *paths = json_object_new_array();
+	char caller[80], im[2 * IDEM_KEY_MAX + 160], *fields;
+	const char *pj;
+	size_t i, n, flen;
+
+	n = details ? json_object_array_length(details) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *f = NULL;
+		json_object_object_get_ex(json_object_array_get_idx(details,
+		    i), "field", &f);
+		json_object_array_add(paths, json_object_get(f));
+	}
+	pj = json_object_to_json_string_ext(paths, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
+		strcpy(caller, "null");
+	req_idem_members(r, extra, im, sizeof(im));
+	flen = strlen(pj) + sizeof(im) + 512;
+	if ((fields = malloc(flen)) != NULL)
+		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
+		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
+		    "\"fields\":%s%s", r->id, caller, r->route->method,
+		    r->route->path, r->status, r->code, pj, im);
+	json_object_put(paths);
+	return fields;
+}
+
+/* Turn a keyed request down (409, 422, 503): recorded, then answered.
+ * The original request's id goes into the record when known. */
+static void
+req_idem_reject(struct gw_req *r, int status, const char *code,
+    const char *message, const char *original_id)
+{
+	char extra[80], *fields;
+
+	/* A validation failure's details are not this answer's. */
+	json_object_put(r->details);
+	r->details = NULL;
+	r->status = status;
+	r->code = code;
+	r->message = message;
+	extra[0] = '\0';
+	if (original_id != NULL)
+		snprintf(extra, sizeof(extra),
+		    ",\"original_request_id\":\"%s\"", original_id);
+	fields = req_idem_reject_fields(r, NULL, extra);
+	if (fields == NULL || audit_submit(r->loop->aport, "reject", fields,
+	    on_reject_durable, r) == -1) {
+		free(fields);
+		req_reply_error(r, 503, "audit_unavailable",
+		    "the audit log cannot record this request", NULL);
+		return;
+	}
+	free(fields);
+}
+
+static void
+on_replay_durable(bool ok, uint64_t seq, void *arg)
+{
+	struct gw_req *r = arg;
+
+	if (!ok) {
+		req_reply_error(r, 503, "audit_unavailable",
+		    "the audit log cannot record this request", NULL);
+		return;
+	}
+	req_reply_stored(r);
+}
+
+/*
+ * Replay a stored response: nothing goes upstream (nor through the
+ * budget).  An "outcome" record says so ("replayed":true, with the
+ * original request's id) before the answer leaves.
+ */
+static void
+req_idem_replay(struct gw_req *r, const struct idem_record *rec)
+{
+	char fields[768 + 2 * IDEM_KEY_MAX + 64], caller[80];
+	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 160];
+	char more[96];
+	unsigned char h[SHA256_LEN];
+
+	r->status = rec->status;
+	r->idem_replayed = true;
+	if ((rec->body_len > 0 && (r->resp = malloc(rec->body_len)) == NULL)
+	    || (r->resp_ct = strdup(rec->content_type)) == NULL) {
+		req_reply_error(r, 500, "internal_error", "out of memory",
+		    NULL);
+		return;
+	}
+	if (rec->body_len > 0)
+		memcpy(r->resp, rec->body, rec->body_len);
+	r->resp_len = rec->body_len;
+	if (sha256(r->resp ? r->resp : "", r->resp_len, h) == -1)
+		memset(h, 0, sizeof(h));
+	hex_encode(h, sizeof(h), digest);
+	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
+		strcpy(caller, "null");
+	snprintf(more, sizeof(more), ",\"replayed\":true,"
+	    "\"original_request_id\":\"%s\"", rec->request_id);
+	req_idem_members(r, more, im, sizeof(im));
+	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
+	    "\"upstream_status\":0,\"latency_ms\":0.000,\"error_class\":"
+	    "\"none\",\"response_digest\":\"%s\",\"client_status\":%d%s",
+	    r->id, caller, digest, r->status, im);
+	if (audit_submit(r->loop->aport, "outcome", fields,
+	    on_replay_durable, r) == -1)
+		req_reply_error(r, 503, "audit_unavailable",
+		    "the audit log cannot record this request", NULL);
+}
+
+/*
+ * A keyed request whose body failed validation, with nothing stored
+ * under its key: the 422 is an outcome too.  The answer's bytes are
+ * made here (as server_send_error makes them) so that what is stored
+ * is what is sent; record and store run in parallel.
+ */
+static void
+req_idem_store_invalid(struct gw_req *r)
+{
+	struct json_object *o = json_object_new_object();
+	const char *s;
+	char *fields;
+	size_t len;
+
+	r->status = 422;
+	r->code = "validation_failed";
+	r->message = "the body has invalid fields";
+	fields = req_idem_reject_fields(r, r->details, "");
+	json_object_object_add(o, "code", json_object_new_string(r->code));
+	json_object_object_add(o, "message",
+	    json_object_new_string(r->message));
+	json_object_object_add(o, "details", r->details);
+	r->details = NULL;
+	json_object_object_add(o, "request_id", json_object_new_string(r->id));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (s != NULL && (r->resp = malloc(len)) != NULL) {
+		memcpy(r->resp, s, len);
+		r->resp_len = len;
+	}
+	r->resp_ct = strdup("application/json");
+	json_object_put(o);
+	if (fields == NULL || r->resp == NULL || r->resp_ct == NULL) {
+		free(fields);
+		req_reply_error(r, 500, "internal_error", "out of memory",
+		    NULL);
+		return;
+	}
+	r->idem_wait = 1;
+	r->idem_audit_ok = false;
+	if (idem_store(r->idem_claim, IDEM_COMPLETED, 422, r->resp_ct,
+	    r->resp, r->resp_len, r->cfg->idempotency.ttl_s, on_idem_stored,
+	    r) == 0)
+		r->idem_wait++;
+	if (audit_submit(r->loop->aport, "reject", fields,
+	    on_outcome_durable, r) == -1)
+		req_reply_error(r, 503, "audit_unavailable",
+		    "the audit log cannot record this request", NULL);
+	free(fields);
+}
+
+static void
+on_idem_lookup(int found, const struct idem_record *rec, void *arg)
+{
+	struct gw_req *r = arg;
+
+	if (found == -1) {
+		req_idem_reject(r, 503, "idempotency_unavailable",
+		    "the idempotency store cannot be read; nothing is "
+		    "forwarded", NULL);
+		return;
+	}
+	if (found == 0) {
+		/* First use: on as usual, holding the claim. */
+		if (r->idem_invalid) {
+			req_idem_store_invalid(r);
+			return;
+		}
+		req_audit_request(r, r->idem_fields);
+		r->idem_fields = NULL;
+		return;
+	}
+	if (memcmp(rec->digest, r->idem_digest, SHA256_LEN) != 0) {
+		req_idem_reject(r, 422, "idempotency_key_reused",
+		    "this Idempotency-Key was used with a different body",
+		    rec->request_id);
+		return;
+	}
+	if (rec->state == IDEM_UNKNOWN) {
+		snprintf(r->idem_msg, sizeof(r->idem_msg), "the outcome of "
+		    "request %s with this Idempotency-Key is unknown (it may "
+		    "have been processed); not sent again", rec->request_id);
+		req_idem_reject(r, 409, "idempotency_outcome_unknown",
+		    r->idem_msg, rec->request_id);
+		return;
+	}
+	json_object_put(r->details);
+	r->details = NULL;
+	req_idem_replay(r, rec);
+}
+
+/*
+ * Claim the key for this body (data: the normalized body, or the raw
+ * one when it failed validation), synchronously: a duplicate in flight
+ * is turned away here, without I/O.  Then read what is stored.
+ */
+static void
+req_idem_begin(struct gw_req *r, const void *data, size_t len,
+    bool invalid)
+{
+	r->idem_invalid = invalid;
+	if (sha256(data, len, r->idem_digest) == -1) {
+		req_reply_error(r, 500, "internal_error", "cannot hash the "
+		    "body", NULL);
+		return;
+	}
+	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_key,
+	    r->idem_digest, r->id, &r->idem_claim)) {
+	case IDEM_NEW:
+		break;
+	case IDEM_IN_FLIGHT:
+		r->retry_after_s = 1;
+		req_idem_reject(r, 409, "idempotency_in_progress",
+		    "a request with this Idempotency-Key is in progress; "
+		    "retry later", NULL);
+		return;
+	case IDEM_IN_FLIGHT_OTHER:
+		req_idem_reject(r, 422, "idempotency_key_reused",
+		    "this Idempotency-Key is in use with a different body",
+		    NULL);
+		return;
+	case IDEM_DOWN:
+		req_idem_reject(r, 503, "idempotency_unavailable",
+		    "the idempotency store is unavailable; nothing is "
+		    "forwarded", NULL);
+		return;
+	}
+	if (idem_lookup(r->idem_claim, on_idem_lookup, r) == -1)
+		req_idem_reject(r, 503, "idempotency_unavailable",
+		    "the idempotency store is unavailable; nothing is "
+		    "forwarded", NULL);
+}
+
+/*
+ * Read the Idempotency-Key header, after auth (keys are per caller).
+ * -1 when the request was turned down (and is answered).
+ */
+static int
+req_idem_key(struct gw_req *r, struct evkeyvalq *in)
+{
+	struct evkeyval *h;
+	const char *v = NULL;
+	char key[IDEM_KEY_MAX + 1];
+	int n = 0;
+
+	if (r->loop->iport == NULL || !r->cfg->idempotency.enabled)
+		return 0;
+	TAILQ_FOREACH(h, in, next)
+		if (strcasecmp(h->key, "Idempotency-Key") == 0) {
+			v = h->value;
+			n++;
+		}
+	if (n == 0) {
+		if (!r->cfg->idempotency.required)
+			return 0;
+		req_reject(r, 400, "idempotency_key_required",
+		    "an 'Idempotency-Key' header is required", NULL);
+		return -1;
+	}
+	if (n > 1 || idem_parse_key(v, key) == -1) {
+		req_reject(r, 400, "invalid_idempotency_key",
+		    "Idempotency-Key must be one header of 1..255 printable "
+		    "ASCII characters", NULL);
+		return -1;
+	}
+	if ((r->idem_key = strdup(key)) == NULL) {
+		req_reply_error(r, 500, "internal_error", "out of memory",
+		    NULL);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- the front half ---------------------------------------------- */
 
 static int
@@ -381,7 +817,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	struct gw_req *r;
 	enum vresult vr;
 	const char *s, *raw;
-	char *fields = NULL, *bodym = NULL;
+	char *fields = NULL, *bodym = NULL, im[2 * IDEM_KEY_MAX + 64];
 	struct tm tm;
 	time_t now;
 	size_t flen;
@@ -415,6 +851,8 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		    "a valid 'Authorization: Bearer <token>' is required", NULL);
 		return;
 	}
+	if (req_idem_key(r, in) == -1)
+		return;
 	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
 		req_reject(r, 415, "unsupported_media_type",
 		    "Content-Type must be application/json", NULL);
@@ -442,6 +880,13 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		struct json_object *d = details_from(&errs);
 		metrics_validation_failed(loop->metrics, &errs);
 		verrors_free(&errs);
+		if (r->idem_key != NULL) {
+			/* The 422 is stored under the key, which covers the
+			 * raw body (there is no normalized one). */
+			r->details = d;
+			req_idem_begin(r, raw ? raw : "", r->bytes_in, true);
+			return;
+		}
 		req_reject(r, 422, "validation_failed",
 		    "the body has invalid fields", d);
 		return;
@@ -459,18 +904,19 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		    NULL);
 		return;
 	}
-	flen = strlen(bodym) + 512;
+	req_idem_members(r, "", im, sizeof(im));
+	flen = strlen(bodym) + sizeof(im) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":\"%s\","
-		    "\"route\":\"%s %s\",%s", r->id, r->caller->name,
-		    route->method, route->path, bodym);
+		    "\"route\":\"%s %s\"%s,%s", r->id, r->caller->name,
+		    route->method, route->path, im, bodym);
 	free(bodym);
-	if (fields == NULL || audit_submit(loop->aport, "request", fields,
-	    on_request_durable, r) == -1) {
-		free(fields);
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+	if (fields != NULL && r->idem_key != NULL) {
+		/* The request record waits for the key's lookup: a replay
+		 * or a refusal is recorded as such instead. */
+		r->idem_fields = fields;
+		req_idem_begin(r, r->body, r->body_len, false);
 		return;
 	}
-	free(fields);
+	req_audit_request(r, fields);
 }

@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "conf.h"
 #include "guard.h"
+#include "idem.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -489,6 +490,16 @@ server_free(struct gw_loop *loop)
 		upstream_free(loop->up);
 	if (loop->aport)
 		audit_port_free(loop->aport);
+	idem_port_free(loop->iport);
 	conf_unref(loop->cfg);
 	memset(loop, 0, sizeof(*loop));
+}
+
+int
+server_set_idem(struct gw_loop *loop, struct idem *im)
+{
+	loop->idem = im;
+	if (im == NULL)
+		return 0;
+	return (loop->iport = idem_port_new(im, loop->base)) == NULL ? -1 : 0;
 }

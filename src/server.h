@@ -17,6 +17,8 @@ struct evhttp_bound_socket;
 struct upstream;
 struct audit;
 struct audit_port;
+struct idem;
+struct idem_port;
 struct json_object;
 struct metrics;
 
@@ -27,6 +29,8 @@ struct gw_loop {
 	struct upstream		*up;
 	struct audit		*audit;		/* shared by all loops */
 	struct audit_port	*aport;
+	struct idem		*idem;		/* Idempotency-Key store, or NULL */
+	struct idem_port	*iport;
 	struct evhttp_bound_socket *bound;
 	struct metrics		*metrics;	/* this loop's registry */
 	struct evhttp		*mhttp;		/* metrics.listen, or NULL */
@@ -40,6 +44,11 @@ struct gw_loop {
 int	server_init(struct gw_loop *, struct event_base *, struct config *,
 	    struct audit *, int listen_fd, char *err, size_t errlen);
 void	server_free(struct gw_loop *);
+
+/* Attach the process's idempotency store (NULL: keys are ignored);
+ * after server_init, once per loop.  -1 when the loop cannot get a
+ * port. */
+int	server_set_idem(struct gw_loop *, struct idem *);
 
 /* Swap in a new config (SIGHUP); requests in flight keep theirs. */
 int	server_reload(struct gw_loop *, struct config *);

@@ -1,0 +1,1140 @@
+/*
+ * idem.c: the Idempotency-Key store (see idem.h).
+ *
+ * Two halves.  The in-flight set is a tsearch(3) tree of claims under
+ * one mutex: claiming is a few comparisons, never I/O, so it is done
+ * synchronously on the loop thread.  The stored records live in LMDB;
+ * every LMDB transaction runs on the store thread, which takes all
+ * queued jobs at once, serves the lookups in one read transaction,
+ * writes all stores (and a bounded purge batch) in one write
+ * transaction, commits (fdatasync), takes the stored claims out of the
+ * in-flight set, and hands the jobs back to their loops' ports.
+ *
+ * LMDB layout: two named databases.
+ *   "main": caller NUL key -> record (see idem_encode)
+ *   "exp":  be64(expires_ms) caller NUL key -> empty, for the purge,
+ *           which walks it from the start and stops at the first entry
+ *           not yet expired.  A key stored again leaves its old "exp"
+ *           entry behind; the purge drops it without touching the newer
+ *           record (the expiry times differ).
+ */
+#include "idem.h"
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <search.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <lmdb.h>
+
+#define IDEM_HDR_LEN		88
+#define IDEM_VERSION		1
+#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_KEY_MAX)	/* caller names <= 64 */
+#define IDEM_MAP_INITIAL	((size_t)256 << 20)
+#define IDEM_MAP_MAX		((size_t)64 << 30)
+#define IDEM_PURGE_MS		60000
+#define IDEM_PURGE_BATCH	1000
+#define IDEM_CT_MAX		1024
+
+struct idem_claim {
+	struct idem		*im;
+	struct idem_port	*port;
+	char			 key[IDEM_DBKEY_MAX + 1];
+	size_t			 klen;
+	unsigned char		 digest[IDEM_DIGEST_LEN];
+	char			 request_id[33];
+	/* Loop thread only: */
+	int			 refs;		/* owner + jobs not yet back */
+	bool			 owner;		/* the request still holds it */
+	bool			 storing;	/* a store job was queued */
+	/* Under im->mu: */
+	bool			 in_map;
+};
+
+enum idem_job_kind { IDEM_JOB_LOOKUP, IDEM_JOB_STORE };
+
+struct idem_job {
+	struct idem_job		*next;
+	enum idem_job_kind	 kind;
+	struct idem_claim	*claim;
+	struct idem_port	*port;
+	idem_lookup_cb		 lcb;
+	idem_store_cb		 scb;
+	void			*arg;
+	int			 found;		/* lookup: 1, 0, -1 */
+	bool			 ok;		/* store: durable */
+	uint64_t		 expires_ms;	/* store */
+	unsigned char		*val;		/* encoded record */
+	size_t			 vlen;
+};
+
+struct idem_port {
+	struct idem		*im;
+	struct event		*ev;
+	int			 efd;
+	struct idem_job		*done, *done_tail;	/* under im->mu */
+	size_t			 refs;		/* jobs not yet back */
+	bool			 dead;
+};
+
+struct idem {
+	MDB_env			*env;
+	MDB_dbi			 dbi_main, dbi_exp;
+	size_t			 mapsize;	/* store thread */
+	int			 lockfd;
+	uint64_t		 purge_ms;
+
+	pthread_t		 thread;
+	bool			 started;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	struct idem_job		*qh, *qt;	/* under mu */
+	bool			 stopping;	/* under mu */
+	void			*inflight;	/* tsearch root, under mu */
+	atomic_bool		 failed;
+};
+
+struct idem_db {
+	MDB_env			*env;
+	MDB_dbi			 dbi_main, dbi_exp;
+	bool			 write;
+};
+
+/* ---- small helpers ---------------------------------------------- */
+
+static uint64_t
+idem_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+idem_put_le(unsigned char *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+idem_get_le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = n - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+idem_put_be64(unsigned char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static uint64_t
+idem_get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* caller NUL key into out; the length, or -1 when it does not fit. */
+static int
+idem_dbkey(const char *caller, const char *key, char *out)
+{
+	size_t c = strlen(caller), k = strlen(key);
+
+	if (c == 0 || k == 0 || k > IDEM_KEY_MAX || c + 1 + k > IDEM_DBKEY_MAX)
+		return -1;
+	memcpy(out, caller, c);
+	out[c] = '\0';
+	memcpy(out + c + 1, key, k);
+	out[c + 1 + k] = '\0';
+	return (int)(c + 1 + k);
+}
+
+/*
+ * The record, little-endian:
+ *   0 version (1)   1 state   2 status (u16)   4 content-type length (u32)
+ *   8 created_ms (u64)   16 expires_ms (u64)   24 body digest (32)
+ *   56 original request id (32 hex)   88 content type, then the body
+ */
+static unsigned char *
+idem_encode(const struct idem_claim *c, enum idem_state st, int status,
+    uint64_t created, uint64_t expires, const char *ct, const void *body,
+    size_t blen, size_t *vlen)
+{
+	size_t ctlen = ct ? strnlen(ct, IDEM_CT_MAX) : 0;
+	unsigned char *v;
+
+	if (blen > SIZE_MAX - IDEM_HDR_LEN - ctlen ||
+	    (v = malloc(IDEM_HDR_LEN + ctlen + blen)) == NULL)
+		return NULL;
+	v[0] = IDEM_VERSION;
+	v[1] = (unsigned char)st;
+	idem_put_le(v + 2, (uint64_t)status, 2);
+	idem_put_le(v + 4, ctlen, 4);
+	idem_put_le(v + 8, created, 8);
+	idem_put_le(v + 16, expires, 8);
+	memcpy(v + 24, c->digest, IDEM_DIGEST_LEN);
+	memcpy(v + 56, c->request_id, 32);
+	if (ctlen)
+		memcpy(v + IDEM_HDR_LEN, ct, ctlen);
+	if (blen)
+		memcpy(v + IDEM_HDR_LEN + ctlen, body, blen);
+	*vlen = IDEM_HDR_LEN + ctlen + blen;
+	return v;
+}
+
+/*
+ * Decode a record that is valid while v is; content_type points into
+ * ctbuf (NUL-terminated).  -1 on a malformed record.
+ */
+static int
+idem_decode(const unsigned char *v, size_t n, struct idem_record *rec,
+    char *ctbuf, size_t ctcap)
+{
+	size_t ctlen;
+
+	if (n < IDEM_HDR_LEN || v[0] != IDEM_VERSION ||
+	    (v[1] != IDEM_COMPLETED && v[1] != IDEM_UNKNOWN))
+		return -1;
+	ctlen = (size_t)idem_get_le(v + 4, 4);
+	if (ctlen > n - IDEM_HDR_LEN || ctlen >= ctcap)
+		return -1;
+	memset(rec, 0, sizeof(*rec));
+	rec->state = (enum idem_state)v[1];
+	rec->status = (int)idem_get_le(v + 2, 2);
+	rec->created_ms = idem_get_le(v + 8, 8);
+	rec->expires_ms = idem_get_le(v + 16, 8);
+	memcpy(rec->digest, v + 24, IDEM_DIGEST_LEN);
+	memcpy(rec->request_id, v + 56, 32);
+	rec->request_id[32] = '\0';
+	memcpy(ctbuf, v + IDEM_HDR_LEN, ctlen);
+	ctbuf[ctlen] = '\0';
+	rec->content_type = ctbuf;
+	rec->body = (const char *)v + IDEM_HDR_LEN + ctlen;
+	rec->body_len = n - IDEM_HDR_LEN - ctlen;
+	return 0;
+}
+
+int
+idem_parse_key(const char *value, char *out)
+{
+	size_t n = 0;
+	const char *p;
+
+	if (value == NULL)
+		return -1;
+	if (value[0] == '"') {
+		/* The draft's sf-string: "..." with \" and \\ only. */
+		for (p = value + 1; *p != '"'; p++) {
+			if (*p == '\\') {
+				p++;
+				if (*p != '"' && *p != '\\')
+					return -1;
+			} else if (*p < 0x20 || *p > 0x7e)
+				return -1;
+			if (n == IDEM_KEY_MAX)
+				return -1;
+			out[n++] = *p;
+		}
+		if (p[1] != '\0')
+			return -1;
+	} else {
+		for (p = value; *p; p++) {
+			if (*p < 0x20 || *p > 0x7e || n == IDEM_KEY_MAX)
+				return -1;
+			out[n++] = *p;
+		}
+	}
+	if (n == 0)
+		return -1;
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* ---- the in-flight set ------------------------------------------ */
+
+static int
+idem_claim_cmp(const void *a, const void *b)
+{
+	const struct idem_claim *x = a, *y = b;
+
+	if (x->klen != y->klen)
+		return x->klen < y->klen ? -1 : 1;
+	return memcmp(x->key, y->key, x->klen);
+}
+
+enum idem_begin_result
+idem_begin(struct idem_port *p, const char *caller, const char *key,
+    const unsigned char digest[IDEM_DIGEST_LEN], const char *request_id,
+    struct idem_claim **out)
+{
+	struct idem *im = p->im;
+	struct idem_claim *c, **found;
+	int klen;
+
+	*out = NULL;
+	if (atomic_load(&im->failed) || (c = calloc(1, sizeof(*c))) == NULL)
+		return IDEM_DOWN;
+	if ((klen = idem_dbkey(caller, key, c->key)) == -1) {
+		free(c);
+		return IDEM_DOWN;
+	}
+	c->klen = (size_t)klen;
+	c->im = im;
+	c->port = p;
+	memcpy(c->digest, digest, IDEM_DIGEST_LEN);
+	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
+	c->refs = 1;
+	c->owner = true;
+
+	pthread_mutex_lock(&im->mu);
+	found = tsearch(c, &im->inflight, idem_claim_cmp);
+	if (found != NULL && *found == c)
+		c->in_map = true;
+	pthread_mutex_unlock(&im->mu);
+	if (found == NULL) {
+		free(c);
+		return IDEM_DOWN;
+	}
+	if (*found != c) {
+		/* Only the digest is read: it never changes after insert. */
+		bool same = memcmp((*found)->digest, digest,
+		    IDEM_DIGEST_LEN) == 0;
+		free(c);
+		return same ? IDEM_IN_FLIGHT : IDEM_IN_FLIGHT_OTHER;
+	}
+	*out = c;
+	return IDEM_NEW;
+}
+
+/* Loop thread: drop one reference; the last one frees. */
+static void
+idem_claim_unref(struct idem_claim *c)
+{
+	if (--c->refs == 0)
+		free(c);
+}
+
+static void
+idem_unmap(struct idem *im, struct idem_claim *c)
+{
+	if (c->in_map) {
+		tdelete(c, &im->inflight, idem_claim_cmp);
+		c->in_map = false;
+	}
+}
+
+void
+idem_release(struct idem_claim *c)
+{
+	struct idem *im;
+
+	if (c == NULL)
+		return;
+	im = c->im;
+	c->owner = false;
+	/* A stored key leaves the set after its commit (store thread). */
+	if (!c->storing) {
+		pthread_mutex_lock(&im->mu);
+		idem_unmap(im, c);
+		pthread_mutex_unlock(&im->mu);
+	}
+	idem_claim_unref(c);
+}
+
+/* ---- job submission (loop threads) ------------------------------ */
+
+static int
+idem_enqueue(struct idem *im, struct idem_job *j)
+{
+	pthread_mutex_lock(&im->mu);
+	if (im->stopping || j->port->dead) {
+		pthread_mutex_unlock(&im->mu);
+		return -1;
+	}
+	j->next = NULL;
+	if (im->qt)
+		im->qt->next = j;
+	else
+		im->qh = j;
+	im->qt = j;
+	j->port->refs++;
+	pthread_cond_signal(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+	j->claim->refs++;
+	return 0;
+}
+
+int
+idem_lookup(struct idem_claim *c, idem_lookup_cb cb, void *arg)
+{
+	struct idem_job *j;
+
+	if (atomic_load(&c->im->failed) || (j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->kind = IDEM_JOB_LOOKUP;
+	j->claim = c;
+	j->port = c->port;
+	j->lcb = cb;
+	j->arg = arg;
+	if (idem_enqueue(c->im, j) == -1) {
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
+int
+idem_store(struct idem_claim *c, enum idem_state st, int status,
+    const char *content_type, const void *body, size_t len, long ttl_s,
+    idem_store_cb cb, void *arg)
+{
+	struct idem_job *j;
+	uint64_t now = idem_now_ms();
+
+	if (c->storing || atomic_load(&c->im->failed) ||
+	    (j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->kind = IDEM_JOB_STORE;
+	j->claim = c;
+	j->port = c->port;
+	j->scb = cb;
+	j->arg = arg;
+	j->expires_ms = now + (uint64_t)(ttl_s > 0 ? ttl_s : 1) * 1000u;
+	if ((j->val = idem_encode(c, st, status, now, j->expires_ms,
+	    content_type, body, len, &j->vlen)) == NULL) {
+		free(j);
+		return -1;
+	}
+	c->storing = true;
+	if (idem_enqueue(c->im, j) == -1) {
+		c->storing = false;
+		free(j->val);
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- ports: completions back on the loop ------------------------ */
+
+static void
+idem_port_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct idem_port *p = arg;
+	struct idem *im = p->im;
+	struct idem_job *j, *next;
+	struct idem_record rec;
+	char ct[IDEM_CT_MAX + 1];
+	uint64_t n;
+	size_t count = 0;
+
+	if (read(fd, &n, sizeof(n)) == -1) {
+		/* EAGAIN: a spurious wakeup */
+	}
+	pthread_mutex_lock(&im->mu);
+	j = p->done;
+	p->done = p->done_tail = NULL;
+	pthread_mutex_unlock(&im->mu);
+	for (; j != NULL; j = next) {
+		struct idem_claim *c = j->claim;
+
+		next = j->next;
+		if (c->owner && j->kind == IDEM_JOB_LOOKUP) {
+			int found = j->found;
+			if (found == 1 && idem_decode(j->val, j->vlen, &rec, ct,
+			    sizeof(ct)) == -1)
+				found = -1;
+			j->lcb(found, found == 1 ? &rec : NULL, j->arg);
+		} else if (c->owner && j->kind == IDEM_JOB_STORE && j->scb)
+			j->scb(j->ok, j->arg);
+		idem_claim_unref(c);
+		free(j->val);
+		free(j);
+		count++;
+	}
+	pthread_mutex_lock(&im->mu);
+	p->refs -= count;
+	pthread_mutex_unlock(&im->mu);
+}
+
+struct idem_port *
+idem_port_new(struct idem *im, struct event_base *base)
+{
+	struct idem_port *p;
+
+	if (im == NULL || (p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->im = im;
+	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		goto fail;
+	if ((p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST,
+	    idem_port_cb, p)) == NULL || event_add(p->ev, NULL) == -1)
+		goto fail;
+	return p;
+fail:
+	if (p->ev)
+		event_free(p->ev);
+	if (p->efd != -1)
+		close(p->efd);
+	free(p);
+	return NULL;
+}
+
+/*
+ * Detach a port (its loop is going away).  Jobs still with the store
+ * thread finish there (a store is still committed) and are dropped; the
+ * memory goes with the last of them.  Their claims go with the loop.
+ */
+void
+idem_port_free(struct idem_port *p)
+{
+	struct idem *im;
+	struct idem_job *j, *next;
+	bool free_now;
+
+	if (p == NULL)
+		return;
+	im = p->im;
+	event_free(p->ev);
+	pthread_mutex_lock(&im->mu);
+	p->dead = true;
+	close(p->efd);
+	p->efd = -1;
+	for (j = p->done; j != NULL; j = next) {
+		next = j->next;
+		free(j->val);
+		free(j);
+		p->refs--;
+	}
+	p->done = p->done_tail = NULL;
+	free_now = p->refs == 0;
+	pthread_mutex_unlock(&im->mu);
+	if (free_now)
+		free(p);
+}
+
+/* ---- the store thread ------------------------------------------- */
+
+static void
+idem_lookups(struct idem *im, struct idem_job *jobs)
+{
+	struct idem_job *j;
+	MDB_txn *txn = NULL;
+	uint64_t now = idem_now_ms();
+	int rc;
+
+	for (j = jobs; j; j = j->next)
+		if (j->kind == IDEM_JOB_LOOKUP)
+			break;
+	if (j == NULL)
+		return;
+	rc = mdb_txn_begin(im->env, NULL, MDB_RDONLY, &txn);
+	if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(im->env, 0) == 0)
+		rc = mdb_txn_begin(im->env, NULL, MDB_RDONLY, &txn);
+	for (; j; j = j->next) {
+		MDB_val k, v;
+		int grc;
+
+		if (j->kind != IDEM_JOB_LOOKUP)
+			continue;
+		j->found = -1;
+		if (rc != 0)
+			continue;
+		k.mv_data = j->claim->key;
+		k.mv_size = j->claim->klen;
+		grc = mdb_get(txn, im->dbi_main, &k, &v);
+		if (grc == MDB_NOTFOUND) {
+			j->found = 0;
+			continue;
+		}
+		if (grc != 0 || v.mv_size < IDEM_HDR_LEN) {
+			log_error("idempotency: read: %s", grc ?
+			    mdb_strerror(grc) : "malformed record");
+			continue;
+		}
+		/* Expired but not yet purged: as good as gone. */
+		if (idem_get_le((const unsigned char *)v.mv_data + 16, 8) <=
+		    now) {
+			j->found = 0;
+			continue;
+		}
+		if ((j->val = malloc(v.mv_size)) == NULL)
+			continue;
+		memcpy(j->val, v.mv_data, v.mv_size);
+		j->vlen = v.mv_size;
+		j->found = 1;
+	}
+	if (rc != 0)
+		log_error("idempotency: read transaction: %s",
+		    mdb_strerror(rc));
+	else
+		mdb_txn_abort(txn);
+}
+
+/* One purge batch inside txn; *more when the batch was full. */
+static int
+idem_purge_batch(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, uint64_t now,
+    size_t *n, bool *more)
+{
+	MDB_cursor *cur;
+	MDB_val k, v, mk, mv;
+	unsigned char kb[8 + IDEM_DBKEY_MAX];
+	uint64_t exp;
+	int rc;
+
+	*n = 0;
+	*more = false;
+	if ((rc = mdb_cursor_open(txn, dexp, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+		if (*n >= IDEM_PURGE_BATCH) {
+			*more = true;
+			break;
+		}
+		if (k.mv_size > 8 && k.mv_size <= sizeof(kb)) {
+			memcpy(kb, k.mv_data, k.mv_size);
+			exp = idem_get_be64(kb);
+			if (exp > now)
+				break;
+			mk.mv_data = kb + 8;
+			mk.mv_size = k.mv_size - 8;
+			if (mdb_get(txn, dmain, &mk, &mv) == 0 &&
+			    (mv.mv_size < IDEM_HDR_LEN || idem_get_le(
+			    (const unsigned char *)mv.mv_data + 16, 8) == exp) &&
+			    (rc = mdb_del(txn, dmain, &mk, NULL)) != 0)
+				break;
+		}
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+idem_put(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, const char *key,
+    size_t klen, uint64_t expires, unsigned char *val, size_t vlen)
+{
+	unsigned char kb[8 + IDEM_DBKEY_MAX];
+	MDB_val k, v;
+	int rc;
+
+	k.mv_data = (void *)key;
+	k.mv_size = klen;
+	v.mv_data = val;
+	v.mv_size = vlen;
+	if ((rc = mdb_put(txn, dmain, &k, &v, 0)) != 0)
+		return rc;
+	idem_put_be64(kb, expires);
+	memcpy(kb + 8, key, klen);
+	k.mv_data = kb;
+	k.mv_size = 8 + klen;
+	v.mv_data = kb;
+	v.mv_size = 0;
+	return mdb_put(txn, dexp, &k, &v, 0);
+}
+
+/*
+ * Write every store job of the round and, when due, a purge batch, in
+ * one transaction; grow the map and try again when it is full.
+ */
+static int
+idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
+    size_t *purged, bool *more)
+{
+	struct idem_job *j;
+	MDB_txn *txn;
+	int rc, nstore = 0;
+
+	*purged = 0;
+	*more = false;
+	for (j = jobs; j; j = j->next)
+		nstore += j->kind == IDEM_JOB_STORE;
+	if (nstore == 0 && !purge)
+		return 0;
+	for (;;) {
+		rc = mdb_txn_begin(im->env, NULL, 0, &txn);
+		if (rc == MDB_MAP_RESIZED &&
+		    (rc = mdb_env_set_mapsize(im->env, 0)) == 0)
+			continue;
+		if (rc != 0)
+			return rc;
+		for (j = jobs; j && rc == 0; j = j->next)
+			if (j->kind == IDEM_JOB_STORE)
+				rc = idem_put(txn, im->dbi_main, im->dbi_exp,
+				    j->claim->key, j->claim->klen,
+				    j->expires_ms, j->val, j->vlen);
+		if (rc == 0 && purge)
+			rc = idem_purge_batch(txn, im->dbi_main, im->dbi_exp,
+			    idem_now_ms(), purged, more);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);	/* fdatasync */
+		else
+			mdb_txn_abort(txn);
+		if (rc != MDB_MAP_FULL)
+			return rc;
+		if (im->mapsize >= IDEM_MAP_MAX)
+			return rc;
+		/* No transaction is open in this process: safe to grow. */
+		if (mdb_env_set_mapsize(im->env, im->mapsize * 2) != 0)
+			return rc;
+		im->mapsize *= 2;
+		log_info("idempotency: store grown to %zu MiB",
+		    im->mapsize >> 20);
+	}
+}
+
+/* Hand jobs back to their loops. */
+static void
+idem_complete(struct idem *im, struct idem_job *jobs)
+{
+	struct idem_job *j, *next;
+	struct idem_port *freeme[16];
+	size_t i, nfree = 0;
+
+	pthread_mutex_lock(&im->mu);
+	for (j = jobs; j; j = next) {
+		struct idem_port *p = j->port;
+
+		next = j->next;
+		j->next = NULL;
+		if (p->dead) {
+			/* The claim belongs to the dead loop: it goes too. */
+			free(j->val);
+			free(j);
+			if (--p->refs == 0 && nfree < 16)
+				freeme[nfree++] = p;
+			continue;
+		}
+		if (p->done == NULL) {
+			uint64_t one = 1;
+			p->done = j;
+			if (write(p->efd, &one, sizeof(one)) == -1) {
+				/* EAGAIN: the counter is non-zero */
+			}
+		} else
+			p->done_tail->next = j;
+		p->done_tail = j;
+	}
+	pthread_mutex_unlock(&im->mu);
+	for (i = 0; i < nfree; i++)
+		free(freeme[i]);
+}
+
+static void
+idem_round(struct idem *im, struct idem_job *jobs, bool purge,
+    size_t *purged, bool *more)
+{
+	struct idem_job *j;
+	int rc;
+
+	idem_lookups(im, jobs);
+	rc = idem_writes(im, jobs, purge, purged, more);
+	if (rc != 0) {
+		/* Fail closed: without a durable store, a retry could make
+		 * a duplicate; keyed requests get 503 from now on. */
+		if (!atomic_exchange(&im->failed, true))
+			log_error("idempotency: store failed: %s; keyed "
+			    "requests are refused until a restart",
+			    mdb_strerror(rc));
+	}
+	pthread_mutex_lock(&im->mu);
+	for (j = jobs; j; j = j->next) {
+		if (j->kind != IDEM_JOB_STORE)
+			continue;
+		j->ok = rc == 0;
+		if (rc != 0)
+			log_error("idempotency: the outcome of request %s was "
+			    "not stored", j->claim->request_id);
+		/* Durable (or failed): later lookups read the store. */
+		idem_unmap(im, j->claim);
+		free(j->val);
+		j->val = NULL;
+	}
+	pthread_mutex_unlock(&im->mu);
+	idem_complete(im, jobs);
+}
+
+static void *
+idem_main(void *arg)
+{
+	struct idem *im = arg;
+	struct idem_job *jobs;
+	uint64_t next_purge = now_mono_ms(), now;
+	size_t purged, total = 0;
+	bool stop, purge, more;
+
+	for (;;) {
+		pthread_mutex_lock(&im->mu);
+		while (im->qh == NULL && !im->stopping &&
+		    (now = now_mono_ms()) < next_purge) {
+			struct timespec ts;
+			uint64_t until = next_purge;
+			ts.tv_sec = (time_t)(until / 1000);
+			ts.tv_nsec = (long)(until % 1000) * 1000000L;
+			pthread_cond_timedwait(&im->cv, &im->mu, &ts);
+		}
+		jobs = im->qh;
+		im->qh = im->qt = NULL;
+		stop = im->stopping && jobs == NULL;
+		pthread_mutex_unlock(&im->mu);
+		if (stop)
+			break;
+		now = now_mono_ms();
+		purge = now >= next_purge && !atomic_load(&im->failed);
+		purged = 0;
+		more = false;
+		idem_round(im, jobs, purge, &purged, &more);
+		if (purge) {
+			total += purged;
+			/* A full batch: the rest soon, after waiting jobs. */
+			next_purge = now_mono_ms() + (more ? 10 : im->purge_ms);
+			if (!more && total > 0) {
+				log_info("idempotency: purged %zu expired "
+				    "keys", total);
+				total = 0;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ---- open / close ----------------------------------------------- */
+
+static int
+idem_check_mode(const char *dir, const char *name, char *err,
+    size_t errlen)
+{
+	char p[4096];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if (stat(p, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "idempotency.path: %s: %s", p,
+		    strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "idempotency.path: %s is open to other "
+		    "users (mode %03o); it holds personal data: chmod 600 it",
+		    p, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Create the environment, its two databases, and learn its size. */
+static int
+idem_env_open(const char *path, bool write, MDB_env **envp, MDB_dbi *dmain,
+    MDB_dbi *dexp, size_t *mapsize, char *err, size_t errlen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_envinfo info;
+	unsigned flags = write ? MDB_CREATE : 0;
+	int rc, dead;
+
+	if ((rc = mdb_env_create(&env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, 2)) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, IDEM_MAP_INITIAL)) != 0 ||
+	    (rc = mdb_env_open(env, path, write ? 0 : MDB_RDONLY,
+	    0600)) != 0) {
+		snprintf(err, errlen, "idempotency.path: %s: %s", path,
+		    mdb_strerror(rc));
+		goto fail;
+	}
+	(void)mdb_reader_check(env, &dead);
+	if ((rc = mdb_txn_begin(env, NULL, write ? 0 : MDB_RDONLY,
+	    &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "main", flags, dmain)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "exp", flags, dexp)) != 0 ||
+	    (rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		snprintf(err, errlen, "idempotency.path: %s: %s", path,
+		    rc == MDB_NOTFOUND ? "not a cmgate idempotency store" :
+		    mdb_strerror(rc));
+		goto fail;
+	}
+	if (mdb_env_info(env, &info) == 0)
+		*mapsize = info.me_mapsize;
+	*envp = env;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (env)
+		mdb_env_close(env);
+	return -1;
+}
+
+struct idem *
+idem_open(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *path = cfg->idempotency.path, *s;
+	struct idem *im;
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	char lp[4096];
+	struct stat st;
+
+	if ((im = calloc(1, sizeof(*im))) == NULL) {
+		snprintf(err, errlen, "idempotency: out of memory");
+		return NULL;
+	}
+	im->lockfd = -1;
+	atomic_init(&im->failed, false);
+	pthread_mutex_init(&im->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&im->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	im->purge_ms = IDEM_PURGE_MS;
+	/* Test hook: a shorter purge period. */
+	if ((s = getenv("CMGATE_IDEM_PURGE_MS")) != NULL && atol(s) > 0)
+		im->purge_ms = (uint64_t)atol(s);
+
+	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "idempotency.path: %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "idempotency.path: %s: not a folder",
+		    path);
+		goto fail;
+	}
+	/* One process per store: the in-flight set is in memory. */
+	snprintf(lp, sizeof(lp), "%s/cmgate.lock", path);
+	if ((im->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		snprintf(err, errlen, "idempotency.path: %s: %s", lp,
+		    strerror(errno));
+		goto fail;
+	}
+	if (flock(im->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		snprintf(err, errlen, "idempotency.path: %s is in use by "
+		    "another cmgate process", path);
+		goto fail;
+	}
+	if (idem_check_mode(path, "data.mdb", err, errlen) == -1 ||
+	    idem_check_mode(path, "lock.mdb", err, errlen) == -1)
+		goto fail;
+	if (idem_env_open(path, true, &im->env, &im->dbi_main, &im->dbi_exp,
+	    &im->mapsize, err, errlen) == -1)
+		goto fail;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	errno = pthread_create(&im->thread, NULL, idem_main, im);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (errno != 0) {
+		snprintf(err, errlen, "idempotency: thread: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	im->started = true;
+	return im;
+fail:
+	idem_close(im);
+	return NULL;
+}
+
+void
+idem_close(struct idem *im)
+{
+	if (im == NULL)
+		return;
+	if (im->started) {
+		pthread_mutex_lock(&im->mu);
+		im->stopping = true;
+		pthread_cond_signal(&im->cv);
+		pthread_mutex_unlock(&im->mu);
+		pthread_join(im->thread, NULL);
+	}
+	if (im->env)
+		mdb_env_close(im->env);
+	if (im->lockfd != -1)
+		close(im->lockfd);	/* drops the flock */
+	/* Claims left in the set belong to requests cut off by the exit. */
+	tdestroy(im->inflight, free);
+	pthread_cond_destroy(&im->cv);
+	pthread_mutex_destroy(&im->mu);
+	free(im);
+}
+
+bool
+idem_healthy(const struct idem *im)
+{
+	return im != NULL && !atomic_load(&im->failed);
+}
+
+/* ---- direct access for cmgate-idem ------------------------------ */
+
+struct idem_db *
+idem_db_open(const char *path, bool write, char *err, size_t errlen)
+{
+	struct idem_db *db;
+	size_t mapsize;
+	struct stat st;
+
+	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: no idempotency store here", path);
+		return NULL;
+	}
+	if ((db = calloc(1, sizeof(*db))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	db->write = write;
+	if (idem_env_open(path, write, &db->env, &db->dbi_main, &db->dbi_exp,
+	    &mapsize, err, errlen) == -1) {
+		free(db);
+		return NULL;
+	}
+	return db;
+}
+
+void
+idem_db_close(struct idem_db *db)
+{
+	if (db == NULL)
+		return;
+	mdb_env_close(db->env);
+	free(db);
+}
+
+static void
+idem_db_emit(const MDB_val *k, const MDB_val *v, idem_db_fn fn, void *arg)
+{
+	char key[IDEM_DBKEY_MAX + 1], ct[IDEM_CT_MAX + 1];
+	struct idem_record rec;
+	size_t cl;
+
+	if (k->mv_size > IDEM_DBKEY_MAX)
+		return;
+	memcpy(key, k->mv_data, k->mv_size);
+	key[k->mv_size] = '\0';
+	cl = strlen(key);
+	if (cl >= k->mv_size || idem_decode(v->mv_data, v->mv_size, &rec, ct,
+	    sizeof(ct)) == -1)
+		return;
+	fn(key, key + cl + 1, &rec, arg);
+}
+
+int
+idem_db_list(struct idem_db *db, idem_db_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	if (mdb_cursor_open(txn, db->dbi_main, &cur) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		idem_db_emit(&k, &v, fn, arg);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int
+idem_db_get(struct idem_db *db, const char *caller, const char *key,
+    idem_db_fn fn, void *arg)
+{
+	char kb[IDEM_DBKEY_MAX + 1];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int klen, rc;
+
+	if ((klen = idem_dbkey(caller, key, kb)) == -1)
+		return 0;
+	if (mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	k.mv_data = kb;
+	k.mv_size = (size_t)klen;
+	rc = mdb_get(txn, db->dbi_main, &k, &v);
+	if (rc == 0)
+		idem_db_emit(&k, &v, fn, arg);
+	mdb_txn_abort(txn);
+	return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+/* The running gateway's next lookup sees the deletion: every lookup is
+ * a fresh read transaction. */
+int
+idem_db_forget(struct idem_db *db, const char *caller, const char *key)
+{
+	unsigned char eb[8 + IDEM_DBKEY_MAX];
+	char kb[IDEM_DBKEY_MAX + 1];
+	MDB_txn *txn;
+	MDB_val k, v, ek;
+	uint64_t exp = 0;
+	int klen, rc;
+
+	if (!db->write || (klen = idem_dbkey(caller, key, kb)) == -1)
+		return db->write ? 0 : -1;
+	if (mdb_txn_begin(db->env, NULL, 0, &txn) != 0)
+		return -1;
+	k.mv_data = kb;
+	k.mv_size = (size_t)klen;
+	if ((rc = mdb_get(txn, db->dbi_main, &k, &v)) != 0) {
+		mdb_txn_abort(txn);
+		return rc == MDB_NOTFOUND ? 0 : -1;
+	}
+	if (v.mv_size >= IDEM_HDR_LEN)
+		exp = idem_get_le((const unsigned char *)v.mv_data + 16, 8);
+	if ((rc = mdb_del(txn, db->dbi_main, &k, NULL)) != 0)
+		goto fail;
+	idem_put_be64(eb, exp);
+	memcpy(eb + 8, kb, (size_t)klen);
+	ek.mv_data = eb;
+	ek.mv_size = 8 + (size_t)klen;
+	rc = mdb_del(txn, db->dbi_exp, &ek, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto fail;
+	if (mdb_txn_commit(txn) != 0)
+		return -1;
+	return 1;
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
