@@ -1424,22 +1424,44 @@ audit_free(struct audit *a)
 	free(a);
 }
 
+/* The writer and the exporter take no signals: they belong to the
+ * main thread's event loop. */
 static int
-audit_start_threads(struct audit *a, char *err, size_t errlen)
+audit_spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
 	int e;
 
-	/* The writer and the exporter take no signals: they belong to
-	 * the main thread's event loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if ((a->seal_command || a->seal_syslog) &&
-	    (e = pthread_create(&a->exporter, NULL, audit_exporter_main,
-	    a)) == 0)
-		a->exporter_started = true;
-	e = pthread_create(&a->writer, NULL, audit_writer_main, a);
+	e = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e;
+}
+
+/* Before the first seal, which it exports too. */
+static int
+audit_start_exporter(struct audit *a, char *err, size_t errlen)
+{
+	int e;
+
+	if (a->seal_command == NULL && !a->seal_syslog)
+		return 0;
+	if ((e = audit_spawn(&a->exporter, audit_exporter_main, a)) != 0) {
+		snprintf(err, errlen, "cannot start the seal exporter: %s",
+		    strerror(e));
+		return -1;
+	}
+	a->exporter_started = true;
+	return 0;
+}
+
+static int
+audit_start_threads(struct audit *a, char *err, size_t errlen)
+{
+	int e;
+
+	e = audit_spawn(&a->writer, audit_writer_main, a);
 	if (e != 0) {
 		snprintf(err, errlen, "cannot start the audit writer: %s",
 		    strerror(e));
@@ -1552,6 +1574,8 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 		goto fail;
 	}
 	audit_fault_hook(a);
+	if (audit_start_exporter(a, err, errlen) == -1)
+		goto fail;
 
 	have_state = stat(a->state_path, &st) == 0;
 	have_log = stat(a->path, &st) == 0 && st.st_size > 0;
