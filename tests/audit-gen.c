@@ -4,13 +4,15 @@
  *
  *   audit-gen gen DIR [--requests N] [--seal-every K] [--open M]
  *       [--concurrency C] [--epoch-s S] [--max-bytes B] [--body MODE]
- *       [--crash] [--rotate-at N]
+ *       [--crash] [--rotate-at N] [--body-file FILE]
  *     Writes DIR/audit.log (key DIR/k0, made when missing).  Each
  *     request gets a request record and, once that is durable, an
  *     outcome record; every 5th is a reject instead.  --seal-every
  *     ends an epoch after every K records; --open leaves the last M
  *     requests without outcome; --crash ends the process without
  *     audit_close, as kill -9 would after the records were durable.
+ *     --body-file: request records carry audit_body_member() of the
+ *     JSON body in FILE (else a made-up digest).
  *     Prints "records=N failed=F log=ID" on stdout.
  *
  *   audit-gen bench DIR --concurrency C [--seconds S] [--records N]
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <json-c/json.h>
 
 struct gen {
 	struct audit		*a;
@@ -41,6 +44,7 @@ struct gen {
 	long			 open_last, seal_every, rotate_at;
 	long			 records, failed;
 	int			 concurrency;
+	char			*body_member;	/* from --body-file */
 	/* bench */
 	bool			 bench;
 	uint64_t		 t_end_ns;
@@ -118,7 +122,7 @@ static void
 gen_next(struct slot *s)
 {
 	struct gen *g = s->g;
-	char f[512];
+	char f[16384];
 	int rc;
 
 	if (g->started >= g->requests)
@@ -133,6 +137,11 @@ gen_next(struct slot *s)
 		    "\"validation_failed\",\"fields\":[\"address.country\","
 		    "\"birth_date\"]", s->id);
 		rc = audit_submit(g->port, "reject", f, on_outcome, s);
+	} else if (g->body_member) {
+		snprintf(f, sizeof(f), "\"request_id\":\"%s\",\"caller\":"
+		    "\"onboarding\",\"route\":\"POST /management/clients/"
+		    "individuals\",%s", s->id, g->body_member);
+		rc = audit_submit(g->port, "request", f, on_request, s);
 	} else {
 		snprintf(f, sizeof(f), "\"request_id\":\"%s\",\"caller\":"
 		    "\"onboarding\",\"route\":\"POST /management/clients/"
@@ -241,7 +250,7 @@ usage(void)
 	fprintf(stderr, "usage: audit-gen gen|bench DIR [--requests N] "
 	    "[--seal-every K] [--open M] [--concurrency C] [--epoch-s S] "
 	    "[--max-bytes B] [--body MODE] [--crash] [--rotate-at N] "
-	    "[--seconds S] [--records N]\n");
+	    "[--seconds S] [--records N] [--body-file FILE]\n");
 	exit(3);
 }
 
@@ -260,13 +269,14 @@ main(int argc, char **argv)
 		{ "rotate-at", required_argument, NULL, 'r' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "records", required_argument, NULL, 'R' },
+		{ "body-file", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config cfg;
 	struct gen g;
 	struct slot *slots;
 	char path[4096], key[4096], err[1024];
-	const char *mode, *dir;
+	const char *mode, *dir, *body_file = NULL;
 	double seconds = 2;
 	bool crash = false;
 	int c, i;
@@ -296,6 +306,7 @@ main(int argc, char **argv)
 		case 'r': g.rotate_at = atol(optarg); break;
 		case 's': seconds = atof(optarg); break;
 		case 'R': g.max_records = atol(optarg); break;
+		case 'B': body_file = optarg; break;
 		default: usage();
 		}
 	}
@@ -316,6 +327,15 @@ main(int argc, char **argv)
 	if ((g.a = audit_open(&cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "audit-gen: %s\n", err);
 		return 2;
+	}
+	if (body_file) {
+		struct json_object *o = json_object_from_file(body_file);
+		if (o == NULL || (g.body_member = audit_body_member(g.a,
+		    o)) == NULL) {
+			fprintf(stderr, "audit-gen: %s: not JSON\n", body_file);
+			return 2;
+		}
+		json_object_put(o);
 	}
 	g.base = event_base_new();
 	g.port = audit_port_new(g.a, g.base);
@@ -365,5 +385,6 @@ main(int argc, char **argv)
 	event_base_free(g.base);
 	free(slots);
 	free(g.lat);
+	free(g.body_member);
 	return g.failed ? 1 : 0;
 }
