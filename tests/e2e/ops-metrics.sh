@@ -88,6 +88,11 @@ for f in cmgate_requests_total cmgate_validation_failures_total \
     cmgate_audit_fsync_duration_seconds cmgate_request_duration_seconds; do
 	check "family $f declared" "$(grep -c "^# TYPE $f " "$T/m.txt")" 1
 done
+undocumented=
+for f in $(sed -n 's/^# TYPE \([a-z_]*\) .*/\1/p' "$T/m.txt"); do
+	grep -q -w -- "$f" "$top_srcdir/man/cmgate.8" || undocumented="$undocumented $f"
+done
+check "every metric family is documented in cmgate(8)" "$undocumented" ""
 cp "$T/m.txt" "$T/m0.txt"
 
 # Traffic: 3 created, 1 invalid (email + two unknown fields), 1 with an
