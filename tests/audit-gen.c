@@ -364,15 +364,20 @@ main(int argc, char **argv)
 		t1 = now_mono_ns();
 		if (g.bench) {
 			double el = (double)(t1 - t0) / 1e9;
+			struct audit_stats st;
+			audit_get_stats(g.a, &st);
 			qsort(g.lat, g.nlat, sizeof(*g.lat), u64cmp);
 			printf("concurrency=%d records=%ld seconds=%.2f "
 			    "records_per_s=%.0f p50_us=%.0f p99_us=%.0f "
-			    "max_us=%.0f failed=%ld\n", i,
+			    "max_us=%.0f per_batch=%.1f fsync_us=%.0f "
+			    "failed=%ld\n", i,
 			    g.records, el, (double)g.records / el,
 			    g.nlat ? (double)g.lat[g.nlat / 2] / 1e3 : 0,
 			    g.nlat ? (double)g.lat[g.nlat * 99 / 100] / 1e3 : 0,
 			    g.nlat ? (double)g.lat[g.nlat - 1] / 1e3 : 0,
-			    g.failed);
+			    st.batches ? (double)st.records / (double)st.batches
+			    : 0, st.batches ? (double)st.fsync_ns_sum /
+			    (double)st.batches / 1e3 : 0, g.failed);
 		} else
 			printf("records=%ld failed=%ld log=%s\n", g.records,
 			    g.failed, audit_log_id(g.a));
