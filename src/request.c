@@ -113,14 +113,15 @@ req_reply_error(struct gw_req *r, int status, const char *code,
     const char *message, struct json_object *details)
 {
 	char ra[24];
+	size_t sent;
 
 	r->status = status;
 	r->code = code;
 	if (r->retry_after_s >= 0)
 		snprintf(ra, sizeof(ra), "%ld", r->retry_after_s);
-	server_send_error(r->ev, status, code, message, details, r->id,
+	sent = server_send_error(r->ev, status, code, message, details, r->id,
 	    r->retry_after_s >= 0 ? "Retry-After" : NULL, ra);
-	access_log(r, 0);
+	access_log(r, sent);
 	req_free(r);
 }
 

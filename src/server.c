@@ -73,7 +73,7 @@ server_send(struct evhttp_request *ev, int status, struct evbuffer *body)
 		bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
 }
 
-void
+size_t
 server_send_error(struct evhttp_request *ev, int status, const char *code,
     const char *message, struct json_object *details,
     const char *request_id, const char *hname, const char *hvalue)
@@ -82,7 +82,7 @@ server_send_error(struct evhttp_request *ev, int status, const char *code,
 	struct json_object *o = json_object_new_object();
 	struct evbuffer *b = evbuffer_new();
 	const char *s;
-	size_t len;
+	size_t len, sent = 0;
 
 	json_object_object_add(o, "code", json_object_new_string(code));
 	json_object_object_add(o, "message", json_object_new_string(message));
@@ -97,12 +97,13 @@ server_send_error(struct evhttp_request *ev, int status, const char *code,
 		evhttp_add_header(h, "X-Request-Id", request_id);
 	if (hname)
 		evhttp_add_header(h, hname, hvalue);
-	if (b != NULL)
-		evbuffer_add(b, s, len);
+	if (b != NULL && evbuffer_add(b, s, len) == 0)
+		sent = len;
 	server_send(ev, status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 	json_object_put(o);
+	return sent;
 }
 
 static void

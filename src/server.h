@@ -68,9 +68,10 @@ void	server_send(struct evhttp_request *, int status, struct evbuffer *);
  * Send the gateway's own error: {"code","message","details"?,
  * "request_id"} with X-Request-Id.  details (may be NULL) is an array
  * of {"field","message"} and is consumed.  extra_header may be NULL
- * ("Retry-After: 2" style pairs are given as name and value).
+ * ("Retry-After: 2" style pairs are given as name and value).  Returns
+ * the size of the body sent, for the access log.
  */
-void	server_send_error(struct evhttp_request *, int status,
+size_t	server_send_error(struct evhttp_request *, int status,
 	    const char *code, const char *message,
 	    struct json_object *details, const char *request_id,
 	    const char *hname, const char *hvalue);

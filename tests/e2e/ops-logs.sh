@@ -40,6 +40,7 @@ line=$(reqline "$(resp_header X-Request-Id)")
 check "unauthenticated caller is null" "$(field "$line" caller)" null
 check "its code" "$(field "$line" code)" unauthenticated
 check "no upstream status" "$(field "$line" upstream_status)" 0
+check "bytes out of the gateway's own error" "$(field "$line" bytes_out)" "$(wc -c < "$T/resp" | tr -d ' ')"
 check "a field error" "$(post_json '{"first_name":"Zyx-secret-name","email":"also-secret@nowhere"}')" 422
 
 # Never a body, never a secret.
