@@ -210,23 +210,46 @@ logfile_cmp(const void *x, const void *y)
 	return a->order < b->order ? -1 : a->order > b->order;
 }
 
+/* Files a glob such as audit.log* also matches but that are not part
+ * of the chain: the key state and the copies of cut torn tails. */
+static bool
+not_a_log(const char *name)
+{
+	size_t n = strlen(name);
+
+	return (n >= 6 && strcmp(name + n - 6, ".state") == 0) ||
+	    (n >= 10 && strcmp(name + n - 10, ".state.tmp") == 0) ||
+	    strstr(name, ".broken-") != NULL;
+}
+
+/* Map the logs given, in chain order; *np is how many were kept. */
 static int
-open_logs(int n, char **names, struct logfile **out)
+open_logs(int n, char **names, struct logfile **out, int *np)
 {
 	struct logfile *lf;
-	int i;
+	int i, k = 0;
 
 	if ((lf = calloc((size_t)n, sizeof(*lf))) == NULL)
 		return -1;
-	for (i = 0; i < n; i++)
-		if (logfile_open(&lf[i], names[i], (size_t)i) == -1) {
-			while (i-- > 0)
-				logfile_close(&lf[i]);
+	for (i = 0; i < n; i++) {
+		if (not_a_log(names[i])) {
+			fprintf(stderr, "cmgate-audit: skipping %s: a key state "
+			    "or a saved torn tail, not part of the log\n",
+			    names[i]);
+			continue;
+		}
+		if (logfile_open(&lf[k], names[i], (size_t)i) == -1) {
+			while (k-- > 0)
+				logfile_close(&lf[k]);
 			free(lf);
 			return -1;
 		}
-	qsort(lf, (size_t)n, sizeof(*lf), logfile_cmp);
+		k++;
+	}
+	if (k > 1)
+		qsort(lf, (size_t)k, sizeof(*lf), logfile_cmp);
 	*out = lf;
+	*np = k;
 	return 0;
 }
 
@@ -403,9 +426,14 @@ cmd_verify(int argc, char **argv)
 	if (read_k0(keyfile, k0) == -1)
 		goto out;
 	k0_set = true;
-	if (open_logs(nfiles, argv + optind, &files) == -1)
+	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
 		goto out;
 	nopen = (size_t)nfiles;
+	if (nfiles == 0) {
+		fprintf(stderr, "cmgate-audit: no log file given\n");
+		rc = EX_USAGE;
+		goto out;
+	}
 	fs.files = files;
 	fs.nfiles = (size_t)nfiles;
 	if ((v = afmt_vfy_new(k0, 0, collect, &fs)) == NULL) {
@@ -420,7 +448,8 @@ cmd_verify(int argc, char **argv)
 	}
 	afmt_vfy_finish(v);
 	afmt_vfy_summary(v, &sum);
-	qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
+	if (fs.n > 1)
+		qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
 
 	if (sum.records == 0 && sum.lines > 0) {
 		result = "unverifiable";
@@ -594,7 +623,7 @@ cmd_show(int argc, char **argv)
 		    "[--caller NAME] [--since TIME] [--type TYPE] LOG...\n");
 		return EX_USAGE;
 	}
-	if (open_logs(nfiles, argv + optind, &files) == -1)
+	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
 		return EX_UNVERIFIABLE;
 	for (i = 0; i < nfiles; i++) {
 		const struct logfile *lf = &files[i];

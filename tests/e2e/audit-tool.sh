@@ -138,6 +138,8 @@ nrot=$(echo "$ROT" | wc -l)
 check_match "rotation made several files" "$nrot" '^([3-9]|[1-9][0-9]+)$'
 check "all files verify as one chain" "$(vrc "$T/r/audit.log" $ROT)" 0
 check_match "... from seq 1" "$(cat "$T/v.out")" "seq 1\.\."
+check "a glob that takes in the state file too" "$(vrc "$T"/r/audit.log*)" 0
+check_match "... skips it" "$(cat "$T/v.out")" 'skipping .*audit\.log\.state'
 second=$(echo "$ROT" | sort | sed -n 2p)
 check "a file left out is found" "$(vrc "$T/r/audit.log" $(echo "$ROT" | grep -v "$second"))" 1
 check_match "... as MISSING" "$(cat "$T/v.out")" '^MISSING seq='
