@@ -155,7 +155,7 @@ static const double audit_buckets[12] = {
 };
 
 static const char *const audit_reserved_types[] = {
-	"start", "seal", "recover", "stop", NULL,
+	"start", "seal", "recover", "stop", "carry", NULL,
 };
 
 const double *
@@ -737,39 +737,61 @@ audit_seal_now(struct audit *a)
 	return audit_after_seal(a, ex);
 }
 
-/* The "open" list of a rotation start record. */
+/*
+ * Up to AUDIT_OPEN_CHUNK entries of the open requests from *idx on, as
+ * the member ,"open":[{"request_id":..,"caller":..,"seq":N},...].
+ * Each entry takes at most 190 bytes, so a chunk stays well inside a
+ * record.
+ */
+#define AUDIT_OPEN_CHUNK	256
+
 static char *
-audit_open_list(const struct afmt_idset *set, size_t *lenp)
+audit_open_chunk(const struct afmt_idset *set, size_t *idx, size_t *lenp,
+    bool *more)
 {
-	const struct afmt_open *o;
-	size_t idx = 0, cap = 64 + set->n * 200, len;
+	const struct afmt_open *o = NULL;
+	size_t cap = 64 + AUDIT_OPEN_CHUNK * 200, n = 0;
 	char *s, *p;
 
 	if ((s = malloc(cap)) == NULL)
 		return NULL;
 	p = s;
 	p += sprintf(p, ",\"open\":[");
-	while ((o = afmt_idset_next(set, &idx)) != NULL)
+	while (n < AUDIT_OPEN_CHUNK && (o = afmt_idset_next(set, idx)) != NULL) {
 		p += sprintf(p, "%s{\"request_id\":\"%s\",\"caller\":%s,"
-		    "\"seq\":%llu}", p[-1] == '[' ? "" : ",", o->id, o->caller,
+		    "\"seq\":%llu}", n ? "," : "", o->id, o->caller,
 		    (unsigned long long)o->seq);
+		n++;
+	}
 	p += sprintf(p, "]");
-	len = (size_t)(p - s);
-	*lenp = len;
+	*lenp = (size_t)(p - s);
+	/* Look ahead without consuming: is anything left? */
+	{
+		size_t peek = *idx;
+		*more = n == AUDIT_OPEN_CHUNK && afmt_idset_next(set, &peek) !=
+		    NULL;
+	}
 	return s;
 }
 
+/*
+ * A start record.  A rotation lists the requests in flight (so each
+ * file tells on its own which requests have no outcome); more than one
+ * chunk of them follow in "carry" records.
+ */
 static int
 audit_add_start(struct audit *a, const char *reason, bool with_open)
 {
 	char head_hex[2 * AFMT_HASH_LEN + 1], *fields, *list = NULL;
 	const char *body = a->body == BODY_DIGEST ? "digest" :
 	    a->body == BODY_REDACTED ? "redacted" : "full";
-	size_t listlen = 0, cap;
+	size_t listlen = 0, cap, idx = 0;
+	bool more = false;
 	int n, rc;
 
 	hex_encode(a->head, AFMT_HASH_LEN, head_hex);
-	if (with_open && (list = audit_open_list(&a->open, &listlen)) == NULL)
+	if (with_open && (list = audit_open_chunk(&a->open, &idx, &listlen,
+	    &more)) == NULL)
 		return -1;
 	cap = 512 + listlen;
 	if ((fields = malloc(cap)) == NULL) {
@@ -786,6 +808,15 @@ audit_add_start(struct audit *a, const char *reason, bool with_open)
 	    audit_add(a, "start", fields, (size_t)n, NULL, NULL, NULL) : -1;
 	free(fields);
 	free(list);
+	while (rc == 0 && more) {
+		if ((list = audit_open_chunk(&a->open, &idx, &listlen,
+		    &more)) == NULL)
+			return -1;
+		/* skip the leading comma of the member */
+		rc = audit_add(a, "carry", list + 1, listlen - 1, NULL, NULL,
+		    NULL);
+		free(list);
+	}
 	return rc;
 }
 

@@ -45,8 +45,8 @@ void		 audit_port_free(struct audit_port *);
  * Queue a record.  type is "request", "outcome", "reject", ...; fields
  * is copied.  Returns 0, or -1 when the log is poisoned (cb is then not
  * called).  A record over 64 KiB, with a newline in fields, or of a
- * type the log keeps for itself (start, seal, recover, stop) is refused
- * whole with -1 as well; nothing is ever truncated.
+ * type the log keeps for itself (start, seal, recover, stop, carry) is
+ * refused whole with -1 as well; nothing is ever truncated.
  */
 int		 audit_submit(struct audit_port *, const char *type,
 		    const char *fields, audit_cb cb, void *arg);

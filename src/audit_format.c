@@ -728,8 +728,8 @@ afmt_idset_free(struct afmt_idset *set)
 	memset(set, 0, sizeof(*set));
 }
 
-/* The "open" member of a start record: [{"request_id":..,"caller":..,
- * "seq":N},...] as carried across a rotation. */
+/* The "open" member of a start (or carry) record: [{"request_id":..,
+ * "caller":..,"seq":N},...] as carried across a rotation. */
 static void
 afmt_idset_add_list(struct afmt_idset *set, const struct afmt_rec *r)
 {
@@ -783,7 +783,8 @@ afmt_idset_track(struct afmt_idset *set, const struct afmt_rec *r)
 		if (afmt_field_str(r->fields, r->flen, "request_id", id,
 		    sizeof(id)) == 0)
 			(void)afmt_idset_del(set, id);
-	} else if (strcmp(r->type, "start") == 0)
+	} else if (strcmp(r->type, "start") == 0 ||
+	    strcmp(r->type, "carry") == 0)
 		afmt_idset_add_list(set, r);
 }
 

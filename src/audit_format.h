@@ -156,8 +156,8 @@ int	afmt_idset_del(struct afmt_idset *, const char *id);
 const struct afmt_open *afmt_idset_next(const struct afmt_idset *,
 	    size_t *idx);
 void	afmt_idset_free(struct afmt_idset *);
-/* Track a MAC-verified record: request adds, outcome removes, a start
- * record's "open" list adds. */
+/* Track a MAC-verified record: request adds, outcome removes, the
+ * "open" list of a start or carry record adds. */
 void	afmt_idset_track(struct afmt_idset *, const struct afmt_rec *);
 
 /* ------------------------------------------------------------------ */

@@ -162,7 +162,7 @@ ta_submit(struct audit_port *p, struct ta_wait *w, const char *type,
 static TA_UNUSED void
 ta_request_fields(char *buf, size_t n, const char *id)
 {
-	snprintf(buf, n, "\"request_id\":\"%s\",\"caller\":\"onboarding\","
+	snprintf(buf, n, "\"request_id\":\"%.32s\",\"caller\":\"onboarding\","
 	    "\"route\":\"POST /management/clients/individuals\","
 	    "\"body_digest\":\"%064d\"", id, 7);
 }
@@ -170,7 +170,7 @@ ta_request_fields(char *buf, size_t n, const char *id)
 static TA_UNUSED void
 ta_outcome_fields(char *buf, size_t n, const char *id)
 {
-	snprintf(buf, n, "\"request_id\":\"%s\",\"caller\":\"onboarding\","
+	snprintf(buf, n, "\"request_id\":\"%.32s\",\"caller\":\"onboarding\","
 	    "\"upstream_status\":201,\"latency_ms\":12.345,\"error_class\":"
 	    "\"none\",\"response_digest\":\"%064d\",\"client_status\":201",
 	    id, 0);

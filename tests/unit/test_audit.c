@@ -726,6 +726,45 @@ test_rotation(void **state)
 		free(names[i]);
 }
 
+/* More requests in flight than one record can list: the rotation's
+ * start record is followed by carry records. */
+static void
+test_rotation_many_in_flight(void **state)
+{
+	static char ids[600][33];
+	struct audit *a = open_ok();
+	struct audit_port *p = audit_port_new(a, env.base);
+	struct ta_wait w;
+	struct ta_result r;
+	char f[512];
+	int i, before;
+
+	memset(&w, 0, sizeof(w));
+	for (i = 0; i < 600; i++) {
+		random_id(ids[i]);
+		ta_request_fields(f, sizeof(f), ids[i]);
+		assert_int_equal(ta_submit(p, &w, "request", f), 0);
+	}
+	assert_int_equal(ta_wait(&env, &w), 0);
+	before = count_rotated();
+	audit_request_rotate(a);
+	for (i = 0; i < 1000 && count_rotated() == before; i++)
+		usleep(2000);
+	assert_true(count_rotated() > before);
+	for (i = 0; i < 400; i++) {
+		ta_outcome_fields(f, sizeof(f), ids[i]);
+		assert_int_equal(ta_submit(p, &w, "outcome", f), 0);
+	}
+	assert_int_equal(ta_wait(&env, &w), 0);
+	assert_int_equal(w.failed, 0);
+	audit_port_free(p);
+	audit_close(a);
+	assert_int_equal(count_type(env.path, "carry"), 2);
+	verify_live(&r);
+	assert_int_equal(r.failures, 0);
+	assert_int_equal(r.count[AFMT_OPEN], 200);
+}
+
 /* Seals come on the timer even when idle, and are exported. */
 static void
 test_epoch_timer_and_export(void **state)
@@ -857,6 +896,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_interrupted_rotation,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_many_in_flight,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_epoch_timer_and_export,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_member, setup,
