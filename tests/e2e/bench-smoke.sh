@@ -1,0 +1,49 @@
+#!/bin/sh
+# scripts/bench.sh --smoke: a few seconds of the benchmark on the
+# binaries just built, so the script cannot rot (issue 8).  It proves
+# nothing about speed; it checks that every section runs, that the
+# table holds both systems side by side, that the report is written
+# between its markers, and that a non-2xx answer is caught.
+. "$top_srcdir/tests/lib.sh"
+for t in nginx wrk; do
+	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] ||
+	    { echo "skip: $t is not installed (scripts/install-deps.sh)"; exit 77; }
+done
+BENCH=$top_srcdir/scripts/bench.sh
+
+# A report with hand-written text around the markers: the text stays.
+printf '# Benchmarks\n\nhand-written intro\n\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n\nhand-written analysis\n' > "$T/bench.md"
+bash "$BENCH" --smoke --no-build --build-dir "$top_builddir" \
+    --out "$T/bench.md" > "$T/out" 2>&1
+rc=$?
+out=$(cat "$T/out")
+check "bench.sh --smoke exits 0" "$rc" 0
+for scheme in http https; do
+	check_match "nginx row ($scheme)" "$out" "\| nginx \| $scheme \| 8 \| [0-9]+ \| 1 \|"
+	check_match "cmgate 1-loop row ($scheme)" "$out" \
+	    "\| cmgate, 1 loop, budget off \| $scheme \| 8 \| [0-9]+ \| [0-9.]+ "
+	check_match "cmgate workers row ($scheme)" "$out" \
+	    "\| cmgate, [0-9]+ workers, budget off \| $scheme \| 8 \| [0-9]+ \|"
+done
+check_match "default-budget row" "$out" '\| cmgate, budget on \(14/s\) \| http \| 32 \|'
+check_match "slow-upstream row" "$out" '\| cmgate, slow upstream \| http \| 50 \|'
+check_match "idle connections held (cmgate and nginx)" \
+    "$(grep -c 'holding 200 connections (200 answered 200, 0 failed)' "$T/out")" '^2$'
+check_match "microbenchmark line" "$out" 'micro: [0-9]+ requests in .* req/s per core'
+check_match "no run flagged" "$out" '0 run\(s\) flagged'
+check_match "audit disk probed" "$out" 'a durable 512-byte append took [0-9]+ us'
+check_nomatch "no secrets in the output" "$out" 'bench-token-|bench-api-key-'
+rep=$(cat "$T/bench.md")
+check_match "report: intro kept" "$rep" 'hand-written intro'
+check_match "report: analysis kept" "$rep" 'hand-written analysis'
+check_nomatch "report: old block replaced" "$rep" '^old$'
+check_match "report: table" "$rep" '\| nginx \| https \| 8 \|'
+check_match "report: machine" "$rep" 'machine: .*CPU'
+check_nomatch "report: no secrets" "$rep" 'bench-token-|bench-api-key-'
+
+# Every cmgate answer a 401: the run must be flagged and the exit 1.
+BENCH_SELFTEST_BAD_TOKEN=1 bash "$BENCH" --smoke --no-build \
+    --build-dir "$top_builddir" --only budget --out - > "$T/bad" 2>&1
+check "non-2xx answers make the script fail" "$?" 1
+check_match "the run is flagged" "$(cat "$T/bad")" 'NOT OK: [0-9]+ non-2xx'
+finish
