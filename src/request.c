@@ -38,6 +38,7 @@ const struct route routes[] = {
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 
 struct gw_req {
+	TAILQ_ENTRY(gw_req)	 entry;		/* in loop->reqs */
 	struct gw_loop		*loop;
 	struct config		*cfg;		/* reference held */
 	struct evhttp_request	*ev;		/* borrowed until the reply */
@@ -181,6 +182,7 @@ static void
 req_free(struct gw_req *r)
 {
 	r->loop->active--;
+	TAILQ_REMOVE(&r->loop->reqs, r, entry);
 	if (r->xfer)
 		upstream_cancel(r->xfer);
 	conf_unref(r->cfg);
@@ -193,6 +195,17 @@ req_free(struct gw_req *r)
 	free(r->resp_ct);
 	free(r->trace_id);
 	free(r);
+}
+
+void
+request_abort_all(struct gw_loop *loop)
+{
+	struct gw_req *r;
+
+	while ((r = TAILQ_FIRST(&loop->reqs)) != NULL) {
+		log_warn("request %s: abandoned at exit, unanswered", r->id);
+		req_free(r);
+	}
 }
 
 /* ---- audit glue ------------------------------------------------- */
@@ -829,6 +842,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		return;
 	}
 	loop->active++;
+	TAILQ_INSERT_TAIL(&loop->reqs, r, entry);
 	r->loop = loop;
 	r->cfg = conf_ref(loop->cfg);
 	r->ev = ev;

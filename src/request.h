@@ -41,4 +41,12 @@ extern const size_t		nroutes;
 void	request_start(struct gw_loop *, struct evhttp_request *,
 	    const struct route *);
 
+/*
+ * Free every request of the loop still unanswered, with no reply (the
+ * exit after shutdown_timeout_ms; evhttp_free closes their connections
+ * and the audit log's recovery records them as abandoned).  Only once
+ * the loop has stopped: no callback of theirs may run afterwards.
+ */
+void	request_abort_all(struct gw_loop *);
+
 #endif

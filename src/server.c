@@ -423,6 +423,7 @@ server_init(struct gw_loop *loop, struct event_base *base,
     size_t errlen)
 {
 	memset(loop, 0, sizeof(*loop));
+	TAILQ_INIT(&loop->reqs);
 	loop->base = base;
 	loop->cfg = conf_ref(cfg);
 	loop->audit = audit;
@@ -482,6 +483,8 @@ server_stop_accepting(struct gw_loop *loop)
 void
 server_free(struct gw_loop *loop)
 {
+	/* Exit after shutdown_timeout_ms: what is still in flight goes. */
+	request_abort_all(loop);
 	if (loop->http)
 		evhttp_free(loop->http);
 	if (loop->mhttp)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 struct config;
 struct event_base;
@@ -21,6 +22,7 @@ struct idem;
 struct idem_port;
 struct json_object;
 struct metrics;
+struct gw_req;
 
 struct gw_loop {
 	struct event_base	*base;
@@ -34,6 +36,7 @@ struct gw_loop {
 	struct evhttp_bound_socket *bound;
 	struct metrics		*metrics;	/* this loop's registry */
 	struct evhttp		*mhttp;		/* metrics.listen, or NULL */
+	TAILQ_HEAD(gw_req_list, gw_req) reqs;	/* requests not yet answered */
 	int			 active;	/* requests not yet answered */
 	int			 conns;		/* open caller connections */
 	bool			 draining;	/* SIGTERM: refuse new requests */

@@ -70,6 +70,7 @@ check "exit code after the timeout" "$GW_RC" 0
 check "exited after shutdown_timeout_ms, not the request" \
     "$([ "$ms" -ge 250 ] && [ "$ms" -lt 2500 ] && echo yes || echo "no ($ms ms)")" yes
 check_match "the cut-off is logged" "$(grep 'still in flight' "$T/gw.log")" '1 requests still in flight after 300 ms'
+check "the abandoned request is named" "$(grep -c 'abandoned at exit' "$T/gw.log")" 1
 wait $slow
 check_nomatch "the cut-off request got no 200" "$(cat "$T/code.slow")" '^200$'
 check "closing record after the timeout" "$(last_types)" "stop seal "
