@@ -613,6 +613,22 @@ conf_unref(struct config *c)
 		conf_free(c);
 }
 
+static const char *
+short_type_name(enum ctype t)
+{
+	switch (t) {
+	case C_STR: return "string";
+	case C_PATH: return "path";
+	case C_ENUM: return "enum";
+	case C_INT: case C_LONG: return "integer";
+	case C_DBL: return "number";
+	case C_BOOL: return "boolean";
+	case C_CALLERS: return "array";
+	case C_SECTION: return "object";
+	}
+	return "?";
+}
+
 void
 conf_print_keys(void)
 {
@@ -622,9 +638,8 @@ conf_print_keys(void)
 		const struct ckey *k = &conf_keys[i];
 		if (k->type == C_SECTION)
 			continue;
-		printf("  %-30s %-10s %-18s %s\n", k->path,
-		    k->type == C_ENUM ? "enum" : type_name(k->type) + 
-		    (type_name(k->type)[1] == 'n' ? 3 : 2),
+		printf("  %-30s %-8s %-18s %s\n", k->path,
+		    short_type_name(k->type),
 		    k->def ? k->def : (k->nullable ? "null" : "-"), k->help);
 	}
 }
