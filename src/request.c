@@ -9,6 +9,7 @@
  */
 #include "request.h"
 #include "audit.h"
+#include "budget.h"
 #include "caller.h"
 #include "conf.h"
 #include "idem.h"
@@ -51,6 +52,8 @@ struct gw_req {
 	struct up_xfer		*xfer;
 	uint64_t		 t_start_ns;
 	double			 queue_ms;
+	struct budget_wait	 bw;		/* its place in the budget */
+	bool			 not_sent;	/* last try never left */
 	/* The upstream answer, held until its outcome record is durable. */
 	int			 up_status;	/* 0 = none */
 	double			 up_latency_ms;
@@ -185,6 +188,7 @@ req_free(struct gw_req *r)
 	TAILQ_REMOVE(&r->loop->reqs, r, entry);
 	if (r->xfer)
 		upstream_cancel(r->xfer);
+	budget_cancel(r->loop->budget, &r->bw);
 	conf_unref(r->cfg);
 	json_object_put(r->details);
 	idem_release(r->idem_claim);	/* an unstored key is free again */
@@ -402,6 +406,51 @@ record_outcome(struct gw_req *r)
 
 /* ---- upstream --------------------------------------------------- */
 
+/* How long the budget stops after a request that never left (connect
+ * refused, DNS): CryptoMate is unreachable for everyone, so nobody
+ * gains by trying again at once. */
+#define REQ_NOT_SENT_PAUSE_MS	1000L
+
+/*
+ * CryptoMate's 429 and a request that never left were not processed
+ * upstream.  With the budget on, a 429 pauses all sending for its
+ * Retry-After (the block is company-wide, not per caller), and the
+ * request goes back to the head of its caller's queue if its
+ * max_queue_wait_ms allows; a request that never left does the same
+ * after a short pause.  true when it was queued again.  A request that
+ * may have reached CryptoMate (a timeout or a broken answer after
+ * sending) is never sent again: it comes back as 504 or 502.
+ */
+static bool
+req_retry(struct gw_req *r, const struct up_result *res)
+{
+	struct budget *b = r->loop->budget;
+	long delay_ms;
+
+	if (!budget_enabled(b))
+		return false;
+	if (res->error == UP_OK && res->status == 429) {
+		delay_ms = (res->retry_after_s >= 0 ? res->retry_after_s : 1) *
+		    1000;
+		budget_pause(b, delay_ms);
+		r->not_sent = false;
+	} else if (res->error == UP_NOT_SENT) {
+		delay_ms = REQ_NOT_SENT_PAUSE_MS;
+		budget_pause(b, delay_ms);
+		r->not_sent = true;
+	} else
+		return false;
+	if (budget_requeue(b, &r->bw, r->cfg, r->caller, delay_ms) == -1)
+		return false;
+	if (r->not_sent)
+		log_warn("request %s: upstream not reached (%s); queued again",
+		    r->id, res->error_text);
+	else
+		log_warn("request %s: upstream answered 429 (Retry-After %ld "
+		    "s); queued again", r->id, res->retry_after_s);
+	return true;
+}
+
 static void
 on_upstream_done(const struct up_result *res, void *arg)
 {
@@ -409,6 +458,8 @@ on_upstream_done(const struct up_result *res, void *arg)
 
 	r->xfer = NULL;
 	r->up_latency_ms = res->latency_ms;
+	if (req_retry(r, res))
+		return;
 	switch (res->error) {
 	case UP_OK:
 		r->up_status = (int)res->status;
@@ -451,9 +502,11 @@ on_upstream_done(const struct up_result *res, void *arg)
 	record_outcome(r);
 }
 
+/* The budget's token is taken: send. */
 static void
-req_forward(struct gw_req *r)
+req_send(struct gw_req *r)
 {
+	r->queue_ms = budget_waited_ms(&r->bw);
 	r->xfer = upstream_post(r->loop->up, r->route->upstream_path,
 	    r->body, r->body_len, r->id, NULL, on_upstream_done, r);
 	if (r->xfer == NULL) {
@@ -462,6 +515,64 @@ req_forward(struct gw_req *r)
 		r->code = "upstream_unavailable";
 		r->message = "the gateway could not start the upstream call";
 		record_outcome(r);
+	}
+}
+
+/* Turned away by the budget: never forwarded; recorded, then a 429. */
+static void
+req_rate_limited(struct gw_req *r, long retry_after_s)
+{
+	r->error_class = "rate_limited";
+	r->status = 429;
+	r->code = "rate_limited";
+	r->message = "the upstream budget is spent; the request was not "
+	    "sent: retry after Retry-After seconds";
+	r->retry_after_s = retry_after_s;
+	record_outcome(r);
+}
+
+static void
+on_budget(void *arg, bool go, long retry_after_s)
+{
+	struct gw_req *r = arg;
+
+	r->queue_ms = budget_waited_ms(&r->bw);
+	if (go) {
+		req_send(r);
+		return;
+	}
+	if (r->not_sent) {
+		/* Its time ran out while CryptoMate was unreachable. */
+		r->error_class = "not_sent";
+		r->status = 502;
+		r->code = "upstream_unavailable";
+		r->message = "CryptoMate could not be reached";
+		record_outcome(r);
+		return;
+	}
+	req_rate_limited(r, retry_after_s);
+}
+
+/*
+ * Between the durable "request" record and the upstream call, the
+ * request waits for a token of the upstream budget (budget.c): sent at
+ * once, queued, or turned away with 429 when the wait would be too long.
+ */
+static void
+req_forward(struct gw_req *r)
+{
+	long ra = -1;
+
+	switch (budget_acquire(r->loop->budget, &r->bw, r->cfg, r->caller,
+	    on_budget, r, &ra)) {
+	case BUDGET_GO:
+		req_send(r);
+		break;
+	case BUDGET_QUEUED:
+		break;
+	case BUDGET_REJECT:
+		req_rate_limited(r, ra);
+		break;
 	}
 }
 

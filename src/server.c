@@ -7,6 +7,7 @@
  */
 #include "server.h"
 #include "audit.h"
+#include "budget.h"
 #include "conf.h"
 #include "guard.h"
 #include "idem.h"
@@ -137,6 +138,9 @@ handle_healthz(struct gw_loop *loop, struct evhttp_request *ev)
 	    json_object_new_boolean(loop->draining));
 	json_object_object_add(o, "upstream_inflight",
 	    json_object_new_int(upstream_inflight(loop->up)));
+	/* Queue depth per caller and whether CryptoMate's 429 paused us. */
+	json_object_object_add(o, "upstream_budget",
+	    budget_status(loop->budget));
 	send_json(ev, ok ? 200 : 503, o);
 	json_object_put(o);
 }
@@ -436,6 +440,8 @@ server_init(struct gw_loop *loop, struct event_base *base,
 	evhttp_set_bevcb(loop->http, guard_bevcb, loop);
 	if ((loop->up = upstream_new(base, cfg, err, errlen)) == NULL)
 		return -1;
+	if ((loop->budget = budget_new(base, cfg, err, errlen)) == NULL)
+		return -1;
 	if ((loop->aport = audit_port_new(audit, base)) == NULL) {
 		snprintf(err, errlen, "audit: cannot attach to the loop");
 		return -1;
@@ -462,7 +468,8 @@ server_init(struct gw_loop *loop, struct event_base *base,
 int
 server_reload(struct gw_loop *loop, struct config *cfg)
 {
-	if (upstream_set_config(loop->up, cfg) == -1)
+	if (upstream_set_config(loop->up, cfg) == -1 ||
+	    budget_configure(loop->budget, cfg) == -1)
 		return -1;
 	apply_limits(loop, cfg);
 	conf_unref(loop->cfg);
@@ -490,6 +497,8 @@ server_free(struct gw_loop *loop)
 	if (loop->mhttp)
 		evhttp_free(loop->mhttp);
 	metrics_free(loop->metrics);
+	if (loop->budget)
+		budget_free(loop->budget);
 	if (loop->up)
 		upstream_free(loop->up);
 	if (loop->aport)

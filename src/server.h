@@ -20,6 +20,7 @@ struct audit;
 struct audit_port;
 struct idem;
 struct idem_port;
+struct budget;
 struct json_object;
 struct metrics;
 struct gw_req;
@@ -33,6 +34,7 @@ struct gw_loop {
 	struct audit_port	*aport;
 	struct idem		*idem;		/* Idempotency-Key store, or NULL */
 	struct idem_port	*iport;
+	struct budget		*budget;	/* upstream budget (budget.c) */
 	struct evhttp_bound_socket *bound;
 	struct metrics		*metrics;	/* this loop's registry */
 	struct evhttp		*mhttp;		/* metrics.listen, or NULL */

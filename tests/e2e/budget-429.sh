@@ -1,0 +1,80 @@
+#!/bin/sh
+# CryptoMate's 429: "Retry-After: 2" pauses all forwarding for 2 s,
+# every caller's, and the request that got it goes back to the head of
+# its queue; the paused requests then succeed.  When the pause is longer
+# than max_queue_wait_ms the 429 is relayed as is, and requests arriving
+# during the pause are answered 429 at once, never forwarded.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/e2e/budget-common.sh"
+start_mock
+RATE=10 MAX_QUEUE_WAIT=5000 make_config
+start_gw
+
+mock_behave '{"count":1,"status":429,"retry_after":2,"body":{"error_code":"TOO_MANY_REQUESTS","message":"Too many requests"}}'
+t0=$(date +%s%N)
+fire 1 "$TOKEN_A" first &
+p1=$!
+# The 429 is back within a few ms; then the pause is visible.
+wait_for "$T/gw.log" 'upstream answered 429' 100 || fail "no 429 retry logged"
+h=$(healthz)
+check_match "healthz: paused" "$h" '"upstream_budget":\{[^}]*"paused":true'
+check_match "healthz: paused_until" "$h" '"paused_until":"20[0-9-]+T[0-9:.]+Z"'
+check_match "healthz: the 429'd request waits at the head of its queue" "$h" '"onboarding":\{"queued":1'
+sleep 0.5
+fire 2 "$TOKEN_A" later a &
+p2=$!
+fire 2 "$TOKEN_B" later b &
+p3=$!
+sleep 0.3
+h=$(healthz)
+check_match "healthz: queue depth per caller (A)" "$h" '"onboarding":\{"queued":3'
+check_match "healthz: queue depth per caller (B)" "$h" '"backoffice":\{"queued":2'
+check_match "healthz: still paused" "$h" '"paused":true'
+check "nothing forwarded during the pause" "$(mock_count)" 1
+wait $p1 $p2 $p3
+t1=$(date +%s%N)
+
+check "the 429'd request then succeeds" "$(count_codes first '2[0-9][0-9]')" 1
+check "the requests paused meanwhile succeed" "$(count_codes later '2[0-9][0-9]')" 4
+check "6 arrivals (the 429 and 5 successes)" "$(mock_count)" 6
+first=$(arrivals | head -n1)
+gap=$(arrivals | sed -n 2p | awk -v f="$first" '{ printf "%d\n", ($1 - f) * 1000 }')
+check_match "nothing reached the mock for 2 s after the 429 ($gap ms)" "$gap" '^(199[0-9]|2[0-9]{3})$'
+lmps=$(arrivals | max_per_second)
+check_match "after the pause, still at most 10 per second ($lmps)" "$lmps" '^([0-9]|10)$'
+ms=$(( (t1 - t0) / 1000000 ))
+check_match "about 2 s in all ($ms ms)" "$ms" '^(2[0-9]{3}|3[0-4][0-9]{2})$'
+q=$(max_queue_ms onboarding)
+check_match "the 429'd request's time in queue is logged ($q ms)" "$q" '^(19[0-9]{2}|2[0-9]{3})$'
+check_match "its access log line shows the final 2xx" \
+    "$(grep '"msg":"request"' "$T/gw.log" | grep '"caller":"onboarding"' | head -n1)" \
+    '"status":20[01],"upstream_status":20[01]'
+h=$(healthz)
+check_match "healthz: no longer paused" "$h" '"paused":false,"paused_until":null'
+
+# A pause longer than the wait limit: reload (SIGHUP) with 1 s of wait.
+RATE=10 MAX_QUEUE_WAIT=1000 make_config
+kill -HUP "$GW_PID"
+wait_for "$T/gw.log" 'reload: config' || fail "no reload"
+check_match "healthz: the new wait limit" "$(healthz)" '"max_queue_wait_ms":1000'
+mock_behave '{"count":1,"status":429,"retry_after":3,"body":{"error_code":"TOO_MANY_REQUESTS","message":"Too many requests"}}'
+st=$(post "$SEED")
+check "429 relayed when Retry-After > max_queue_wait_ms" "$st" 429
+check "relayed Retry-After" "$(resp_header Retry-After)" 3
+check_match "CryptoMate's own body" "$(cat "$T/resp")" '"error_code":"TOO_MANY_REQUESTS"'
+n=$(mock_count)
+st=$(TOKEN=$TOKEN_B post "$SEED")
+check "during the pause: 429 at once" "$st" 429
+check_match "the gateway's code" "$(cat "$T/resp")" '"code":"rate_limited"'
+check_match "Retry-After from the pause left (3 s - 1 s wait)" "$(resp_header Retry-After)" '^[12]$'
+rid=$(resp_header X-Request-Id)
+check "not forwarded" "$(mock_count)" "$n"
+check_match "outcome recorded in the audit log" \
+    "$(grep "\"request_id\":\"$rid\"" "$T/audit.log" | grep '"type":"outcome"')" \
+    '"error_class":"rate_limited".*"client_status":429'
+check_match "access log: rate_limited" \
+    "$(grep "\"request_id\":\"$rid\"" "$T/gw.log")" '"status":429,"upstream_status":0.*"code":"rate_limited"'
+sleep 3
+st=$(post "$SEED")
+check "after the pause, forwarded again" "$st" 200
+finish

@@ -1,0 +1,66 @@
+#!/bin/sh
+# Bounded queue: over upstream.max_queued a request is answered 429
+# rate_limited with Retry-After at once, recorded, never forwarded; the
+# queued ones wait their turn (time in queue in the access log line).
+# A caller's own ceiling (callers[].rate_limit_per_sec) holds it under
+# its rate without slowing the others.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/e2e/budget-common.sh"
+start_mock
+RATE=1 BURST=1 MAX_QUEUED=3 MAX_QUEUE_WAIT=60000 make_config
+start_gw
+
+# 10 at once at 1/s: one goes now, 3 wait, 6 are turned away.
+fire 10 "$TOKEN_A" full &
+p=$!
+sleep 0.7
+h=$(healthz)
+check_match "healthz: 3 waiting for onboarding" "$h" '"onboarding":\{"queued":3'
+check_match "healthz: total queued" "$h" '"upstream_budget":\{[^}]*"queued":3,"max_queued":3'
+check_match "healthz: not paused" "$h" '"paused":false,"paused_until":null'
+check "6 answered already, without waiting" \
+    "$(grep '"msg":"request"' "$T/gw.log" | grep -c '"status":429')" 6
+wait $p
+check "4 forwarded" "$(count_codes full '2[0-9][0-9]')" 4
+check "6 turned away" "$(count_codes full 429)" 6
+check "the mock saw only the 4" "$(mock_count)" 4
+slow=$(awk '$1 == 429 && $3 > 0.5' "$T/full.codes" | wc -l | tr -d ' ')
+check "every 429 at once (under 0.5 s)" "$slow" 0
+nora=$(awk '$1 == 429 && $2 !~ /^[1-9][0-9]*$/' "$T/full.codes" | wc -l | tr -d ' ')
+check "every 429 has a Retry-After" "$nora" 0
+f=$(awk '$1 == 429 { print $4; exit }' "$T/full.codes")
+check_match "429 body: the gateway's rate_limited" "$(cat "$f")" '^\{"code":"rate_limited","message":"[^"]+","request_id":"[0-9a-f]{32}"\}$'
+n=$(grep '"type":"outcome"' "$T/audit.log" | grep -c '"error_class":"rate_limited","response_digest":"[0-9a-f]*","client_status":429')
+check "6 outcome records for the 429s" "$n" 6
+gap=$(arrivals | min_gap)
+check_match "1/s: arrivals about 1 s apart (min $gap ms)" "$gap" '^(9[5-9][0-9]|1[0-9]{3})$'
+q=$(max_queue_ms onboarding)
+check_match "the last one waited ~3 s in the queue ($q ms)" "$q" '^(2[89][0-9]{2}|3[0-4][0-9]{2})$'
+nq=$(grep '"msg":"request"' "$T/gw.log" | grep '"status":200' | grep -c '"queue_ms":[1-9]')
+check "three 2xx lines with a time in queue" "$nq" 3
+stop_gw
+
+# Ceiling: A limited to 2/s under a global 20/s; B is not slowed.
+: > "$T/mock.log"
+curl -s -X POST "$MOCK_URL/_mock/reset" >/dev/null
+RATE=20 MAX_QUEUED=1000 MAX_QUEUE_WAIT=10000 \
+    CALLER_A_EXTRA=', "rate_limit_per_sec": 2' make_config
+start_gw
+check_match "healthz: A's ceiling" "$(healthz)" '"onboarding":\{"queued":0,"oldest_wait_ms":0,"rate_limit_per_sec":2(\.0)?\}'
+fire 8 "$TOKEN_A" ceil a &
+pa=$!
+fire 8 "$TOKEN_B" free b &
+pb=$!
+wait $pb
+check "B's 8 all forwarded" "$(count_codes free '2[0-9][0-9]')" 8
+tb=$(awk '{ if ($3 > m) m = $3 } END { printf "%d\n", m * 1000 }' "$T/free.codes")
+check_match "B is not held back by A's ceiling (max $tb ms < 1000)" "$tb" '^[0-9]{1,3}$'
+wait $pa
+check "A's 8 all forwarded" "$(count_codes ceil '2[0-9][0-9]')" 8
+ma=$(arrivals onboarding | max_per_second)
+check_match "A reaches the mock at <= 2 per second ($ma)" "$ma" '^[12]$'
+ga=$(arrivals onboarding | min_gap)
+check_match "A's arrivals ~525 ms apart (min $ga ms)" "$ga" '^(4[5-9][0-9]|[5-9][0-9]{2}|[0-9]{4})$'
+mb=$(arrivals backoffice | max_per_second)
+check_match "B at its share of 20/s ($mb)" "$mb" '^[5-8]$'
+finish
