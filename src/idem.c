@@ -95,6 +95,7 @@ struct idem {
 	MDB_env			*env;
 	MDB_dbi			 dbi_main, dbi_exp;
 	size_t			 mapsize;	/* store thread */
+	size_t			 map_max;
 	int			 lockfd;
 	uint64_t		 purge_ms;
 
@@ -512,9 +513,10 @@ fail:
 }
 
 /*
- * Detach a port (its loop is going away).  Jobs still with the store
- * thread finish there (a store is still committed) and are dropped; the
- * memory goes with the last of them.  Their claims go with the loop.
+ * Detach a port: its loop is going away, after its requests (and so
+ * their claims' owners) are gone.  Jobs still with the store thread
+ * finish there (a store is still committed) and are dropped with their
+ * claims; the port's memory goes with the last of them.
  */
 void
 idem_port_free(struct idem_port *p)
@@ -533,6 +535,7 @@ idem_port_free(struct idem_port *p)
 	p->efd = -1;
 	for (j = p->done; j != NULL; j = next) {
 		next = j->next;
+		idem_claim_unref(j->claim);
 		free(j->val);
 		free(j);
 		p->refs--;
@@ -676,6 +679,7 @@ idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
 {
 	struct idem_job *j;
 	MDB_txn *txn;
+	size_t grow;
 	int rc, nstore = 0;
 
 	*purged = 0;
@@ -705,12 +709,14 @@ idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
 			mdb_txn_abort(txn);
 		if (rc != MDB_MAP_FULL)
 			return rc;
-		if (im->mapsize >= IDEM_MAP_MAX)
+		if (im->mapsize >= im->map_max)
 			return rc;
+		grow = im->mapsize > im->map_max / 2 ? im->map_max :
+		    im->mapsize * 2;
 		/* No transaction is open in this process: safe to grow. */
-		if (mdb_env_set_mapsize(im->env, im->mapsize * 2) != 0)
+		if (mdb_env_set_mapsize(im->env, grow) != 0)
 			return rc;
-		im->mapsize *= 2;
+		im->mapsize = grow;
 		log_info("idempotency: store grown to %zu MiB",
 		    im->mapsize >> 20);
 	}
@@ -731,7 +737,10 @@ idem_complete(struct idem *im, struct idem_job *jobs)
 		next = j->next;
 		j->next = NULL;
 		if (p->dead) {
-			/* The claim belongs to the dead loop: it goes too. */
+			/* The dead loop's requests are gone (their claims
+			 * released): no thread but this one holds the claim
+			 * now. */
+			idem_claim_unref(j->claim);
 			free(j->val);
 			free(j);
 			if (--p->refs == 0 && nfree < 16)
@@ -859,8 +868,9 @@ idem_check_mode(const char *dir, const char *name, char *err,
 
 /* Create the environment, its two databases, and learn its size. */
 static int
-idem_env_open(const char *path, bool write, MDB_env **envp, MDB_dbi *dmain,
-    MDB_dbi *dexp, size_t *mapsize, char *err, size_t errlen)
+idem_env_open_sized(const char *path, bool write, size_t initial,
+    MDB_env **envp, MDB_dbi *dmain, MDB_dbi *dexp, size_t *mapsize,
+    char *err, size_t errlen)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
@@ -870,7 +880,7 @@ idem_env_open(const char *path, bool write, MDB_env **envp, MDB_dbi *dmain,
 
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(env, 2)) != 0 ||
-	    (rc = mdb_env_set_mapsize(env, IDEM_MAP_INITIAL)) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, initial)) != 0 ||
 	    (rc = mdb_env_open(env, path, write ? 0 : MDB_RDONLY,
 	    0600)) != 0) {
 		snprintf(err, errlen, "idempotency.path: %s: %s", path,
@@ -901,6 +911,26 @@ fail:
 	return -1;
 }
 
+static int
+idem_env_open(const char *path, bool write, MDB_env **envp, MDB_dbi *dmain,
+    MDB_dbi *dexp, size_t *mapsize, char *err, size_t errlen)
+{
+	return idem_env_open_sized(path, write, IDEM_MAP_INITIAL, envp, dmain,
+	    dexp, mapsize, err, errlen);
+}
+
+/* A size from the environment (tests), in whole 64 KiB, or def. */
+static size_t
+idem_env_bytes(const char *name, size_t def)
+{
+	const char *s = getenv(name);
+	unsigned long long v;
+
+	if (s == NULL || (v = strtoull(s, NULL, 10)) < 65536)
+		return def;
+	return (size_t)(v / 65536 * 65536);
+}
+
 struct idem *
 idem_open(const struct config *cfg, char *err, size_t errlen)
 {
@@ -910,6 +940,7 @@ idem_open(const struct config *cfg, char *err, size_t errlen)
 	sigset_t all, old;
 	char lp[4096];
 	struct stat st;
+	size_t initial;
 
 	if ((im = calloc(1, sizeof(*im))) == NULL) {
 		snprintf(err, errlen, "idempotency: out of memory");
@@ -923,9 +954,12 @@ idem_open(const struct config *cfg, char *err, size_t errlen)
 	pthread_cond_init(&im->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	im->purge_ms = IDEM_PURGE_MS;
-	/* Test hook: a shorter purge period. */
+	im->map_max = IDEM_MAP_MAX;
+	/* Test hooks: a shorter purge period, a small map. */
 	if ((s = getenv("CMGATE_IDEM_PURGE_MS")) != NULL && atol(s) > 0)
 		im->purge_ms = (uint64_t)atol(s);
+	initial = idem_env_bytes("CMGATE_IDEM_MAP_BYTES", IDEM_MAP_INITIAL);
+	im->map_max = idem_env_bytes("CMGATE_IDEM_MAP_MAX_BYTES", IDEM_MAP_MAX);
 
 	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "idempotency.path: %s: %s", path,
@@ -952,8 +986,8 @@ idem_open(const struct config *cfg, char *err, size_t errlen)
 	if (idem_check_mode(path, "data.mdb", err, errlen) == -1 ||
 	    idem_check_mode(path, "lock.mdb", err, errlen) == -1)
 		goto fail;
-	if (idem_env_open(path, true, &im->env, &im->dbi_main, &im->dbi_exp,
-	    &im->mapsize, err, errlen) == -1)
+	if (idem_env_open_sized(path, true, initial, &im->env, &im->dbi_main,
+	    &im->dbi_exp, &im->mapsize, err, errlen) == -1)
 		goto fail;
 
 	sigfillset(&all);
