@@ -63,4 +63,19 @@ ga=$(arrivals onboarding | min_gap)
 check_match "A's arrivals ~525 ms apart (min $ga ms)" "$ga" '^(4[5-9][0-9]|[5-9][0-9]{2}|[0-9]{4})$'
 mb=$(arrivals backoffice | max_per_second)
 check_match "B at its share of 20/s ($mb)" "$mb" '^[5-8]$'
+stop_gw
+
+# The ceiling holds with the budget off too; the others pass straight.
+: > "$T/mock.log"
+RATE=0 CALLER_A_EXTRA=', "rate_limit_per_sec": 2' make_config
+start_gw
+fire 4 "$TOKEN_A" off-a a &
+pa=$!
+fire 8 "$TOKEN_B" off-b b
+check "budget off: B's 8 forwarded" "$(count_codes off-b '2[0-9][0-9]')" 8
+check "budget off: B all at once" "$(arrivals backoffice | max_per_second)" 8
+wait $pa
+check "budget off: A's 4 forwarded" "$(count_codes off-a '2[0-9][0-9]')" 4
+ga=$(arrivals onboarding | min_gap)
+check_match "budget off: A still spaced by its ceiling (min $ga ms)" "$ga" '^(4[5-9][0-9]|[5-9][0-9]{2}|[0-9]{4})$'
 finish
