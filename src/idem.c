@@ -43,7 +43,8 @@
 
 #define IDEM_HDR_LEN		88
 #define IDEM_VERSION		1
-#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_KEY_MAX)	/* caller names <= 64 */
+/* caller NUL key; caller names are at most 64 characters */
+#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_KEY_MAX)
 #define IDEM_MAP_INITIAL	((size_t)256 << 20)
 #define IDEM_MAP_MAX		((size_t)64 << 30)
 #define IDEM_PURGE_MS		60000
@@ -57,10 +58,12 @@ struct idem_claim {
 	size_t			 klen;
 	unsigned char		 digest[IDEM_DIGEST_LEN];
 	char			 request_id[33];
-	/* Loop thread only: */
-	int			 refs;		/* owner + jobs not yet back */
-	bool			 owner;		/* the request still holds it */
-	bool			 storing;	/* a store job was queued */
+	/* Loop thread only: references (the owner, and each job not yet
+	 * back), whether the request still holds it, whether a store job
+	 * was queued. */
+	int			 refs;
+	bool			 owner;
+	bool			 storing;
 	/* Under im->mu: */
 	bool			 in_map;
 };
@@ -86,8 +89,8 @@ struct idem_port {
 	struct idem		*im;
 	struct event		*ev;
 	int			 efd;
-	struct idem_job		*done, *done_tail;	/* under im->mu */
-	size_t			 refs;		/* jobs not yet back */
+	struct idem_job		*done, *done_tail; /* under im->mu */
+	size_t			 refs;	/* jobs not yet back */
 	bool			 dead;
 };
 
@@ -105,7 +108,7 @@ struct idem {
 	pthread_cond_t		 cv;
 	struct idem_job		*qh, *qt;	/* under mu */
 	bool			 stopping;	/* under mu */
-	void			*inflight;	/* tsearch root, under mu */
+	void			*inflight; /* tsearch root, under mu */
 	atomic_bool		 failed;
 };
 
@@ -634,8 +637,8 @@ idem_purge_batch(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, uint64_t now,
 			mk.mv_size = k.mv_size - 8;
 			if (mdb_get(txn, dmain, &mk, &mv) == 0 &&
 			    (mv.mv_size < IDEM_HDR_LEN || idem_get_le(
-			    (const unsigned char *)mv.mv_data + 16, 8) == exp) &&
-			    (rc = mdb_del(txn, dmain, &mk, NULL)) != 0)
+			    (const unsigned char *)mv.mv_data + 16, 8) ==
+			    exp) && (rc = mdb_del(txn, dmain, &mk, NULL)) != 0)
 				break;
 		}
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)

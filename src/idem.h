@@ -57,8 +57,8 @@ struct idem_record {
 	int		 status;
 	uint64_t	 created_ms, expires_ms;	/* Unix epoch ms */
 	unsigned char	 digest[IDEM_DIGEST_LEN];
-	char		 request_id[33];		/* the original request */
-	const char	*content_type;			/* "" when none */
+	char		 request_id[33];	/* the original request */
+	const char	*content_type;		/* "" when none */
 	const char	*body;
 	size_t		 body_len;
 };
@@ -98,7 +98,8 @@ void		 idem_port_free(struct idem_port *);
  * IDEM_NEW *out is the claim, owned by the caller until idem_release().
  */
 enum idem_begin_result idem_begin(struct idem_port *, const char *caller,
-		    const char *key, const unsigned char digest[IDEM_DIGEST_LEN],
+		    const char *key,
+		    const unsigned char digest[IDEM_DIGEST_LEN],
 		    const char *request_id, struct idem_claim **out);
 
 /* Read the stored record of a claimed key (store thread); cb runs on
