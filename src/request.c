@@ -78,7 +78,7 @@ struct gw_req {
 	char			*idem_fields;
 	int			 idem_wait;
 	bool			 idem_audit_ok;
-	bool			 idem_invalid;	/* storing a validation 422 */
+	bool			 idem_invalid;	/* a validation 422 */
 	bool			 idem_replayed;
 	char			 idem_msg[160];
 };
@@ -319,7 +319,7 @@ on_idem_stored(bool ok, void *arg)
 		log_error("request %s: idempotency: the outcome was not "
 		    "stored", r->id);
 	if (--r->idem_wait > 0)
-		return;		/* the outcome record is not durable yet */
+		return;	/* the outcome record is not yet durable */
 	req_outcome_reply(r);
 }
 

@@ -32,7 +32,7 @@ struct gw_loop {
 	struct upstream		*up;
 	struct audit		*audit;		/* shared by all loops */
 	struct audit_port	*aport;
-	struct idem		*idem;		/* Idempotency-Key store, or NULL */
+	struct idem		*idem;		/* or NULL */
 	struct idem_port	*iport;
 	struct budget		*budget;	/* upstream budget (budget.c) */
 	struct evhttp_bound_socket *bound;
