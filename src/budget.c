@@ -79,8 +79,8 @@ struct budget {
 	bool			 on;		/* rate_limit_per_sec > 0 */
 	double			 rate;
 	int			 burst;
-	uint64_t		 t_ns;		/* 1 / rate */
-	uint64_t		 tau_ns;	/* (burst - 1) / rate */
+	uint64_t		 t_ns;		/* (1 s + jitter) / rate */
+	uint64_t		 tau_ns;	/* (burst - 1) * t_ns */
 	uint64_t		 max_wait_ns;
 	int			 max_queued;
 	bool			 any_ceiling;
@@ -111,7 +111,23 @@ interval_ns(double rate)
 	if (!(rate > 0))
 		return 0;
 	t = (double)(NS_PER_S + BUDGET_JITTER_MS * NS_PER_MS) / rate;
+	/* A rate of a few per century is as good as none at all. */
+	if (t > 1e18)
+		t = 1e18;
 	return t < 1 ? 1 : (uint64_t)t;
+}
+
+/* a * b, saturating: no wrap for absurdly low rates. */
+static uint64_t
+u64mul(uint64_t a, uint64_t b)
+{
+	return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+static uint64_t
+u64add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
 static uint64_t
@@ -280,11 +296,11 @@ estimate_wait(const struct budget *b, const struct budget_queue *q,
 		if (ahead > (uint64_t)b->queued)
 			ahead = (uint64_t)b->queued;
 		start = u64max(global_next(b), now);
-		g = start - now + ahead * b->t_ns;
+		g = u64add(start - now, u64mul(ahead, b->t_ns));
 	}
 	if (q->t_ns) {
 		start = u64max(q->tat, now);
-		own = start - now + (uint64_t)q->n * q->t_ns;
+		own = u64add(start - now, u64mul((uint64_t)q->n, q->t_ns));
 	}
 	return g > own ? g : own;
 }
@@ -518,7 +534,7 @@ budget_configure(struct budget *b, const struct config *cfg)
 	b->burst = cfg->upstream.burst;
 	b->on = b->rate > 0;
 	b->t_ns = interval_ns(b->rate);
-	b->tau_ns = b->on ? (uint64_t)(b->burst - 1) * b->t_ns : 0;
+	b->tau_ns = b->on ? u64mul((uint64_t)(b->burst - 1), b->t_ns) : 0;
 	/* A lower rate must not leave the bucket owing more than one
 	 * interval; a budget turned off forgets its pause. */
 	if (b->tat > now + b->t_ns)
