@@ -11,6 +11,7 @@
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +40,7 @@ struct gateway {
 	struct audit		*audit;
 	struct idem		*idem;		/* NULL: idempotency off */
 	struct gw_loop		 loop;
+	struct workers		*workers;	/* loops 1.., or NULL */
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_usr1;
 	struct event		*drain_timer;
 	uint64_t		 drain_deadline_ms;
@@ -81,11 +83,12 @@ static void
 on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct gateway *gw = arg;
+	int active = gw->loop.active + workers_active(gw->workers);
 
-	if (gw->loop.active == 0 || now_mono_ms() >= gw->drain_deadline_ms) {
-		if (gw->loop.active > 0)
+	if (active == 0 || now_mono_ms() >= gw->drain_deadline_ms) {
+		if (active > 0)
 			log_warn("shutdown: %d requests still in flight after "
-			    "%ld ms; exiting", gw->loop.active,
+			    "%ld ms; exiting", active,
 			    gw->cfg->shutdown_timeout_ms);
 		event_base_loopexit(gw->base, NULL);
 	}
@@ -102,6 +105,7 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
 	log_info("shutdown: signal %d, draining %d requests in flight",
 	    (int)sig, gw->loop.active);
 	server_stop_accepting(&gw->loop);
+	workers_drain(gw->workers);
 	gw->drain_deadline_ms = now_mono_ms() +
 	    (uint64_t)gw->cfg->shutdown_timeout_ms;
 	gw->drain_timer = event_new(gw->base, -1, EV_PERSIST, on_drain_tick,
@@ -141,12 +145,21 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	    !same_str(nc->metrics.listen, gw->cfg->metrics.listen))
 		log_warn("reload: listen, metrics.listen and audit.path "
 		    "changes need a restart; kept the old ones");
+	if (workers_check(nc, workers_loops(gw->workers), err,
+	    sizeof(err)) == -1) {
+		log_error("reload failed, keeping the running config: %s",
+		    err);
+		metrics_reload_result(false);
+		conf_unref(nc);
+		return;
+	}
 	if (server_reload(&gw->loop, nc) == -1) {
 		log_error("reload failed, keeping the running config");
 		metrics_reload_result(false);
 		conf_unref(nc);
 		return;
 	}
+	workers_reload(gw->workers, nc);
 	log_setup(nc->log.target, nc->log.level);
 	/* The listen address and audit path stay those in use. */
 	conf_unref(gw->cfg);
@@ -239,6 +252,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "cmgate: %s\n", err);
 		return 1;
 	}
+	if (workers_check(gw.cfg, gw.cfg->workers, err, sizeof(err)) == -1) {
+		fprintf(stderr, "cmgate: %s\n", err);
+		conf_unref(gw.cfg);
+		return 1;
+	}
 	if (test_only) {
 		printf("cmgate: the configuration file %s syntax is ok\n"
 		    "cmgate: configuration file %s test is successful\n",
@@ -271,7 +289,7 @@ main(int argc, char **argv)
 		log_error("no randomness");
 		goto out;
 	}
-	if ((gw.base = event_base_new()) == NULL) {
+	if ((gw.base = workers_base_new()) == NULL) {
 		log_error("event_base_new failed");
 		goto out;
 	}
@@ -283,6 +301,11 @@ main(int argc, char **argv)
 	}
 	if (server_set_idem(&gw.loop, gw.idem) == -1) {
 		log_error("idempotency: cannot attach to the loop");
+		goto out;
+	}
+	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, fd, err,
+	    sizeof(err)) == -1) {
+		log_error("%s", err);
 		goto out;
 	}
 	if (add_signal(&gw, &gw.ev_term, SIGTERM, on_terminate) == -1 ||
@@ -305,6 +328,7 @@ out:
 	if (gw.ev_hup) event_free(gw.ev_hup);
 	if (gw.ev_usr1) event_free(gw.ev_usr1);
 	if (gw.drain_timer) event_free(gw.drain_timer);
+	workers_free(gw.workers);
 	server_free(&gw.loop);
 	idem_close(gw.idem);
 	if (gw.audit)

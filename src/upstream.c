@@ -14,6 +14,13 @@
  * callbacks; socket and timer callbacks return 0 (-1 aborts every
  * transfer); the message from curl_multi_info_read is read before the
  * handle is removed.
+ *
+ * Per-request work is kept small (docs/benchmarks.md): easy handles are
+ * pooled with their options still set for the profile, the fixed
+ * headers are one list per profile that each transfer's own headers
+ * link into (no copies of the key), the URL is built once per profile,
+ * and an upstream connection's socket stays registered with the loop
+ * between transfers: it leaves epoll only when curl closes it.
  */
 #include "upstream.h"
 #include "conf.h"
@@ -24,13 +31,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+/* The headers every transfer of a profile sends; each transfer links
+ * its own (X-Request-Id, Idempotency-Key) in front of them. */
+#define UP_FIXED_HEADERS 4
+
 struct up_profile {
 	int		 refs;
+	unsigned	 gen;		/* easy handles set up for it carry it */
 	char		*base_url;
 	char		*key_header;	/* "x-api-key: <key>"; wiped on free */
 	size_t		 key_header_len;
@@ -38,13 +52,31 @@ struct up_profile {
 	long		 connect_timeout_ms;
 	long		 timeout_ms;
 	size_t		 max_response;
+	/* The allowlist of headers that reach CryptoMate: nothing of the
+	 * caller's is copied, so its Authorization or x-api-key cannot
+	 * leak through.  "Expect:" stops curl's 100-continue dance.  The
+	 * nodes point at the strings above: no copy of the key is made. */
+	struct curl_slist fixed[UP_FIXED_HEADERS];
+	/* base_url + path for the last path asked for (one route today). */
+	char		*url;
+	size_t		 base_len;
+};
+
+/* An idle easy handle, still set up for profile generation gen. */
+struct up_easy {
+	CURL		*easy;
+	unsigned	 gen;
 };
 
 struct up_xfer {
 	struct upstream		*up;
 	struct up_profile	*prof;
 	CURL			*easy;
-	struct curl_slist	*headers;
+	unsigned		 easy_gen;
+	/* This transfer's own headers, linked in front of prof->fixed. */
+	struct curl_slist	 own[2];
+	char			 h_request_id[64];
+	char			 h_idem[320];
 	char			*body;
 	char			*resp;
 	size_t			 resp_len, resp_cap;
@@ -56,10 +88,22 @@ struct up_xfer {
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
+/*
+ * One socket curl asked the loop to watch.  A connection's socket
+ * (made through sock_open) is not taken out of epoll when its transfer
+ * ends: it is "parked" with EV_READ and stays until curl closes it
+ * (sock_close), so the next transfer on the connection costs no
+ * epoll_ctl at all.  A parked socket that turns readable (the server
+ * closed it) is taken out at once and left for curl to find dead.
+ * Other sockets (the resolver's) are removed when curl says so.
+ */
 struct up_sock {
 	struct event	*ev;
 	curl_socket_t	 fd;
-	int		 what;
+	short		 kind;		/* EV_READ / EV_WRITE while added */
+	unsigned	 conn:1;	/* a connection: kept between transfers */
+	unsigned	 added:1;	/* in the loop */
+	unsigned	 parked:1;	/* curl is not watching it */
 };
 
 struct upstream {
@@ -67,11 +111,15 @@ struct upstream {
 	CURLM			*multi;
 	struct event		*timer;
 	struct up_profile	*prof;
+	unsigned		 gen;		/* of the current profile */
 	int			 inflight;
 	int			 in_callback;	/* guards re-entry */
 	/* Idle easy handles, reused so curl keeps their state warm. */
-	CURL			**pool;
+	struct up_easy		*pool;
 	int			 npool, pool_cap;
+	/* Watched sockets by descriptor. */
+	struct up_sock		**socks;
+	int			 nsocks;
 };
 
 static void check_multi_info(struct upstream *);
@@ -85,6 +133,7 @@ profile_unref(struct up_profile *p)
 	if (p->key_header)
 		secret_free(p->key_header, p->key_header_len);
 	free(p->ca_file);
+	free(p->url);
 	free(p);
 }
 
@@ -93,6 +142,7 @@ profile_new(const struct config *c)
 {
 	struct up_profile *p;
 	static const char prefix[] = "x-api-key: ";
+	int i;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
@@ -113,17 +163,95 @@ profile_new(const struct config *c)
 	p->connect_timeout_ms = c->upstream.connect_timeout_ms;
 	p->timeout_ms = c->upstream.timeout_ms;
 	p->max_response = (size_t)c->upstream.max_response_bytes;
+	p->fixed[0].data = p->key_header;
+	p->fixed[1].data = (char *)"Content-Type: application/json";
+	p->fixed[2].data = (char *)"Accept: application/json";
+	p->fixed[3].data = (char *)"Expect:";
+	for (i = 0; i + 1 < UP_FIXED_HEADERS; i++)
+		p->fixed[i].next = &p->fixed[i + 1];
+	p->fixed[UP_FIXED_HEADERS - 1].next = NULL;
 	return p;
 }
 
+/* base_url + path, built once per profile and path. */
+static const char *
+profile_url(struct up_profile *p, const char *path)
+{
+	size_t n;
+
+	if (p->url != NULL && strcmp(p->url + p->base_len, path) == 0)
+		return p->url;
+	free(p->url);
+	p->base_len = strlen(p->base_url);
+	n = p->base_len + strlen(path) + 1;
+	if (n > 2048 || (p->url = malloc(n)) == NULL) {
+		p->url = NULL;
+		return NULL;
+	}
+	snprintf(p->url, n, "%s%s", p->base_url, path);
+	return p->url;
+}
+
 /* ---- libcurl <-> libevent glue ------------------------------------ */
+
+static struct up_sock *
+sock_get(struct upstream *up, curl_socket_t fd)
+{
+	return (fd >= 0 && fd < up->nsocks) ? up->socks[fd] : NULL;
+}
+
+/* The entry for fd, made when missing; NULL when out of memory. */
+static struct up_sock *
+sock_make(struct upstream *up, curl_socket_t fd)
+{
+	struct up_sock *us;
+
+	if (fd < 0)
+		return NULL;
+	if (fd >= up->nsocks) {
+		int n = up->nsocks ? up->nsocks : 64;
+		struct up_sock **t;
+		while (n <= fd)
+			n *= 2;
+		if ((t = realloc(up->socks, (size_t)n * sizeof(*t))) == NULL)
+			return NULL;
+		memset(t + up->nsocks, 0, (size_t)(n - up->nsocks) *
+		    sizeof(*t));
+		up->socks = t;
+		up->nsocks = n;
+	}
+	if ((us = up->socks[fd]) == NULL) {
+		if ((us = calloc(1, sizeof(*us))) == NULL)
+			return NULL;
+		us->fd = fd;
+		up->socks[fd] = us;
+	}
+	return us;
+}
+
+static void
+sock_forget(struct upstream *up, struct up_sock *us)
+{
+	if (us->ev != NULL)
+		event_free(us->ev);
+	up->socks[us->fd] = NULL;
+	free(us);
+}
 
 static void
 on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream *up = arg;
+	struct up_sock *us = sock_get(up, fd);
 	int action = 0, running;
 
+	if (us != NULL && us->parked) {
+		/* An idle connection turned readable: the server closed
+		 * it.  Stop watching; curl finds it dead before reuse. */
+		event_del(us->ev);
+		us->added = 0;
+		return;
+	}
 	if (what & EV_READ)
 		action |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
@@ -160,39 +288,93 @@ timer_cb(CURLM *multi, long timeout_ms, void *arg)
 	return 0;
 }
 
+/* Watch fd for kind (EV_READ and/or EV_WRITE); a no-op when it already
+ * is, so a kept connection costs nothing from one transfer to the
+ * next. */
+static void
+sock_watch(struct upstream *up, struct up_sock *us, short kind)
+{
+	if (us->ev != NULL && us->kind == kind) {
+		if (!us->added && event_add(us->ev, NULL) == 0)
+			us->added = 1;
+		return;
+	}
+	if (us->ev != NULL)
+		event_free(us->ev);
+	us->added = 0;
+	us->kind = kind;
+	if ((us->ev = event_new(up->base, us->fd, kind | EV_PERSIST,
+	    on_socket_event, up)) == NULL || event_add(us->ev, NULL) == -1) {
+		log_error("%s: cannot watch an upstream socket", __func__);
+		return;
+	}
+	us->added = 1;
+}
+
 static int
 socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 {
 	struct upstream *up = arg;
-	struct up_sock *us = sockp;
-	short kind;
+	struct up_sock *us = sock_get(up, s);
 
 	if (what == CURL_POLL_REMOVE) {
-		if (us) {
-			event_free(us->ev);
-			free(us);
-			curl_multi_assign(up->multi, s, NULL);
-		}
-		return 0;
-	}
-	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-	if (us == NULL) {
-		if ((us = calloc(1, sizeof(*us))) == NULL)
+		if (us == NULL)
 			return 0;
-		us->fd = s;
-		curl_multi_assign(up->multi, s, us);
-	} else if (us->what == what)
+		if (!us->conn) {
+			sock_forget(up, us);
+			return 0;
+		}
+		/* A connection going back to curl's cache: park it. */
+		us->parked = 1;
+		sock_watch(up, us, EV_READ);
 		return 0;
-	else {
-		event_free(us->ev);
-		us->ev = NULL;
 	}
-	us->what = what;
-	us->ev = event_new(up->base, s, kind, on_socket_event, up);
-	if (us->ev == NULL || event_add(us->ev, NULL) == -1)
-		log_error("%s: cannot watch an upstream socket", __func__);
+	if (us == NULL && (us = sock_make(up, s)) == NULL) {
+		log_error("%s: cannot watch an upstream socket (out of "
+		    "memory)", __func__);
+		return 0;
+	}
+	us->parked = 0;
+	sock_watch(up, us, (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
+	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0)));
 	return 0;
+}
+
+/* Every connection socket is made here, so it can be kept in the loop
+ * between transfers (see struct up_sock). */
+static curl_socket_t
+sock_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct upstream *up = arg;
+	struct up_sock *us;
+	curl_socket_t fd;
+
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	/* An entry left for this descriptor belonged to a socket closed
+	 * behind our back: it is stale. */
+	if ((us = sock_get(up, fd)) != NULL)
+		sock_forget(up, us);
+	if ((us = sock_make(up, fd)) == NULL) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	us->conn = 1;
+	return fd;
+}
+
+/* curl closes a socket: out of the loop first, so the descriptor can
+ * be reused at once. */
+static int
+sock_close(void *arg, curl_socket_t fd)
+{
+	struct upstream *up = arg;
+	struct up_sock *us = sock_get(up, fd);
+
+	if (us != NULL)
+		sock_forget(up, us);
+	return close(fd);
 }
 
 /* ---- per-transfer callbacks -------------------------------------- */
@@ -253,13 +435,20 @@ xfer_free(struct up_xfer *x)
 	struct upstream *up = x->up;
 
 	if (x->easy) {
-		curl_easy_reset(x->easy);
-		if (up->npool < up->pool_cap)
-			up->pool[up->npool++] = x->easy;
-		else
+		/* Back to the pool with its options still set; pointers
+		 * into this transfer are cleared. */
+		curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
+		curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, NULL);
+		curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, NULL);
+		if (up->npool < up->pool_cap) {
+			up->pool[up->npool].easy = x->easy;
+			up->pool[up->npool].gen = x->easy_gen;
+			up->npool++;
+		} else
 			curl_easy_cleanup(x->easy);
 	}
-	curl_slist_free_all(x->headers);
 	profile_unref(x->prof);
 	free(x->body);
 	free(x->resp);
@@ -339,10 +528,12 @@ upstream_new(struct event_base *base, const struct config *c, char *err,
 		goto oom;
 	up->base = base;
 	up->pool_cap = 1024;
-	if ((up->pool = calloc((size_t)up->pool_cap, sizeof(CURL *))) == NULL)
+	if ((up->pool = calloc((size_t)up->pool_cap, sizeof(*up->pool))) ==
+	    NULL)
 		goto oom;
 	if ((up->prof = profile_new(c)) == NULL)
 		goto oom;
+	up->prof->gen = ++up->gen;
 	if ((up->multi = curl_multi_init()) == NULL ||
 	    (up->timer = evtimer_new(base, on_timer, up)) == NULL)
 		goto oom;
@@ -371,10 +562,15 @@ upstream_free(struct upstream *up)
 		return;
 	if (up->multi)
 		curl_multi_cleanup(up->multi);	/* may call socket_cb */
+	for (i = 0; i < up->npool; i++)
+		curl_easy_cleanup(up->pool[i].easy);
+	/* Sockets still listed were closed by curl's cleanup. */
+	for (i = 0; i < up->nsocks; i++)
+		if (up->socks[i] != NULL)
+			sock_forget(up, up->socks[i]);
+	free(up->socks);
 	if (up->timer)
 		event_free(up->timer);
-	for (i = 0; i < up->npool; i++)
-		curl_easy_cleanup(up->pool[i]);
 	free(up->pool);
 	profile_unref(up->prof);
 	free(up);
@@ -387,6 +583,7 @@ upstream_set_config(struct upstream *up, const struct config *c)
 
 	if ((p = profile_new(c)) == NULL)
 		return -1;
+	p->gen = ++up->gen;
 	profile_unref(up->prof);
 	up->prof = p;
 	return 0;
@@ -398,15 +595,31 @@ upstream_inflight(const struct upstream *up)
 	return up->inflight;
 }
 
-static int
-add_header(struct curl_slist **list, const char *h)
+/* The options that stay the same for every transfer of a profile,
+ * set once per pooled handle and profile. */
+static void
+easy_setup(CURL *e, struct upstream *up, const struct up_profile *p)
 {
-	struct curl_slist *n = curl_slist_append(*list, h);
-
-	if (n == NULL)
-		return -1;
-	*list = n;
-	return 0;
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
+	/* Never follow a redirect: the key would go to another host. */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (p->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, sock_open);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, up);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, sock_close);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
 }
 
 struct up_xfer *
@@ -415,14 +628,18 @@ upstream_post(struct upstream *up, const char *path, const char *body,
     upstream_cb cb, void *arg)
 {
 	struct up_xfer *x;
-	char url[2048], hdr[400];
+	struct up_profile *p = up->prof;
+	const char *url;
 	CURL *e;
+	int n;
 
+	if ((url = profile_url(p, path)) == NULL)
+		return NULL;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
 	x->up = up;
-	x->prof = up->prof;
-	x->prof->refs++;
+	x->prof = p;
+	p->refs++;
 	x->cb = cb;
 	x->arg = arg;
 	x->retry_after_s = -1;
@@ -430,54 +647,50 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 		goto fail;
 	memcpy(x->body, body, len);
 	x->body[len] = '\0';
-	if (up->npool > 0)
-		x->easy = up->pool[--up->npool];
-	else if ((x->easy = curl_easy_init()) == NULL)
+
+	/* This transfer's own headers, in front of the profile's fixed
+	 * ones (the allowlist: see struct up_profile).  A value that does
+	 * not fit is refused, never cut. */
+	n = snprintf(x->h_request_id, sizeof(x->h_request_id),
+	    "X-Request-Id: %s", request_id);
+	if (n < 0 || (size_t)n >= sizeof(x->h_request_id))
+		goto fail;
+	x->own[0].data = x->h_request_id;
+	x->own[0].next = p->fixed;
+	if (idem_key) {
+		n = snprintf(x->h_idem, sizeof(x->h_idem),
+		    "Idempotency-Key: %s", idem_key);
+		if (n < 0 || (size_t)n >= sizeof(x->h_idem))
+			goto fail;
+		x->own[1].data = x->h_idem;
+		x->own[1].next = &x->own[0];
+	}
+
+	/* A pooled handle keeps the options of the profile it was set up
+	 * for; one from an older profile (before a reload) starts over. */
+	if (up->npool > 0) {
+		up->npool--;
+		x->easy = up->pool[up->npool].easy;
+		x->easy_gen = up->pool[up->npool].gen;
+	} else if ((x->easy = curl_easy_init()) == NULL)
 		goto fail;
 	e = x->easy;
-
-	/* The allowlist of headers that reach CryptoMate: nothing of the
-	 * caller's is copied, so its Authorization or x-api-key cannot
-	 * leak through.  "Expect:" stops curl's 100-continue dance. */
-	snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", request_id);
-	if (add_header(&x->headers, x->prof->key_header) == -1 ||
-	    add_header(&x->headers, "Content-Type: application/json") == -1 ||
-	    add_header(&x->headers, "Accept: application/json") == -1 ||
-	    add_header(&x->headers, hdr) == -1 ||
-	    add_header(&x->headers, "Expect:") == -1)
-		goto fail;
-	if (idem_key) {
-		snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", idem_key);
-		if (add_header(&x->headers, hdr) == -1)
-			goto fail;
+	if (x->easy_gen != p->gen) {
+		if (x->easy_gen != 0)
+			curl_easy_reset(e);
+		easy_setup(e, up, p);
+		x->easy_gen = p->gen;
 	}
-	snprintf(url, sizeof(url), "%s%s", x->prof->base_url, path);
-
+	/* curl copies the URL; the string itself is built once. */
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, idem_key ? &x->own[1] :
+	    &x->own[0]);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, x->prof->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-	    x->prof->connect_timeout_ms);
-	/* Never follow a redirect: the key would go to another host. */
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (x->prof->ca_file)
-		curl_easy_setopt(e, CURLOPT_CAINFO, x->prof->ca_file);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 	x->started_ns = now_mono_ns();
 	if (curl_multi_add_handle(up->multi, e) != CURLM_OK)
 		goto fail;
