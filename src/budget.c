@@ -32,7 +32,8 @@
  * each loop would hold its own bucket and the loops together would
  * send workers times the rate: the rate, burst, max_queued and the
  * callers' ceilings must then be split across the loops (rate /
- * workers), or the bucket shared.  Only one loop exists today.
+ * workers), or the bucket shared.  Until then workers.c refuses
+ * workers > 1 with the budget on.
  */
 #include "budget.h"
 #include "conf.h"
