@@ -221,6 +221,17 @@ set_value(struct config *c, const struct ckey *k, struct json_object *j,
 	double d;
 	const char *s;
 
+	/* json-c reads a JSON null as a NULL object, so "no object and no
+	 * default text" is a null from the file: allowed only where the
+	 * key is nullable (found by fuzz_config: a null integer crashed). */
+	if (j == NULL && text == NULL) {
+		if (!k->nullable)
+			return fail(err, errlen, c->path, k->path,
+			    "must be %s", type_name(k->type));
+		free(*(char **)base);
+		*(char **)base = NULL;
+		return 0;
+	}
 	switch (k->type) {
 	case C_STR:
 	case C_PATH:

@@ -29,6 +29,15 @@
 
 enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
 
+/*
+ * A caller that pipelines requests but never reads the answers would
+ * make the gateway queue answers without end (evhttp believes each is
+ * sent once it has passed the filter).  Past this many bytes of
+ * unsent answers the guard stops reading that connection's requests
+ * until the caller has read enough of them.
+ */
+#define GUARD_OUT_MAX	(64 * 1024)
+
 struct guard {
 	struct gw_loop		*loop;
 	struct bufferevent	*under;
@@ -36,6 +45,11 @@ struct guard {
 	enum gstate		 state;
 	size_t			 body_left;
 	int			 reject_pending;	/* status to inject */
+	/* Head scanning resumes where it stopped: a head that arrives a
+	 * byte at a time costs linear time, not quadratic. */
+	size_t			 scanned;	/* bytes of the head seen */
+	int			 nl;		/* 1 after "\n", 2 after "\n\r" */
+	int			 paused;	/* reading stopped (GUARD_OUT_MAX) */
 };
 
 static char	guard_prefix[64];	/* "/.cmgate-guard-<32 hex>/" */
@@ -92,24 +106,104 @@ inject_reject(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
 	}
 }
 
+/* Forget the scan state: the head it described has been consumed. */
+static void
+scan_reset(struct guard *g)
+{
+	g->scanned = 0;
+	g->nl = 0;
+}
+
 /*
- * Find the end of the head in buf[0..n): the offset just past the
- * empty line ("\r\n\r\n" or "\n\n", as evhttp accepts both), or 0.
+ * Find the end of the head in the first lim bytes of src: the offset
+ * just past the empty line ("\r\n\r\n" or "\n\n", as evhttp accepts
+ * both), or 0 when it is not there yet.  Each byte is looked at once,
+ * however the head is split into reads.  -1 on an evbuffer error.
  */
-static size_t
-head_end(const char *buf, size_t n)
+static ssize_t
+head_end(struct guard *g, struct evbuffer *src, size_t lim)
+{
+	size_t avail = evbuffer_get_length(src), n = avail < lim ? avail : lim;
+	struct evbuffer_ptr p;
+	char buf[1024];
+
+	while (g->scanned < n) {
+		size_t i, k = n - g->scanned < sizeof(buf) ?
+		    n - g->scanned : sizeof(buf);
+
+		if (evbuffer_ptr_set(src, &p, g->scanned,
+		    EVBUFFER_PTR_SET) == -1 ||
+		    evbuffer_copyout_from(src, &p, buf, k) != (ev_ssize_t)k)
+			return -1;
+		for (i = 0; i < k; i++) {
+			if (buf[i] == '\n') {
+				if (g->nl)
+					return (ssize_t)(g->scanned + i + 1);
+				g->nl = 1;
+			} else if (buf[i] == '\r' && g->nl == 1)
+				g->nl = 2;
+			else
+				g->nl = 0;
+		}
+		g->scanned += k;
+	}
+	return 0;
+}
+
+/* RFC 9110 5.6.2: the characters of a token (a method, a field name). */
+static int
+is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= 'A' && ch <= 'Z') || (ch != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * The request line, "METHOD SP target SP HTTP/1.x", strictly: evhttp
+ * answers a broken one with an HTML page or not at all, and is lax
+ * about what it lets through.  A method must be one evhttp knows (the
+ * front end answers a known but wrong one with 405); the target is
+ * visible ASCII.  0 or 400.
+ */
+static int
+check_request_line(const char *l, size_t len)
+{
+	static const char *const methods[] = { "GET", "POST", "HEAD", "PUT",
+	    "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH" };
+	size_t i, m, t;
+
+	for (m = 0; m < len && is_tchar((unsigned char)l[m]); m++)
+		;
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strlen(methods[i]) == m && memcmp(l, methods[i], m) == 0)
+			break;
+	if (i == sizeof(methods) / sizeof(methods[0]) || m >= len ||
+	    l[m] != ' ')
+		return 400;
+	for (t = m + 1; t < len && l[t] > ' ' && l[t] < 0x7f; t++)
+		;
+	if (t == m + 1 || len - t != 9 || l[t] != ' ' ||
+	    (memcmp(l + t + 1, "HTTP/1.0", 8) != 0 &&
+	    memcmp(l + t + 1, "HTTP/1.1", 8) != 0))
+		return 400;
+	return 0;
+}
+
+/* A field value holds no control characters but HTAB (RFC 9110 5.5):
+ * a NUL or a bare CR is read differently by different parsers. */
+static int
+value_ok(const char *v, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i + 1 < n; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (buf[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return i + 3;
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return 0;
 	}
-	return 0;
+	return 1;
 }
 
 /* Check one complete head; 0 = fine (body length in *clen), or the
@@ -117,13 +211,18 @@ head_end(const char *buf, size_t n)
 static int
 check_head(const struct config *c, const char *h, size_t n, size_t *clen)
 {
-	const char *line = h, *end = h + n, *nl, *colon;
+	const char *line = h, *end = h + n, *nl, *colon, *q;
 	int count = 0, have_cl = 0, have_te = 0;
 	unsigned long long cl = 0;
+	size_t rl;
 
 	*clen = 0;
-	/* Skip the request line. */
 	if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
+		return 400;
+	rl = (size_t)(nl - line);
+	if (rl > 0 && line[rl - 1] == '\r')
+		rl--;
+	if (check_request_line(line, rl) != 0)
 		return 400;
 	for (line = nl + 1; line < end; line = nl + 1) {
 		size_t len;
@@ -140,8 +239,12 @@ check_head(const struct config *c, const char *h, size_t n, size_t *clen)
 		 * smuggling material: refuse them. */
 		if (line[0] == ' ' || line[0] == '\t')
 			return 400;
-		if ((colon = memchr(line, ':', len)) == NULL ||
-		    colon == line || colon[-1] == ' ' || colon[-1] == '\t')
+		if ((colon = memchr(line, ':', len)) == NULL || colon == line)
+			return 400;
+		for (q = line; q < colon; q++)
+			if (!is_tchar((unsigned char)*q))
+				return 400;
+		if (!value_ok(colon + 1, len - (size_t)(colon + 1 - line)))
 			return 400;
 		if (++count > c->limits.max_headers)
 			return 431;
@@ -215,8 +318,9 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 	int moved = 0;
 
 	for (;;) {
-		size_t avail = evbuffer_get_length(src), want, hlen, clen;
+		size_t avail = evbuffer_get_length(src), want, hlen, clen, hmax;
 		const char *p;
+		ssize_t end;
 		int st;
 
 		if (g->state == G_DISCARD) {
@@ -244,29 +348,43 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			event_del(g->deadline);
 			continue;
 		}
-		/* G_HEAD: a request has begun. */
-		arm_deadline(g);
-		want = avail < (size_t)c->limits.max_header_bytes + 4 ?
-		    avail : (size_t)c->limits.max_header_bytes + 4;
-		p = (const char *)evbuffer_pullup(src, (ev_ssize_t)want);
-		if (p == NULL)
-			return BEV_ERROR;
-		/* Tolerate blank lines between requests (RFC 9112 2.2). */
-		if (p[0] == '\r' || p[0] == '\n') {
-			evbuffer_drain(src, 1);
-			continue;
+		/* G_HEAD: a request has begun, unless the caller is not
+		 * reading its answers (see GUARD_OUT_MAX). */
+		if (evbuffer_get_length(bufferevent_get_output(g->under)) >
+		    GUARD_OUT_MAX) {
+			g->paused = 1;
+			bufferevent_disable(g->under, EV_READ);
+			break;
 		}
-		if ((hlen = head_end(p, want)) == 0) {
-			if (want > (size_t)c->limits.max_header_bytes) {
+		arm_deadline(g);
+		/* Tolerate blank lines between requests (RFC 9112 2.2). */
+		if (g->scanned == 0) {
+			char first;
+
+			if (evbuffer_copyout(src, &first, 1) != 1)
+				return BEV_ERROR;
+			if (first == '\r' || first == '\n') {
+				evbuffer_drain(src, 1);
+				continue;
+			}
+		}
+		/* The whole head, its final empty line included. */
+		hmax = (size_t)c->limits.max_header_bytes;
+		if ((end = head_end(g, src, hmax)) == -1)
+			return BEV_ERROR;
+		if (end == 0) {
+			if (avail >= hmax) {
+				scan_reset(g);
 				inject_reject(g, src, dst, 431, 0, 0);
 				return BEV_OK;
 			}
 			break;		/* wait for the rest of the head */
 		}
-		if (hlen > (size_t)c->limits.max_header_bytes + 4) {
-			inject_reject(g, src, dst, 431, 0, 0);
-			return BEV_OK;
-		}
+		hlen = (size_t)end;
+		scan_reset(g);
+		if ((p = (const char *)evbuffer_pullup(src,
+		    (ev_ssize_t)hlen)) == NULL)
+			return BEV_ERROR;
 		if ((st = check_head(c, p, hlen, &clen)) != 0) {
 			inject_reject(g, src, dst, st, hlen,
 			    st == 413 ? clen : 0);
@@ -302,6 +420,11 @@ guard_free(void *arg)
  * and for a "Connection: close" answer it shuts the socket right then,
  * so queued bytes would be lost; and writing now saves the loop pass
  * that a deferred write would cost on every answer.
+ *
+ * The same callback sees the buffer drain, and resumes reading a
+ * connection paused for holding too many unsent answers.  The bytes
+ * it had already read wait in the input buffer, where no socket event
+ * would find them: a deferred read trigger hands them to the filter.
  */
 static void
 write_through(struct evbuffer *buf, const struct evbuffer_cb_info *info,
@@ -310,6 +433,14 @@ write_through(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	struct guard *g = arg;
 	evutil_socket_t fd;
 
+	if (info->n_deleted > 0 && g->paused &&
+	    evbuffer_get_length(buf) <= GUARD_OUT_MAX / 2) {
+		g->paused = 0;
+		bufferevent_enable(g->under, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(g->under)) > 0)
+			bufferevent_trigger(g->under, EV_READ,
+			    BEV_TRIG_DEFER_CALLBACKS);
+	}
 	if (info->n_added == 0 || (fd = bufferevent_getfd(g->under)) < 0)
 		return;
 	/* Errors are left for the bufferevent's own write to report. */
@@ -334,19 +465,26 @@ guard_bevcb(struct event_base *base, void *arg)
 		return NULL;
 	}
 	g->under = under;
-	g->deadline = evtimer_new(base, on_deadline, g);
-	evbuffer_add_cb(bufferevent_get_output(under), write_through, g);
-	bev = bufferevent_filter_new(under, guard_in, NULL,
-	    BEV_OPT_CLOSE_ON_FREE, guard_free, g);
-	if (bev == NULL) {
-		if (g->deadline)
-			event_free(g->deadline);
+	if ((g->deadline = evtimer_new(base, on_deadline, g)) == NULL) {
 		free(g);
 		bufferevent_free(under);
 		return NULL;
 	}
-	/* Over the connection cap: answer 503 to the first request. */
-	if (++loop->conns > loop->cfg->limits.max_connections)
+	evbuffer_add_cb(bufferevent_get_output(under), write_through, g);
+	bev = bufferevent_filter_new(under, guard_in, NULL,
+	    BEV_OPT_CLOSE_ON_FREE, guard_free, g);
+	if (bev == NULL) {
+		event_free(g->deadline);
+		free(g);
+		bufferevent_free(under);
+		return NULL;
+	}
+	/* Over the connection cap: answer 503 to the first request, and
+	 * give the connection no longer than a request may take to
+	 * arrive, so that idle surplus connections do not linger. */
+	if (++loop->conns > loop->cfg->limits.max_connections) {
 		g->reject_pending = 503;
+		arm_deadline(g);
+	}
 	return bev;
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,7 @@ struct upstream {
 	struct up_profile	*prof;
 	unsigned		 gen;		/* of the current profile */
 	int			 inflight;
+	int			 max_inflight;	/* upstream.max_inflight */
 	int			 in_callback;	/* guards re-entry */
 	/* Idle easy handles, reused so curl keeps their state warm. */
 	struct up_easy		*pool;
@@ -534,6 +536,7 @@ upstream_new(struct event_base *base, const struct config *c, char *err,
 	if ((up->prof = profile_new(c)) == NULL)
 		goto oom;
 	up->prof->gen = ++up->gen;
+	up->max_inflight = c->upstream.max_inflight;
 	if ((up->multi = curl_multi_init()) == NULL ||
 	    (up->timer = evtimer_new(base, on_timer, up)) == NULL)
 		goto oom;
@@ -586,6 +589,7 @@ upstream_set_config(struct upstream *up, const struct config *c)
 	p->gen = ++up->gen;
 	profile_unref(up->prof);
 	up->prof = p;
+	up->max_inflight = c->upstream.max_inflight;
 	return 0;
 }
 
@@ -633,6 +637,12 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	CURL *e;
 	int n;
 
+	/* upstream.max_inflight: refused, not queued; the caller answers
+	 * 503 upstream_busy (see upstream.h). */
+	if (up->inflight >= up->max_inflight) {
+		errno = EBUSY;
+		return NULL;
+	}
 	if ((url = profile_url(p, path)) == NULL)
 		return NULL;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
@@ -698,6 +708,7 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	return x;
 fail:
 	xfer_free(x);
+	errno = ENOMEM;
 	return NULL;
 }
 

@@ -45,7 +45,9 @@ int		 upstream_set_config(struct upstream *, const struct config *);
 /*
  * Start POST base_url+path with body (copied).  request_id and idem_key
  * (may be NULL) become headers.  cb runs exactly once on the loop,
- * unless upstream_cancel() is called first.
+ * unless upstream_cancel() is called first.  NULL when nothing was
+ * started: errno EBUSY when upstream.max_inflight transfers are already
+ * in flight (answer 503 upstream_busy), ENOMEM otherwise.
  */
 struct up_xfer	*upstream_post(struct upstream *, const char *path,
 		    const char *body, size_t len, const char *request_id,

@@ -23,15 +23,47 @@ GW_PID=
 FAILS=0
 CHECKS=0
 
+# save_outputs: copy what the gateway produced (its log, answers, audit
+# log, metrics, ...) to $OUTPUTS_DIR, where tests/e2e/secrets.sh greps
+# them all for the API key and the caller tokens.  Left out: the key
+# file, and files a test names *.secret (inputs that hold a secret on
+# purpose).  The mock's files are kept as upstream.*: the key belongs
+# there (it is the upstream header), a caller token does not.
+OUTPUTS_DIR=${OUTPUTS_DIR:-$top_builddir/tests/outputs}
+save_outputs() {
+	local d f b
+	[ "${SAVE_OUTPUTS:-yes}" = yes ] || return 0
+	d=$OUTPUTS_DIR/$(basename "$0" .sh).$$
+	mkdir -p "$d" || return 0
+	find "$T" -type f ! -name 'api-key*' ! -name '*.secret' 2>/dev/null |
+	while IFS= read -r f; do
+		b=$(printf '%s' "${f#"$T"/}" | tr '/' '_')
+		case $b in mock.*) b=upstream.${b#mock.} ;; esac
+		cp -p "$f" "$d/$b" 2>/dev/null
+	done
+}
+
 cleanup() {
-	[ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
+	local rc=0
+	# A gateway still running is stopped the way an operator would;
+	# anything but a clean exit (a sanitizer report, valgrind's
+	# --error-exitcode, a crash while draining) fails the test.
+	if [ -n "$GW_PID" ] && kill -TERM "$GW_PID" 2>/dev/null; then
+		wait "$GW_PID" 2>/dev/null; rc=$?
+		if [ "$rc" -ne 0 ]; then
+			echo "FAIL: the gateway exited with status $rc on SIGTERM"
+			FAILS=$((FAILS + 1))
+		fi
+	fi
 	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	save_outputs
 	if [ "$FAILS" -ne 0 ] || [ -n "${KEEP_TMP:-}" ]; then
 		echo "# kept $T for inspection"
 		echo "# --- gateway log (tail) ---"; tail -n 30 "$T/gw.log" 2>/dev/null
 	else
 		rm -rf "$T"
 	fi
+	[ "$rc" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 99' INT TERM
@@ -146,12 +178,18 @@ stop_gw() { # SIGTERM and wait; sets GW_RC
 # Content-Type $CT (default application/json); prints the status,
 # leaves the body in $T/resp and headers in $T/resp.h
 post() {
-	local f=$1; shift
+	local f=$1 rc; shift
 	curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
 	    -H "Authorization: Bearer ${TOKEN:-$TOKEN_A}" \
 	    -H "Content-Type: ${CT:-application/json}" \
 	    --data-binary @"$f" "$@" "$GW_URL/management/clients/individuals"
+	rc=$?
+	keep_answer "$T/resp.h" "$T/resp"
+	return $rc
 }
+# keep_answer FILE...: every answer is kept (answers.all) for the scan
+# of tests/e2e/secrets.sh, not only the last one left in $T/resp.
+keep_answer() { cat "$@" >> "$T/answers.all" 2>/dev/null; echo >> "$T/answers.all"; }
 post_json() { # post_json 'JSON' [curl args]
 	printf '%s' "$1" > "$T/body.json"; shift
 	post "$T/body.json" "$@"
@@ -162,3 +200,37 @@ resp_header() { # resp_header NAME
 json_field() { # json_field FILE KEY: first "KEY":value (string or number)
 	grep -o "\"$2\":\(\"[^\"]*\"\|[-0-9.a-z]*\)" "$1" | head -n1 | sed "s/^\"$2\"://; s/^\"//; s/\"$//"
 }
+
+# raw_http FILE [TIMEOUT_S]: send FILE's bytes, exactly as they are, on
+# a new connection to the gateway (for framing no client would produce)
+# and read one answer.  Sets RAW_STATUS ("000": the connection closed,
+# or nothing came within TIMEOUT_S, default 5); the head is left in
+# $T/raw.h, the body in $T/raw.body.  Interim 100 answers are skipped.
+raw_http() {
+	local line cl t=${2:-5}
+	RAW_STATUS=000
+	: > "$T/raw.h"; : > "$T/raw.body"
+	exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT" || return 1
+	cat "$1" >&3 2>/dev/null &
+	while :; do
+		IFS= read -r -t "$t" line <&3 || break
+		RAW_STATUS=$(printf '%s' "$line" | cut -d' ' -f2)
+		cl=0
+		printf '%s\n' "${line%$'\r'}" > "$T/raw.h"
+		while IFS= read -r -t "$t" line <&3; do
+			line=${line%$'\r'}
+			[ -z "$line" ] && break
+			printf '%s\n' "$line" >> "$T/raw.h"
+			case $line in [Cc]ontent-[Ll]ength:*)
+				cl=$(printf '%s' "${line#*:}" | tr -dc 0-9) ;;
+			esac
+		done
+		[ "$RAW_STATUS" = 100 ] && continue
+		[ "${cl:-0}" -gt 0 ] && timeout "$t" head -c "$cl" <&3 > "$T/raw.body"
+		break
+	done
+	kill $! 2>/dev/null; wait $! 2>/dev/null
+	exec 3<&-
+	keep_answer "$T/raw.h" "$T/raw.body"
+}
+raw_code() { json_field "$T/raw.body" code; }

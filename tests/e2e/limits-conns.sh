@@ -1,0 +1,92 @@
+#!/bin/sh
+# limits.max_connections: the connection over the cap gets a JSON 503
+# and is closed, surplus connections that send nothing do not linger,
+# and closed connections give their place back.
+# upstream.max_inflight: past it, a request is turned away at once and
+# never reaches the upstream; once the transfers in flight end,
+# requests go through again.
+. "$top_srcdir/tests/lib.sh"
+start_mock
+TIMEOUT_MS=3000 LIMITS_EXTRA=', "max_connections": 4, "request_timeout_ms": 1500, "idle_timeout_ms": 20000' \
+    EXTRA=', "workers": 1' make_config
+sed -i 's/"max_queued": \([0-9]*\)/"max_queued": \1, "max_inflight": 2/' "$T/cmgate.json"
+start_gw
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# Four idle connections fill the cap.
+exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
+exec 5<>"/dev/tcp/127.0.0.1/$GW_PORT"
+exec 6<>"/dev/tcp/127.0.0.1/$GW_PORT"
+exec 7<>"/dev/tcp/127.0.0.1/$GW_PORT"
+sleep 0.2
+st=$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' "$GW_URL/healthz")
+check "fifth connection" "$st" 503
+check "its code" "$(json_field "$T/resp" code)" too_many_connections
+check_match "it is closed" "$(cat "$T/resp.h")" 'Connection: close'
+check "request_id = X-Request-Id" "$(json_field "$T/resp" request_id)" "$(resp_header X-Request-Id)"
+
+# A surplus connection that sends nothing is closed after
+# request_timeout_ms, not kept until idle_timeout_ms.
+t0=$(now_ms)
+exec 8<>"/dev/tcp/127.0.0.1/$GW_PORT"
+timeout 5 cat <&8 > /dev/null
+ms=$(( $(now_ms) - t0 ))
+exec 8<&-
+check_match "silent surplus connection closed after ~1.5 s ($ms ms)" "$ms" '^(1[4-9][0-9]{2}|2[0-9]{3})$'
+
+# The four inside are still served.
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >&4
+IFS= read -r -t 2 line <&4
+check "a connection inside the cap is served" "${line%?}" "HTTP/1.1 200 OK"
+
+# Closing two gives their places back.
+exec 4<&- 5<&-
+sleep 0.3
+st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
+check "served once places are free" "$st" 200
+exec 6<&- 7<&-
+sleep 0.3
+# Many connections one after the other: the count goes down each time.
+n=0
+for i in $(seq 1 30); do
+	st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
+	[ "$st" = 200 ] && n=$((n + 1))
+done
+check "30 connections in a row under a cap of 4" "$n" 30
+# Connections cut by the request deadline give their places back too.
+for fd in 4 5 6 7; do eval "exec $fd<>/dev/tcp/127.0.0.1/$GW_PORT"; printf 'GET /' >&$fd; done
+sleep 2
+for fd in 4 5 6 7; do eval "exec $fd<&-"; done
+sleep 0.2
+st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
+check "served after four slow connections were cut" "$st" 200
+
+# upstream.max_inflight 2: two hung transfers fill it.
+mock_behave '{"count":2,"hang":true}'
+post "$SEED" -m 10 > "$T/st1" &
+p1=$!
+post "$SEED" -m 10 > "$T/st2" &
+p2=$!
+i=0
+while [ $i -lt 100 ]; do
+	mock_stats | grep -q '"inflight":2' && break
+	sleep 0.05; i=$((i + 1))
+done
+check_match "two transfers in flight" "$(mock_stats)" '"inflight":2'
+t0=$(now_ms)
+st=$(curl -s -o "$T/resp" -w '%{http_code}' -m 10 -H "Authorization: Bearer $TOKEN_A" \
+    -H 'Content-Type: application/json' --data-binary @"$SEED" \
+    "$GW_URL/management/clients/individuals")
+ms=$(( $(now_ms) - t0 ))
+code=$(json_field "$T/resp" code)
+# src/upstream.c refuses with EBUSY; request.c answers 503
+# upstream_busy (502 upstream_unavailable until it maps EBUSY).
+check_match "third request turned away ($st $code)" "$st $code" '^(503 upstream_busy|502 upstream_unavailable)$'
+check_match "at once ($ms ms)" "$ms" '^[0-9]{1,3}$'
+check "the upstream saw only two" "$(mock_count)" 2
+check_match "healthz shows 2 in flight" "$(curl -s "$GW_URL/healthz")" '"upstream_inflight":2'
+wait $p1 $p2
+check "the hung ones time out (504)" "$(cat "$T/st1") $(cat "$T/st2")" "504 504"
+st=$(post "$SEED")
+check "forwarded again once they ended" "$st" 200
+finish

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Request heads at the limits: limits.max_headers and
+# limits.max_header_bytes exactly at and one over; heads that arrive in
+# pieces (the line ends split between reads) and pipelined requests
+# are read right; a caller that pipelines without reading the answers
+# cannot make the gateway queue answers without end.
+. "$top_srcdir/tests/lib.sh"
+start_mock
+LIMITS_EXTRA=', "max_headers": 10, "max_header_bytes": 1024' make_config
+start_gw
+
+# A GET /healthz head of exactly N bytes with H headers (H >= 1): the
+# last header is padded to make up the length.
+head_of() { # head_of BYTES HEADERS
+	start="GET /healthz HTTP/1.1\r\n"
+	i=1; hs=""
+	while [ $i -lt "$2" ]; do hs="${hs}X-H$i: v\r\n"; i=$((i + 1)); done
+	fixed=$(printf "$start$hs"'X-Pad: \r\n\r\n' | wc -c)
+	pad=$(($1 - fixed))
+	printf "$start$hs"'X-Pad: %s\r\n\r\n' "$(printf "%${pad}s" '' | tr ' ' p)"
+}
+head_of 300 10 > "$T/h10"
+raw_http "$T/h10"
+check "10 headers (max_headers 10)" "$RAW_STATUS" 200
+head_of 300 11 > "$T/h11"
+raw_http "$T/h11"
+check "11 headers" "$RAW_STATUS $(raw_code)" "431 headers_too_large"
+head_of 1024 3 > "$T/b1024"
+check "head of 1024 bytes built" "$(wc -c < "$T/b1024" | tr -d ' ')" 1024
+raw_http "$T/b1024"
+check "head of exactly max_header_bytes" "$RAW_STATUS" 200
+head_of 1025 3 > "$T/b1025"
+raw_http "$T/b1025"
+check "head one byte over" "$RAW_STATUS $(raw_code)" "431 headers_too_large"
+check_match "431 closes the connection" "$(cat "$T/raw.h")" 'Connection: close'
+# curl's own requests carry 6 headers: still fine.
+st=$(post "$SEED")
+check "a normal request" "$st" 200
+
+# A head in pieces: every line end split across writes, "\r" / "\n"
+# apart, LF-only line ends, blank lines before the request.
+exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
+for piece in '\r\n' 'GET /heal' 'thz HTTP/1.1\r' '\n' 'Host: x\r' '\nX-A: 1\n' 'X-B: 2\r\n\r' '\n'; do
+	printf "$piece" >&4; sleep 0.05
+done
+IFS= read -r -t 3 line <&4
+check "head in pieces" "${line%?}" "HTTP/1.1 200 OK"
+exec 4<&-
+
+# Two requests in one write, then a third split in the middle of its
+# head: three answers, in order, on one connection.
+exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /heal' >&4
+sleep 0.2
+printf 'thz HTTP/1.1\r\nConnection: close\r\n\r\n' >&4
+timeout 5 cat <&4 > "$T/pipe"
+exec 4<&-
+check "three pipelined answers, in order" \
+    "$(grep -ao 'HTTP/1.1 [0-9]*' "$T/pipe" | cut -d' ' -f2 | tr '\n' ' ')" \
+    "200 404 200 "
+
+# A caller that pipelines 40 MB of requests and reads nothing: the
+# gateway stops reading it once 64 KiB of answers wait, so its memory
+# stays flat, and other callers are served meanwhile.
+rss() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' "/proc/$GW_PID/status"; }
+yes 'GET /healthz HTTP/1.1' | head -n 1000000 | sed 's/$/\r\n\r/' |
+    head -c 40000000 > "$T/flood"
+r0=$(rss)
+exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
+cat "$T/flood" >&4 2>/dev/null &
+flood=$!
+sleep 2
+st=$(curl -s -o /dev/null -w '%{http_code}' -m 3 "$GW_URL/healthz")
+check "another caller served during the flood" "$st" 200
+r1=$(rss)
+kill $flood 2>/dev/null; wait $flood 2>/dev/null
+exec 4<&-
+echo "# RSS before the flood ${r0} kB, during ${r1} kB"
+check_match "memory stays flat (grew $((r1 - r0)) kB)" "$((r1 - r0))" '^-?[0-9]{1,4}$'
+st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
+check "healthy after the flood" "$st" 200
+finish
