@@ -4,8 +4,8 @@
 # usage: scripts/bench-audit.sh [BUILDDIR] [DIR] [SECONDS]
 #
 # Runs tests/audit-gen bench (the gateway's own writer: one event loop,
-# C submitters each sending its next record as soon as the last one is
-# durable) at 1, 8, 32 and 128 concurrent submitters, on a log in DIR
+# C submitters each sending its next record, a request then its outcome,
+# as soon as the last one is durable) at 1, 8, 32 and 128 concurrent submitters, on a log in DIR
 # (default: a fresh folder under $TMPDIR or /var/tmp; put it on the disk
 # the gateway will use).  Prints records/s and the latency a record adds,
 # from submit to its callback on the loop (p50/p99/max).  Build first:

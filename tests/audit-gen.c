@@ -16,8 +16,8 @@
  *     Prints "records=N failed=F log=ID" on stdout.
  *
  *   audit-gen bench DIR --concurrency C [--seconds S] [--records N]
- *     C submitters, each submitting its next record as soon as the
- *     last one is durable.  Prints records/s and the latency from
+ *     C submitters, each submitting its next record (a request, then
+ *     its outcome, and so on) as soon as the last one is durable.  Prints records/s and the latency from
  *     submit to callback (p50/p99/max) as one line.
  */
 #include "audit.h"
@@ -58,6 +58,7 @@ struct slot {
 	long		 n;		/* request number */
 	char		 id[33];
 	uint64_t	 t0;
+	bool		 outcome;	/* bench: next is the outcome */
 };
 
 static void gen_next(struct slot *);
@@ -189,21 +190,34 @@ on_bench(bool ok, uint64_t seq, void *arg)
 	bench_submit(s);
 }
 
+/* Each submitter alternates a request record and its outcome, as a
+ * call does (about 460 and 490 bytes in digest mode). */
 static void
 bench_submit(struct slot *s)
 {
 	struct gen *g = s->g;
+	const char *type;
 	char f[512];
 
-	if (random_id(s->id) == -1)
-		abort();
 	g->started++;
-	/* About the size of a real request record in digest mode. */
-	snprintf(f, sizeof(f), "\"request_id\":\"%s\",\"caller\":\"onboarding\","
-	    "\"route\":\"POST /management/clients/individuals\","
-	    "\"body_digest\":\"%064ld\"", s->id, g->started);
+	if (!s->outcome) {
+		if (random_id(s->id) == -1)
+			abort();
+		snprintf(f, sizeof(f), "\"request_id\":\"%s\",\"caller\":"
+		    "\"onboarding\",\"route\":\"POST /management/clients/"
+		    "individuals\",\"body_digest\":\"%064ld\"", s->id,
+		    g->started);
+		type = "request";
+	} else {
+		snprintf(f, sizeof(f), "\"request_id\":\"%s\",\"caller\":"
+		    "\"onboarding\",\"upstream_status\":201,\"latency_ms\":"
+		    "12.345,\"error_class\":\"none\",\"response_digest\":"
+		    "\"%064ld\",\"client_status\":201", s->id, g->started);
+		type = "outcome";
+	}
+	s->outcome = !s->outcome;
 	s->t0 = now_mono_ns();
-	if (audit_submit(g->port, "request", f, on_bench, s) == -1) {
+	if (audit_submit(g->port, type, f, on_bench, s) == -1) {
 		g->failed++;
 		event_base_loopbreak(g->base);
 	}
