@@ -37,7 +37,9 @@ typedef void (*audit_cb)(bool ok, uint64_t seq, void *arg);
 struct audit	*audit_open(const struct config *, char *err, size_t errlen);
 
 /* One port per event loop; callbacks for records submitted through a
- * port run on that port's loop. */
+ * port run on that port's loop.  Create and free a port on its loop's
+ * thread (or before/after the loop runs), never inside a callback;
+ * records still in flight on a freed port are dropped silently. */
 struct audit_port *audit_port_new(struct audit *, struct event_base *);
 void		 audit_port_free(struct audit_port *);
 
