@@ -17,15 +17,22 @@
 #include "server.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
 
 enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
 
@@ -487,4 +494,83 @@ guard_bevcb(struct event_base *base, void *arg)
 		arm_deadline(g);
 	}
 	return bev;
+}
+
+/* ---- the listening socket ------------------------------------------ */
+
+/*
+ * Out of file descriptors, accept() fails while the listening socket
+ * stays readable: libevent would retry at once, forever, spinning the
+ * loop and logging every failure.  One descriptor is kept in reserve
+ * (libuv's trick): on EMFILE it is freed, the waiting connections are
+ * accepted and closed one by one, and it is taken back.  The callers
+ * see their connection closed, the loop goes on serving the others.
+ */
+static pthread_mutex_t	guard_spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static int		guard_spare_fd = -1;
+static uint64_t		guard_accept_log_ms;	/* last warning (atomic) */
+
+static void
+accept_error(struct evconnlistener *lev, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR(), shed = 0, fd;
+	evutil_socket_t lfd = evconnlistener_get_fd(lev);
+	uint64_t now = now_mono_ms(), last;
+
+	if (err == EMFILE || err == ENFILE) {
+		pthread_mutex_lock(&guard_spare_mu);
+		if (guard_spare_fd != -1) {
+			close(guard_spare_fd);
+			guard_spare_fd = -1;
+		}
+		while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) != -1) {
+			close(fd);
+			shed++;
+		}
+		guard_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		pthread_mutex_unlock(&guard_spare_mu);
+	}
+	/* One warning a second at most: this is what an attack looks
+	 * like, and the log must not become its amplifier. */
+	last = __atomic_load_n(&guard_accept_log_ms, __ATOMIC_RELAXED);
+	if (now - last >= 1000 && __atomic_compare_exchange_n(
+	    &guard_accept_log_ms, &last, now, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED))
+		log_warn("accept: %s; closed %d new connections (raise the "
+		    "open files limit, or lower limits.max_connections)",
+		    strerror(err), shed);
+}
+
+int
+guard_listen(struct evhttp_bound_socket *bound, const struct config *c)
+{
+	struct rlimit rl;
+	rlim_t need;
+
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
+	    accept_error);
+	pthread_mutex_lock(&guard_spare_mu);
+	if (guard_spare_fd == -1)
+		guard_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&guard_spare_mu);
+
+	/* Each caller connection is a descriptor, and so is each upstream
+	 * one; the rest (listeners, audit, store, curl's resolver) fits
+	 * in 64.  Raise the soft limit as far as the hard one allows. */
+	need = (rlim_t)c->limits.max_connections * (rlim_t)c->workers +
+	    (rlim_t)c->upstream.max_connections + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -1;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > need ? need : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < need)
+			log_warn("open files limit %llu is below the %llu that "
+			    "limits.max_connections needs: past it, new "
+			    "connections are closed unanswered",
+			    (unsigned long long)rl.rlim_cur,
+			    (unsigned long long)need);
+	}
+	return 0;
 }

@@ -17,6 +17,8 @@
 
 struct event_base;
 struct bufferevent;
+struct evhttp_bound_socket;
+struct config;
 struct gw_loop;
 
 /* evhttp_set_bevcb callback; arg is the struct gw_loop. */
@@ -27,5 +29,13 @@ int	guard_init(void);
 
 /* If path is an internal reject path, its HTTP status; else 0. */
 int	guard_reject_status(const char *path);
+
+/*
+ * Guard a listening socket: running out of file descriptors closes new
+ * connections instead of spinning the loop, and the open files limit
+ * is raised toward what limits.max_connections needs (a warning when
+ * it cannot be).  -1 when the limit cannot be read.
+ */
+int	guard_listen(struct evhttp_bound_socket *, const struct config *);
 
 #endif

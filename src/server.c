@@ -462,6 +462,7 @@ server_init(struct gw_loop *loop, struct event_base *base,
 		    cfg->listen);
 		return -1;
 	}
+	(void)guard_listen(loop->bound, cfg);
 	return 0;
 }
 

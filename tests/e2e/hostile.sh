@@ -200,5 +200,10 @@ check_match "healthz says ok" "$(cat "$T/h")" '"status":"ok"'
 st=$(post "$SEED")
 check "a good request after the table" "$st" 200
 check "the good request reached the upstream" "$(mock_count)" 1
+# Only an allowlist of the upstream's headers comes back: the mock
+# also sends Set-Cookie and Server.
+names=$(tr -d '\r' < "$T/resp.h" | sed -n 's/^\([A-Za-z0-9-]*\):.*/\1/p' | tr 'A-Z' 'a-z' | sort | tr '\n' ' ')
+check_nomatch "no Set-Cookie or Server relayed ($names)" "$names" 'set-cookie|server'
+check_match "only allowlisted headers" "$names" '^((content-type|content-length|date|x-request-id|x-trace-id|retry-after|connection|idempotency-[a-z-]*) )*$'
 check "gateway process still alive" "$(kill -0 "$GW_PID" 2>/dev/null && echo yes)" yes
 finish
