@@ -955,6 +955,7 @@ audit_writer_round(struct audit *a, struct audit_item **items, size_t n,
 		if (!it->ok) {
 			log_error("audit: a %s record could not be built; "
 			    "refused", it->type);
+			it->seq = 0;
 			continue;
 		}
 		good++;
