@@ -37,17 +37,19 @@
 enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
 
 /*
- * A caller that pipelines requests but never reads the answers would
- * make the gateway queue answers without end (evhttp believes each is
- * sent once it has passed the filter).  Past this many bytes of
- * unsent answers the guard stops reading that connection's requests
- * until the caller has read enough of them.
+ * evhttp keeps reading while it writes an answer ("to detect a close"),
+ * so a caller that pipelines requests and never reads the answers
+ * would have its requests piled up in evhttp's input without end.
+ * Past this many bytes waiting there, the guard stops reading the
+ * connection until evhttp has taken enough of them.
  */
-#define GUARD_OUT_MAX	(64 * 1024)
+#define GUARD_IN_MAX	(64 * 1024)
 
 struct guard {
 	struct gw_loop		*loop;
 	struct bufferevent	*under;
+	struct bufferevent	*bev;		/* the filter evhttp uses */
+	struct evbuffer_cb_entry *in_cb;	/* on the filter's input */
 	struct event		*deadline;
 	enum gstate		 state;
 	size_t			 body_left;
@@ -56,7 +58,7 @@ struct guard {
 	 * byte at a time costs linear time, not quadratic. */
 	size_t			 scanned;	/* bytes of the head seen */
 	int			 nl;		/* 1 after "\n", 2 after "\n\r" */
-	int			 paused;	/* reading stopped (GUARD_OUT_MAX) */
+	int			 paused;	/* reading stopped (GUARD_IN_MAX) */
 };
 
 static char	guard_prefix[64];	/* "/.cmgate-guard-<32 hex>/" */
@@ -355,10 +357,9 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			event_del(g->deadline);
 			continue;
 		}
-		/* G_HEAD: a request has begun, unless the caller is not
-		 * reading its answers (see GUARD_OUT_MAX). */
-		if (evbuffer_get_length(bufferevent_get_output(g->under)) >
-		    GUARD_OUT_MAX) {
+		/* G_HEAD: a request has begun, unless evhttp has not yet
+		 * taken the ones before (see GUARD_IN_MAX). */
+		if (evbuffer_get_length(dst) > GUARD_IN_MAX) {
 			g->paused = 1;
 			bufferevent_disable(g->under, EV_READ);
 			break;
@@ -415,45 +416,77 @@ guard_free(void *arg)
 	struct guard *g = arg;
 
 	g->loop->conns--;
+	if (g->in_cb)
+		evbuffer_remove_cb_entry(bufferevent_get_input(g->bev),
+		    g->in_cb);
 	if (g->deadline)
 		event_free(g->deadline);
 	free(g);
 }
 
 /*
- * Write-through: whatever evhttp's answer puts in the socket's output
- * buffer is written to the socket at once.  Two reasons: evhttp
- * believes an answer is sent once it has passed through the filter,
- * and for a "Connection: close" answer it shuts the socket right then,
- * so queued bytes would be lost; and writing now saves the loop pass
- * that a deferred write would cost on every answer.
- *
- * The same callback sees the buffer drain, and resumes reading a
- * connection paused for holding too many unsent answers.  The bytes
- * it had already read wait in the input buffer, where no socket event
- * would find them: a deferred read trigger hands them to the filter.
+ * evhttp has taken pipelined requests from its input: resume reading a
+ * connection paused at GUARD_IN_MAX.  Bytes already read wait in the
+ * socket's input buffer, where no socket event would find them: a
+ * deferred read trigger hands them to the filter.
  */
 static void
-write_through(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
 	struct guard *g = arg;
-	evutil_socket_t fd;
 
-	if (info->n_deleted > 0 && g->paused &&
-	    evbuffer_get_length(buf) <= GUARD_OUT_MAX / 2) {
-		g->paused = 0;
-		bufferevent_enable(g->under, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_input(g->under)) > 0)
-			bufferevent_trigger(g->under, EV_READ,
-			    BEV_TRIG_DEFER_CALLBACKS);
-	}
-	if (info->n_added == 0 || (fd = bufferevent_getfd(g->under)) < 0)
+	if (info->n_deleted == 0 || !g->paused ||
+	    evbuffer_get_length(buf) > GUARD_IN_MAX / 2)
 		return;
-	/* Errors are left for the bufferevent's own write to report. */
-	while (evbuffer_get_length(buf) > 0)
-		if (evbuffer_write(buf, fd) <= 0)
-			break;
+	g->paused = 0;
+	bufferevent_enable(g->under, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(g->under)) > 0)
+		bufferevent_trigger(g->under, EV_READ,
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * The output side: answers go straight to the socket.  evhttp believes
+ * an answer is sent once it has passed the filter, and for a
+ * "Connection: close" answer it shuts the socket right then; whatever
+ * still waited in the socket's output buffer would be lost (a large
+ * answer to a slow reader, cut short).  So an answer passes the filter
+ * only as fast as the kernel takes it: what the socket refuses stays
+ * in the filter's buffer, and evhttp waits.  One byte handed to the
+ * socket bufferevent makes it wait for the socket to be writable and
+ * call back; bytes already there go first, to keep the order.
+ */
+static enum bufferevent_filter_result
+guard_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
+    enum bufferevent_flush_mode mode, void *arg)
+{
+	struct guard *g = arg;
+	evutil_socket_t fd = bufferevent_getfd(g->under);
+	int n = 0;
+
+	if (evbuffer_get_length(src) == 0)
+		return BEV_NEED_MORE;
+	if (evbuffer_get_length(dst) > 0)
+		return BEV_NEED_MORE;
+	if (fd < 0) {
+		evbuffer_add_buffer(dst, src);
+		return BEV_OK;
+	}
+	while (evbuffer_get_length(src) > 0 &&
+	    (n = evbuffer_write(src, fd)) > 0)
+		;
+	if (evbuffer_get_length(src) == 0)
+		return BEV_OK;
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR) {
+		/* A broken connection: the socket bufferevent meets the
+		 * error too and reports it to evhttp. */
+		evbuffer_add_buffer(dst, src);
+		return BEV_OK;
+	}
+	evbuffer_remove_buffer(src, dst, 1);
+	return BEV_NEED_MORE;
 }
 
 struct bufferevent *
@@ -477,8 +510,7 @@ guard_bevcb(struct event_base *base, void *arg)
 		bufferevent_free(under);
 		return NULL;
 	}
-	evbuffer_add_cb(bufferevent_get_output(under), write_through, g);
-	bev = bufferevent_filter_new(under, guard_in, NULL,
+	bev = bufferevent_filter_new(under, guard_in, guard_out,
 	    BEV_OPT_CLOSE_ON_FREE, guard_free, g);
 	if (bev == NULL) {
 		event_free(g->deadline);
@@ -486,6 +518,9 @@ guard_bevcb(struct event_base *base, void *arg)
 		bufferevent_free(under);
 		return NULL;
 	}
+	g->bev = bev;
+	g->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), input_drained,
+	    g);
 	/* Over the connection cap: answer 503 to the first request, and
 	 * give the connection no longer than a request may take to
 	 * arrive, so that idle surplus connections do not linger. */

@@ -59,6 +59,22 @@ check "three pipelined answers, in order" \
     "$(grep -ao 'HTTP/1.1 [0-9]*' "$T/pipe" | cut -d' ' -f2 | tr '\n' ' ')" \
     "200 404 200 "
 
+# 20000 pipelined requests whose answers (10 MB) fill the socket
+# buffers and pass the 64 KiB the gateway queues for a caller that is
+# not reading: it pauses; once the caller reads, it resumes with the
+# requests it had already read, and every answer arrives.
+yes 'GET /healthz HTTP/1.1' | head -n 19999 | sed 's/$/\r\n\r/' > "$T/pipe"
+printf 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n' >> "$T/pipe"
+exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
+cat "$T/pipe" >&4 &
+writer=$!
+sleep 1
+timeout 20 cat <&4 > "$T/pipe.out"
+wait $writer
+exec 4<&-
+check "20000 pipelined answers, all of them, after a pause" \
+    "$(grep -ao 'HTTP/1.1 200' "$T/pipe.out" | wc -l | tr -d ' ')" 20000
+
 # A caller that pipelines 40 MB of requests and reads nothing: the
 # gateway stops reading it once 64 KiB of answers wait, so its memory
 # stays flat, and other callers are served meanwhile.

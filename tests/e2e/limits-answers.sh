@@ -1,0 +1,60 @@
+#!/bin/sh
+# Answers at the limits: the upstream's answer is bounded by
+# upstream.max_response_bytes (one byte over is a 502, never buffered
+# whole), and a large answer reaches a slow reader whole, with
+# "Connection: close" too (the gateway must not shut the socket while
+# part of the answer still waits to be written).
+. "$top_srcdir/tests/lib.sh"
+command -v perl >/dev/null || { echo "SKIP: no perl"; exit 77; }
+
+# An upstream that answers each request with $T/size bytes of 'a' (the
+# mock takes rule bodies up to 1 MB only).
+printf 0 > "$T/size"
+perl -MIO::Socket::INET -e '
+	my $sizefile = $ARGV[0];
+	my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
+	    Listen => 16, ReuseAddr => 1) or die "listen: $!";
+	$| = 1;
+	print "listening on 127.0.0.1:", $l->sockport, "\n";
+	while (my $c = $l->accept) {
+		while (1) {
+			my ($len, $line) = (0, "");
+			while (defined($line = <$c>)) {
+				$len = $1 if $line =~ /^content-length:\s*(\d+)/i;
+				last if $line =~ /^\r?\n$/;
+			}
+			last unless defined $line;
+			read($c, my $body, $len) if $len;
+			open(my $f, "<", $sizefile); my $n = <$f>; close $f;
+			print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n",
+			    "Content-Length: $n\r\n\r\n", "a" x $n;
+		}
+		close $c;
+	}' "$T/size" > "$T/big.out" 2>&1 &
+BIG_PID=$!
+trap 'kill $BIG_PID 2>/dev/null; cleanup' EXIT
+wait_for "$T/big.out" 'listening on' || { cat "$T/big.out"; exit 99; }
+MOCK_URL=http://127.0.0.1:$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$T/big.out" | head -n1)
+make_config
+sed -i 's/"max_queued": \([0-9]*\)/"max_queued": \1, "max_response_bytes": 8000100/' "$T/cmgate.json"
+start_gw
+size() { printf %s "$1" > "$T/size"; }
+
+size 8000000
+st=$(post "$SEED" --limit-rate 4M -H 'Connection: close')
+check "8 MB answer with Connection: close to a slow reader" "$st" 200
+check "it arrives whole" "$(wc -c < "$T/resp" | tr -d ' ')" 8000000
+st=$(post "$SEED" --limit-rate 4M)
+check "8 MB answer, keep-alive" "$st $(wc -c < "$T/resp" | tr -d ' ')" "200 8000000"
+
+size 8000100
+st=$(post "$SEED")
+check "an answer of exactly max_response_bytes" "$st $(wc -c < "$T/resp" | tr -d ' ')" "200 8000100"
+size 8000101
+st=$(post "$SEED")
+check "one byte over max_response_bytes" "$st $(json_field "$T/resp" code)" "502 upstream_unavailable"
+check_match "says why" "$(cat "$T/resp")" 'too large'
+size 10
+st=$(post "$SEED")
+check "next answer fine" "$st $(cat "$T/resp")" "200 aaaaaaaaaa"
+finish
