@@ -50,6 +50,7 @@ struct guard {
 	struct bufferevent	*under;
 	struct bufferevent	*bev;		/* the filter evhttp uses */
 	struct evbuffer_cb_entry *in_cb;	/* on the filter's input */
+	struct event		*writable;	/* the socket took no more */
 	struct event		*deadline;
 	enum gstate		 state;
 	size_t			 body_left;
@@ -421,6 +422,8 @@ guard_free(void *arg)
 		    g->in_cb);
 	if (g->deadline)
 		event_free(g->deadline);
+	if (g->writable)
+		event_free(g->writable);
 	free(g);
 }
 
@@ -446,6 +449,15 @@ input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		    BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The socket takes bytes again: the filter carries on with the answer. */
+static void
+on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct guard *g = arg;
+
+	bufferevent_flush(g->bev, EV_WRITE, BEV_NORMAL);
+}
+
 /*
  * The output side: answers go straight to the socket.  evhttp believes
  * an answer is sent once it has passed the filter, and for a
@@ -453,9 +465,11 @@ input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
  * still waited in the socket's output buffer would be lost (a large
  * answer to a slow reader, cut short).  So an answer passes the filter
  * only as fast as the kernel takes it: what the socket refuses stays
- * in the filter's buffer, and evhttp waits.  One byte handed to the
- * socket bufferevent makes it wait for the socket to be writable and
- * call back; bytes already there go first, to keep the order.
+ * in the filter's buffer, evhttp waits, and a write event resumes when
+ * the socket is writable.  evhttp's timeouts (limits.idle_timeout_ms,
+ * read and write) would cut a long answer short however steadily the
+ * caller reads it; progress restarts them, so only a caller that
+ * stops reading is cut off.
  */
 static enum bufferevent_filter_result
 guard_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
@@ -463,13 +477,13 @@ guard_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 {
 	struct guard *g = arg;
 	evutil_socket_t fd = bufferevent_getfd(g->under);
+	size_t before = evbuffer_get_length(src);
 	int n = 0;
 
-	if (evbuffer_get_length(src) == 0)
+	if (before == 0)
 		return BEV_NEED_MORE;
-	if (evbuffer_get_length(dst) > 0)
-		return BEV_NEED_MORE;
-	if (fd < 0) {
+	/* Bytes the socket bufferevent holds go first (error paths). */
+	if (fd < 0 || evbuffer_get_length(dst) > 0) {
 		evbuffer_add_buffer(dst, src);
 		return BEV_OK;
 	}
@@ -478,15 +492,22 @@ guard_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		;
 	if (evbuffer_get_length(src) == 0)
 		return BEV_OK;
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-	    errno != EINTR) {
-		/* A broken connection: the socket bufferevent meets the
-		 * error too and reports it to evhttp. */
+	if (evbuffer_get_length(src) < before) {
+		long ms = g->loop->cfg->limits.idle_timeout_ms;
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+		bufferevent_set_timeouts(g->bev, &tv, &tv);
+	}
+	if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR) || (g->writable == NULL && (g->writable =
+	    event_new(bufferevent_get_base(g->under), fd, EV_WRITE,
+	    on_writable, g)) == NULL) || event_add(g->writable, NULL) == -1) {
+		/* A broken connection (or no event): the socket
+		 * bufferevent takes the rest, and meets the error too. */
 		evbuffer_add_buffer(dst, src);
 		return BEV_OK;
 	}
-	evbuffer_remove_buffer(src, dst, 1);
-	return BEV_NEED_MORE;
+	return evbuffer_get_length(src) < before ? BEV_OK : BEV_NEED_MORE;
 }
 
 struct bufferevent *

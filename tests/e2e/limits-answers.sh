@@ -3,7 +3,9 @@
 # upstream.max_response_bytes (one byte over is a 502, never buffered
 # whole), and a large answer reaches a slow reader whole, with
 # "Connection: close" too (the gateway must not shut the socket while
-# part of the answer still waits to be written).
+# part of the answer still waits to be written), however long it takes
+# as long as it keeps reading; a caller that stops reading is cut off
+# after limits.idle_timeout_ms.
 . "$top_srcdir/tests/lib.sh"
 command -v perl >/dev/null || { echo "SKIP: no perl"; exit 77; }
 
@@ -35,7 +37,7 @@ BIG_PID=$!
 trap 'kill $BIG_PID 2>/dev/null; cleanup' EXIT
 wait_for "$T/big.out" 'listening on' || { cat "$T/big.out"; exit 99; }
 MOCK_URL=http://127.0.0.1:$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$T/big.out" | head -n1)
-make_config
+LIMITS_EXTRA=', "idle_timeout_ms": 2000' make_config
 sed -i 's/"max_queued": \([0-9]*\)/"max_queued": \1, "max_response_bytes": 8000100/' "$T/cmgate.json"
 start_gw
 size() { printf %s "$1" > "$T/size"; }
@@ -46,6 +48,40 @@ check "8 MB answer with Connection: close to a slow reader" "$st" 200
 check "it arrives whole" "$(wc -c < "$T/resp" | tr -d ' ')" 8000000
 st=$(post "$SEED" --limit-rate 4M)
 check "8 MB answer, keep-alive" "$st $(wc -c < "$T/resp" | tr -d ' ')" "200 8000000"
+
+# A slow reader that keeps reading, 64 KiB every 20 ms: about 2.5 s,
+# past idle_timeout_ms 2 s, and it gets everything.
+t0=$(date +%s%N)
+got=$(perl -MIO::Socket::INET -e '
+	my ($port, $token, $seed) = @ARGV;
+	open(my $f, "<", $seed) or die; local $/; my $body = <$f>; close $f;
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
+	print $s "POST /management/clients/individuals HTTP/1.1\r\n",
+	    "Authorization: Bearer $token\r\nContent-Type: application/json\r\n",
+	    "Content-Length: ", length($body), "\r\n\r\n", $body;
+	my ($all, $buf) = ("", "");
+	while (sysread($s, $buf, 65536)) {
+		$all .= $buf;
+		last if $all =~ /\r\n\r\n/ && length($all) - $+[0] >= 8000000;
+		select(undef, undef, undef, 0.02);
+	}
+	$all =~ /\r\n\r\n/ or die;
+	print length($all) - $+[0], "\n";' "$GW_PORT" "$TOKEN_A" "$SEED")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a slow but steady reader gets it all ($ms ms)" "$got" 8000000
+check_match "and it was slow (more than 2 s)" "$ms" '^([2-9][0-9]{3}|[0-9]{5})$'
+# A reader that stops: cut off after idle_timeout_ms; all it gets is
+# what the kernel buffers held.
+len=$(wc -c < "$SEED" | tr -d ' ')
+exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
+printf 'POST /management/clients/individuals HTTP/1.1\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\n\r\n' "$TOKEN_A" "$len" >&4
+cat "$SEED" >&4
+sleep 3
+got=$(timeout 5 cat <&4 | wc -c | tr -d ' ')
+exec 4<&-
+check_match "a reader that stops is cut off (got $got of 8000000 bytes)" "$got" '^[0-9]{1,7}$'
+st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
+check "healthy afterwards" "$st" 200
 
 size 8000100
 st=$(post "$SEED")
