@@ -23,9 +23,12 @@ make -s -j"$(nproc)" >/dev/null || { make -j1 2>&1 | tail -n 30; exit 1; }
 # detect_leaks: LeakSanitizer at exit (it needs ptrace-like access to
 # the process's threads, which this environment allows: checked in CI
 # by the positive control below).
+# disable_coredump=0: ASan would lower the core size limit itself, and
+# tests/e2e/secrets-core.sh checks that cmgate does (and only when told).
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:\
 detect_stack_use_after_return=1:strict_string_checks=1:\
-check_initialization_order=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+check_initialization_order=1:strict_init_order=1:disable_coredump=0\
+${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 # Positive control: a leak in an instrumented program must be caught
