@@ -9,7 +9,7 @@
 # each ratio is measured side by side.
 #
 #   scripts/bench.sh             full run; writes docs/benchmarks.md
-#                                and docs/benchmarks-latency.svg
+#                                and docs/benchmarks-latency.png
 #   scripts/bench.sh --smoke     a few seconds, writes nothing under
 #                                docs/ (make check runs this)
 #
@@ -161,6 +161,7 @@ fsync_probe() {
 	rm -f "$AD/probe"
 	awk -v s="${s:-0}" -v n=$n 'BEGIN { printf "%.0f", s / n * 1e6 }'
 }
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 FSYNC_BEFORE=$(fsync_probe)
 echo "bench: audit folder $AD: a durable 512-byte append takes ${FSYNC_BEFORE} us"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -570,35 +571,77 @@ if want micro; then
 		if [ -n "$ir" ]; then
 			MICRO_IR=$((ir / CALLGRIND_N))
 			echo "  callgrind: $MICRO_IR instructions per request"
+			# Inclusive instructions per request of the main steps.
 			MICRO_SPLIT=$(callgrind_annotate --inclusive=yes \
-			    "$D/callgrind.out" 2>/dev/null | grep -E \
-			    ' (validate_individual|json_parse_strict|json_object_to_json_string_length|afmt_build|afmt_hmac|caller_auth|random_id|sha256|now_iso8601|json_tokener_parse_ex|__snprintf|snprintf|json_object_put) ' \
-			    | head -n 14 || true)
+			    "$D/callgrind.out" 2>/dev/null | awk -v n="$CALLGRIND_N" '
+			    match($0, /:(caller_auth|random_id|validate_individual|json_parse_strict|json_object_to_json_string_length|afmt_build|afmt_line_mac|afmt_sha256|afmt_hmac|sha256|now_iso8601)(\.[a-z]+\.[0-9]+)? \[/) {
+				f = substr($0, RSTART + 1, RLENGTH - 3); sub(/\..*/, "", f)
+				if (seen[f]++) next
+				ir = $1; gsub(/,/, "", ir)
+				printf "  %-34s %8.0f instructions per request\n", f, ir / n }' || true)
 		fi
 	fi
 fi
 
-# ---- 6. profile of cmgate under load (perf) ------------------------
-PROFILE=
-if want profile && [ "$SMOKE" = 0 ] && command -v perf >/dev/null 2>&1 &&
-    [ -n "${URL_c1h:-}" ]; then
-	echo "bench: profiling cmgate (1 loop, http, 32 connections)"
-	perf record -F 999 -g -o "$D/perf.data" -p "$PID_c1h" \
-	    >/dev/null 2>&1 &
-	ppid=$!
-	sleep 0.3
-	wrk -t1 -c32 -d"${DURATION}s" -s "$D/post.lua" \
-	    "$URL_c1h/management/clients/individuals" >/dev/null 2>&1 || true
-	kill -INT "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null || true
-	PROFILE=$(perf report -i "$D/perf.data" --no-children --sort dso \
-	    --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 12 || true)
-	PROFILE_SYMS=$(perf report -i "$D/perf.data" --no-children \
-	    --sort dso,sym --stdio -g none 2>/dev/null |
-	    grep -E '^ +[0-9.]+%' | head -n 25 || true)
+# ---- 6. where cmgate's time goes (1 loop, http, 32 connections) ----
+# CPU per thread (the loop against the rest: audit writer, idempotency
+# store), a perf profile by library and symbol, and system calls per
+# request (strace -c).  Each tool is optional.
+PROFILE= PROFILE_SYMS= THREADS= SYSCALLS=
+if want profile && [ "$SMOKE" = 0 ] && [ -n "${URL_c1h:-}" ]; then
+	echo "bench: where the time goes (cmgate, 1 loop, http, 32 connections)"
+	tticks() { # tid ticks, one line per thread
+		local t
+		for t in /proc/$PID_c1h/task/*; do
+			echo "${t##*/} $(cut -d')' -f2 "$t/stat" | awk '{ print $12 + $13 }')"
+		done
+	}
+	tticks > "$D/t0"
+	out=$(wrk -t1 -c32 -d"${DURATION}s" -s "$D/post.lua" \
+	    "$URL_c1h/management/clients/individuals" 2>&1 || true)
+	tticks > "$D/t1"
+	req=$(wrk_field "$(grep '^WRK ' <<<"$out")" requests)
+	THREADS=$(join "$D/t0" "$D/t1" | awk -v pid="$PID_c1h" -v r="${req:-0}" \
+	    -v k="$CLK_TCK" '{ d = ($3 - $2) / k * 1e6 / (r ? r : 1)
+	        if ($1 == pid) loop += d; else rest += d }
+	    END { printf "CPU per request: event loop thread %.1f us, other threads (audit writer, ...) %.1f us (%d requests)", loop, rest, r }')
+	echo "  $THREADS"
+	if command -v perf >/dev/null 2>&1; then
+		perf record -F 999 -g -o "$D/perf.data" -p "$PID_c1h" \
+		    >/dev/null 2>&1 &
+		ppid=$!
+		sleep 0.3
+		wrk -t1 -c32 -d"${DURATION}s" -s "$D/post.lua" \
+		    "$URL_c1h/management/clients/individuals" >/dev/null 2>&1 || true
+		kill -INT "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null || true
+		PROFILE=$(perf report -i "$D/perf.data" --no-children --sort dso \
+		    --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 12 || true)
+		PROFILE_SYMS=$(perf report -i "$D/perf.data" --no-children \
+		    --sort dso,sym --stdio -g none 2>/dev/null |
+		    grep -E '^ +[0-9.]+%' | head -n 30 || true)
+	fi
+	if command -v strace >/dev/null 2>&1; then
+		timeout 6 strace -c -f -p "$PID_c1h" -o "$D/strace.txt" \
+		    >/dev/null 2>&1 &
+		spid=$!
+		sleep 0.5
+		out=$(wrk -t1 -c32 -d3s -s "$D/post.lua" \
+		    "$URL_c1h/management/clients/individuals" 2>&1 || true)
+		wait "$spid" 2>/dev/null || true
+		req=$(wrk_field "$(grep '^WRK ' <<<"$out")" requests)
+		SYSCALLS=$(awk -v r="${req:-0}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+		        c = $4; name = $NF; if (r > 0 && c + 0 > 0)
+		        printf "%s %.2f\n", name, c / r; t += c }
+		    END { if (r > 0) printf "total %.1f\n", t / r }' \
+		    "$D/strace.txt" 2>/dev/null | sort -k2,2nr | head -n 16 |
+		    awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')
+		[ -n "$SYSCALLS" ] && echo "  system calls per request: $SYSCALLS"
+	fi
 fi
 
 # ---- the audit writer's own figures (GET /metrics) ----------------
 FSYNC_AFTER=$(fsync_probe)
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 AUDIT_STATS=
 audit_stats() { # audit_stats NAME: one line from cmgate's /metrics
 	local u m rec bat fs
@@ -733,7 +776,8 @@ echo "audit disk: a durable 512-byte append took ${FSYNC_BEFORE} us before the r
 # ---- the plot ------------------------------------------------------
 PLOT=
 if want proxy && [ "$OUT" != - ] && command -v gnuplot >/dev/null 2>&1; then
-	PLOT=$(dirname "$OUT")/benchmarks-latency.svg
+	mkdir -p "$(dirname "$OUT")"
+	PLOT=$(dirname "$OUT")/benchmarks-latency.png
 	: > "$D/plot.dat"
 	idx=0 plots=
 	for l in nginx "$LOOP1" "$LOOPN"; do
@@ -744,19 +788,22 @@ if want proxy && [ "$OUT" != - ] && command -v gnuplot >/dev/null 2>&1; then
 				    "$(cut -f6 <<<"$row")" "$(cut -f5 <<<"$row")" >> "$D/plot.dat"
 			done
 			printf '\n\n' >> "$D/plot.dat"
-			plots="$plots${plots:+, }'$D/plot.dat' index $idx using 1:(\$2/1000) with linespoints title '$l, $scheme (p99)'"
+			# One colour per system; HTTPS dashed.
+			plots="$plots${plots:+, }'$D/plot.dat' index $idx using 1:(\$2/1000) with linespoints lc $(( idx / 2 + 1 )) dt $( [ $scheme = http ] && echo 1 || echo 2) pt 7 ps 0.7 title '$l, $scheme'"
 			idx=$((idx + 1))
 		done
 	done
 	gnuplot <<EOF 2>/dev/null || PLOT=
-set terminal svg size 800,480 dynamic font 'sans,12'
+set terminal pngcairo size 900,540 font 'sans,11' background rgb 'white'
 set output '$PLOT'
-set title 'p99 latency vs caller connections (median of $ROUNDS rounds)'
+set title 'p99 latency vs caller connections (each point: the median of $ROUNDS run(s))'
 set xlabel 'caller connections'
 set ylabel 'p99 latency (ms)'
 set logscale x 2
 set logscale y 10
-set key top left
+set xtics ($(echo "$CONNS" | sed 's/ /, /g'))
+set xrange [0.7:$(echo "$CONNS" | awk '{ print $NF * 1.4 }')]
+set key outside right top
 set grid
 plot $plots
 EOF
@@ -771,6 +818,7 @@ if [ "$OUT" != - ]; then
 		echo
 		echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
 		echo "- machine: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1), $NCPU CPU(s)$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *\(.*\)/ (\1 guest)/p'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
+		echo "- load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER (anything else running shares the $NCPU CPUs)"
 		echo "- software: $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $("$CMGATE" --version)"
 		echo "- command: \`scripts/bench.sh$( [ "$ROUNDS" != 3 ] && echo " --rounds $ROUNDS")$( [ "$DURATION" != 5 ] && echo " --duration $DURATION")\`: $ROUNDS round(s) of ${DURATION} s runs per cell, nginx and cmgate alternating; each cell is the run with the median req/s; wrk -t1, one warm-up second before each run"
 		echo "- cmgate: audit log on (fdatasync group commit), validation on, access log to a file; \"budget off\" = upstream.rate_limit_per_sec 0. nginx: 1 worker, upstream keepalive 1024, access log to a file, TLS verified (proxy_ssl_name localhost)"
@@ -796,12 +844,19 @@ if [ "$OUT" != - ]; then
 			echo '```'
 			echo "$MICRO"
 			[ -n "$MICRO_IR" ] && echo "callgrind: $MICRO_IR instructions per request (valgrind --tool=callgrind --toggle-collect=micro_measure, $CALLGRIND_N requests)"
-			[ -n "$MICRO_SPLIT" ] && echo "inclusive, all $CALLGRIND_N requests:" && echo "$MICRO_SPLIT"
+			[ -n "$MICRO_SPLIT" ] && echo "inclusive, per request (valgrind hides the CPU's SHA extensions, so OpenSSL hashes in plain code here: the hashing counts are higher than on the real CPU):" && echo "$MICRO_SPLIT"
 			echo '```'
+		fi
+		if [ -n "$THREADS$SYSCALLS" ]; then
+			echo
+			echo "### Where cmgate's time goes (1 loop, http upstream, 32 connections)"
+			echo
+			[ -n "$THREADS" ] && echo "- $THREADS"
+			[ -n "$SYSCALLS" ] && echo "- system calls per request (strace -c -f, all threads; under strace): $SYSCALLS"
 		fi
 		if [ -n "$PROFILE" ]; then
 			echo
-			echo "### Profile: cmgate, 1 loop, http, 32 connections (perf, by library)"
+			echo "perf, by library (all threads):"
 			echo
 			echo '```'
 			echo "$PROFILE"

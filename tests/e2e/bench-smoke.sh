@@ -40,6 +40,11 @@ check_nomatch "report: old block replaced" "$rep" '^old$'
 check_match "report: table" "$rep" '\| nginx \| https \| 8 \|'
 check_match "report: machine" "$rep" 'machine: .*CPU'
 check_nomatch "report: no secrets" "$rep" 'bench-token-|bench-api-key-'
+if command -v gnuplot >/dev/null 2>&1; then
+	check "latency plot written beside the report" \
+	    "$(head -c 4 "$T/benchmarks-latency.png" | tail -c 3)" PNG
+	check_match "report links the plot" "$rep" '\(benchmarks-latency.png\)'
+fi
 
 # Every cmgate answer a 401: the run must be flagged and the exit 1.
 BENCH_SELFTEST_BAD_TOKEN=1 bash "$BENCH" --smoke --no-build \
