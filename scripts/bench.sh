@@ -39,9 +39,10 @@
 # The upstream budget and the durable audit log are on in every cmgate
 # configuration: the throughput rows set upstream.rate_limit_per_sec to
 # 0 ("budget off"), and one row keeps the default budget (14/s) to show
-# that it caps forwarding.  Needs: nginx, wrk, openssl, curl, gnuplot
-# (optional), valgrind (optional, for instructions per request), perf
-# (optional, profile).  scripts/install-deps.sh installs them.
+# that it caps forwarding.  Needs: nginx, wrk, openssl, curl; gnuplot
+# (the plot) and valgrind (instructions per request) are optional;
+# scripts/install-deps.sh installs all of these.  perf and strace (the
+# "where the time goes" section) are used when present.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
