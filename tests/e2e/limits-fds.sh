@@ -15,7 +15,9 @@ GW_PID=$!
 wait_for "$T/gw.log" "listening on" 400 || { cat "$T/gw.log"; exit 99; }
 GW_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$T/gw.log" | tail -n1)
 GW_URL=http://127.0.0.1:$GW_PORT
-check_match "startup warns about the open files limit" "$(cat "$T/gw.log")" 'open files limit 100 is below'
+# (Under valgrind the limits the gateway sees are valgrind's own.)
+[ -n "${CMGATE_WRAPPER:-}" ] ||
+    check_match "startup warns about the open files limit" "$(cat "$T/gw.log")" 'open files limit 100 is below'
 
 # 150 connections held open by a helper (the test shell keeps its own
 # descriptors free for curl).

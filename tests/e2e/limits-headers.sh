@@ -69,7 +69,7 @@ exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
 cat "$T/pipe" >&4 &
 writer=$!
 sleep 1
-timeout 20 cat <&4 > "$T/pipe.out"
+timeout 60 cat <&4 > "$T/pipe.out"
 wait $writer
 exec 4<&-
 check "20000 pipelined answers, all of them, after a pause" \
