@@ -21,6 +21,7 @@
 
 #include <sys/queue.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,6 +474,8 @@ on_upstream_done(const struct up_result *res, void *arg)
 		}
 		r->resp_ct = strdup(res->content_type ? res->content_type :
 		    "application/json");
+		if (res->trace_id)
+			r->trace_id = strdup(res->trace_id);
 		break;
 	case UP_NOT_SENT:
 		r->error_class = "not_sent";
@@ -509,7 +512,16 @@ req_send(struct gw_req *r)
 	r->queue_ms = budget_waited_ms(&r->bw);
 	r->xfer = upstream_post(r->loop->up, r->route->upstream_path,
 	    r->body, r->body_len, r->id, NULL, on_upstream_done, r);
-	if (r->xfer == NULL) {
+	if (r->xfer == NULL && errno == EBUSY) {
+		/* upstream.max_inflight calls are already out: a load limit,
+		 * not a broken upstream. */
+		r->error_class = "not_sent";
+		r->status = 503;
+		r->code = "upstream_busy";
+		r->message = "too many upstream calls in flight; retry shortly";
+		r->retry_after_s = 1;
+		record_outcome(r);
+	} else if (r->xfer == NULL) {
 		r->error_class = "not_sent";
 		r->status = 502;
 		r->code = "upstream_unavailable";

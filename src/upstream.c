@@ -83,6 +83,7 @@ struct up_xfer {
 	size_t			 resp_len, resp_cap;
 	int			 too_large;
 	long			 retry_after_s;
+	char			 trace_id[65];	/* CryptoMate's X-Trace-Id */
 	uint64_t		 started_ns;
 	upstream_cb		 cb;
 	void			*arg;
@@ -415,6 +416,31 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	struct up_xfer *x = arg;
 	size_t n = size * nmemb;
 
+	/* A new status line (after a 1xx): forget the previous headers. */
+	if (n > 5 && strncmp(data, "HTTP/", 5) == 0) {
+		x->retry_after_s = -1;
+		x->trace_id[0] = '\0';
+		return n;
+	}
+	if (n > 11 && strncasecmp(data, "X-Trace-Id:", 11) == 0) {
+		const char *v = data + 11, *e = data + n;
+		size_t len;
+
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == '\r' || e[-1] == '\n' ||
+		    e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		len = (size_t)(e - v);
+		/* Relayed to the caller, so only a plain token is kept. */
+		if (len == 0 || len >= sizeof(x->trace_id) ||
+		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789-_.") < len)
+			return n;
+		memcpy(x->trace_id, v, len);
+		x->trace_id[len] = '\0';
+		return n;
+	}
 	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
 		char tmp[32];
 		size_t len = n - 12 < sizeof(tmp) - 1 ? n - 12 : sizeof(tmp) - 1;
@@ -509,6 +535,7 @@ check_multi_info(struct upstream *up)
 		r.body = x->resp ? x->resp : "";
 		r.body_len = x->resp_len;
 		r.retry_after_s = x->retry_after_s;
+		r.trace_id = x->trace_id[0] ? x->trace_id : NULL;
 		r.latency_ms = (double)(now_mono_ns() - x->started_ns) / 1e6;
 		r.error_text = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
 		curl_multi_remove_handle(up->multi, x->easy);

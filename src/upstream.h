@@ -29,6 +29,7 @@ struct up_result {
 	const char	*body;		/* borrowed until the callback returns */
 	size_t		 body_len;
 	long		 retry_after_s;	/* from a 429/503, else -1 */
+	const char	*trace_id;	/* CryptoMate's X-Trace-Id, or NULL */
 	double		 latency_ms;
 	const char	*error_text;	/* curl's message, no secrets */
 };

@@ -27,6 +27,8 @@ check_match "X-Request-Id sent upstream" "$line" "\"x-request-id\":\"$rid\""
 body=$(printf '%s' "$line" | sed 's/.*"body":"\(.*\)","status".*/\1/')
 check "normalized body as seen upstream" "$body" '{\"first_name\":\"José Ñúñez\",\"last_name\":\"Barber Smith\",\"email\":\"mjulia@example.com\",\"birth_date\":\"1984-11-21\",\"address\":{\"street_line1\":\"Florida 9860\",\"city\":\"Del Viso\",\"state\":\"ARG-B\",\"country\":\"ARG\"},\"phone_country_code\":54,\"phone_number\":1168860622}'
 check_nomatch "upstream Set-Cookie not relayed" "$(cat "$T/resp.h")" '^Set-Cookie'
+check_match "CryptoMate's X-Trace-Id relayed" "$(resp_header X-Trace-Id)" '^[A-Za-z0-9._-]+$'
+check_nomatch "upstream Server header not relayed" "$(cat "$T/resp.h")" 'mock-cryptomate'
 
 # CryptoMate's own errors are relayed unchanged, status, body and type.
 mock_behave '{"count":1,"status":412,"body":"{\"code\":\"DUPLICATE_CLIENT\",\"message\":\"Duplicate Client\",\"trace_id\":\"t1\"}"}'
