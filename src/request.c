@@ -130,31 +130,44 @@ req_reply_error(struct gw_req *r, int status, const char *code,
 	req_free(r);
 }
 
+/*
+ * Send the bytes held in r (r->resp, r->resp_ct) with status, after the
+ * caller has added its own headers; then log and free.  The one exit
+ * for answers the gateway relays or replays rather than makes.
+ */
+static void
+req_reply_bytes(struct gw_req *r, int status)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	struct evbuffer *b = evbuffer_new();
+
+	r->status = status;
+	evhttp_add_header(h, "X-Request-Id", r->id);
+	if (r->resp_ct && r->resp_ct[0])
+		evhttp_add_header(h, "Content-Type", r->resp_ct);
+	if (b != NULL)
+		evbuffer_add(b, r->resp, r->resp_len);
+	server_send(r->ev, status, b);
+	if (b != NULL)
+		evbuffer_free(b);
+	access_log(r, r->resp_len);
+	req_free(r);
+}
+
 /* Relay the upstream's answer unchanged: status, body, Content-Type. */
 static void
 req_reply_upstream(struct gw_req *r)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-	struct evbuffer *b = evbuffer_new();
 	char ra[24];
 
-	r->status = r->up_status;
-	evhttp_add_header(h, "X-Request-Id", r->id);
-	if (r->resp_ct)
-		evhttp_add_header(h, "Content-Type", r->resp_ct);
 	if (r->trace_id)
 		evhttp_add_header(h, "X-Trace-Id", r->trace_id);
 	if (r->retry_after_s >= 0) {
 		snprintf(ra, sizeof(ra), "%ld", r->retry_after_s);
 		evhttp_add_header(h, "Retry-After", ra);
 	}
-	if (b != NULL)
-		evbuffer_add(b, r->resp, r->resp_len);
-	server_send(r->ev, r->up_status, b);
-	if (b != NULL)
-		evbuffer_free(b);
-	access_log(r, r->resp_len);
-	req_free(r);
+	req_reply_bytes(r, r->up_status);
 }
 
 /*
@@ -165,21 +178,10 @@ req_reply_upstream(struct gw_req *r)
 static void
 req_reply_stored(struct gw_req *r)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-	struct evbuffer *b = evbuffer_new();
-
-	evhttp_add_header(h, "X-Request-Id", r->id);
-	if (r->resp_ct && r->resp_ct[0])
-		evhttp_add_header(h, "Content-Type", r->resp_ct);
 	if (r->idem_replayed)
-		evhttp_add_header(h, "Idempotent-Replayed", "true");
-	if (b != NULL)
-		evbuffer_add(b, r->resp, r->resp_len);
-	server_send(r->ev, r->status, b);
-	if (b != NULL)
-		evbuffer_free(b);
-	access_log(r, r->resp_len);
-	req_free(r);
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev),
+		    "Idempotent-Replayed", "true");
+	req_reply_bytes(r, r->status);
 }
 
 static void
