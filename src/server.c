@@ -128,12 +128,16 @@ static void
 handle_healthz(struct gw_loop *loop, struct evhttp_request *ev)
 {
 	struct json_object *o = json_object_new_object();
-	int ok = audit_healthy(loop->audit) && !loop->draining;
+	bool idem_ok = loop->idem == NULL || idem_healthy(loop->idem);
+	int ok = audit_healthy(loop->audit) && idem_ok && !loop->draining;
 
 	json_object_object_add(o, "status",
 	    json_object_new_string(ok ? "ok" : "unavailable"));
 	json_object_object_add(o, "audit", json_object_new_string(
 	    audit_healthy(loop->audit) ? "ok" : "failed"));
+	/* A failed store refuses keyed requests (fail closed): red. */
+	json_object_object_add(o, "idempotency", json_object_new_string(
+	    loop->idem == NULL ? "off" : idem_ok ? "ok" : "failed"));
 	json_object_object_add(o, "draining",
 	    json_object_new_boolean(loop->draining));
 	json_object_object_add(o, "upstream_inflight",

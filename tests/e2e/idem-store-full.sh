@@ -35,6 +35,9 @@ st=$(post_key k-big-after "$SEED")
 check "keyed request after the failure: 503" "$st/$(json_field "$T/resp" code)" 503/idempotency_unavailable
 st=$(post_key k-big-1 "$SEED")
 check "a stored key is not replayed either: 503" "$st" 503
+st=$(curl -s -o "$T/h" -w '%{http_code}' "$GW_URL/healthz")
+check "healthz goes red with the store" "$st" 503
+check_match "healthz names the store" "$(cat "$T/h")" '"idempotency":"failed"'
 check "nothing forwarded for them" "$(mock_count)" "$n0"
 st=$(post "$SEED")
 check "unkeyed requests go on" "$st" 200
