@@ -131,6 +131,19 @@ req_reply_error(struct gw_req *r, int status, const char *code,
 }
 
 /*
+ * The audit log cannot record (poisoned, or a record failed): fail
+ * closed.  Nothing is forwarded, and no answer implies a record that
+ * does not exist.
+ */
+static void
+req_audit_failed(struct gw_req *r)
+{
+	req_reply_error(r, 503, "audit_unavailable",
+	    "the audit log cannot record this request; nothing is forwarded",
+	    NULL);
+}
+
+/*
  * Send the bytes held in r (r->resp, r->resp_ct) with status, after the
  * caller has added its own headers; then log and free.  The one exit
  * for answers the gateway relays or replays rather than makes.
@@ -226,8 +239,7 @@ on_reject_durable(bool ok, uint64_t seq, void *arg)
 	r->details = NULL;
 	if (!ok) {
 		json_object_put(details);
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	req_reply_error(r, r->status, r->code, r->message, details);
@@ -275,8 +287,7 @@ req_reject(struct gw_req *r, int status, const char *code,
 		free(fields);
 		r->details = NULL;
 		json_object_put(details);
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	free(fields);
@@ -288,8 +299,7 @@ req_outcome_reply(struct gw_req *r)
 {
 	if (!r->idem_audit_ok) {
 		/* No durable outcome, no answer that implies one. */
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record the outcome", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	if (r->idem_invalid)
@@ -403,8 +413,7 @@ record_outcome(struct gw_req *r)
 		r->idem_wait++;
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_outcome_durable, r) == -1)
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record the outcome", NULL);
+		req_audit_failed(r);
 }
 
 /* ---- upstream --------------------------------------------------- */
@@ -596,8 +605,7 @@ on_request_durable(bool ok, uint64_t seq, void *arg)
 	struct gw_req *r = arg;
 
 	if (!ok) {
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	req_forward(r);
@@ -611,8 +619,7 @@ req_audit_request(struct gw_req *r, char *fields)
 	if (fields == NULL || audit_submit(r->loop->aport, "request", fields,
 	    on_request_durable, r) == -1) {
 		free(fields);
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	free(fields);
@@ -675,8 +682,7 @@ req_idem_reject(struct gw_req *r, int status, const char *code,
 	if (fields == NULL || audit_submit(r->loop->aport, "reject", fields,
 	    on_reject_durable, r) == -1) {
 		free(fields);
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	free(fields);
@@ -688,8 +694,7 @@ on_replay_durable(bool ok, uint64_t seq, void *arg)
 	struct gw_req *r = arg;
 
 	if (!ok) {
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	req_reply_stored(r);
@@ -733,8 +738,7 @@ req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 	    r->id, caller, digest, r->status, im);
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_replay_durable, r) == -1)
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 }
 
 /*
@@ -783,8 +787,7 @@ req_idem_store_invalid(struct gw_req *r)
 		r->idem_wait++;
 	if (audit_submit(r->loop->aport, "reject", fields,
 	    on_outcome_durable, r) == -1)
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log cannot record this request", NULL);
+		req_audit_failed(r);
 	free(fields);
 }
 
@@ -981,8 +984,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		return;
 	}
 	if (!audit_healthy(loop->audit)) {
-		req_reply_error(r, 503, "audit_unavailable",
-		    "the audit log is unavailable; nothing is forwarded", NULL);
+		req_audit_failed(r);
 		return;
 	}
 	if ((r->caller = caller_auth(r->cfg,
