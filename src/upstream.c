@@ -78,7 +78,7 @@ struct up_xfer {
 	struct curl_slist	 own[2];
 	char			 h_request_id[64];
 	char			 h_idem[320];
-	char			*body;
+	const char		*body;		/* borrowed from the request */
 	char			*resp;
 	size_t			 resp_len, resp_cap;
 	int			 too_large;
@@ -478,7 +478,6 @@ xfer_free(struct up_xfer *x)
 			curl_easy_cleanup(x->easy);
 	}
 	profile_unref(x->prof);
-	free(x->body);
 	free(x->resp);
 	free(x);
 }
@@ -680,10 +679,7 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	x->cb = cb;
 	x->arg = arg;
 	x->retry_after_s = -1;
-	if ((x->body = malloc(len + 1)) == NULL)
-		goto fail;
-	memcpy(x->body, body, len);
-	x->body[len] = '\0';
+	x->body = body;
 
 	/* This transfer's own headers, in front of the profile's fixed
 	 * ones (the allowlist: see struct up_profile).  A value that does

@@ -44,7 +44,9 @@ void		 upstream_free(struct upstream *);
 int		 upstream_set_config(struct upstream *, const struct config *);
 
 /*
- * Start POST base_url+path with body (copied).  request_id and idem_key
+ * Start POST base_url+path with body, which is borrowed: it must stay
+ * unchanged until the callback runs or upstream_cancel() returns (the
+ * request owns it; no copy per call).  request_id and idem_key
  * (may be NULL) become headers.  cb runs exactly once on the loop,
  * unless upstream_cancel() is called first.  NULL when nothing was
  * started: errno EBUSY when upstream.max_inflight transfers are already
