@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config
  libevent-dev libcurl4-openssl-dev libjson-c-dev libssl-dev liblmdb-dev
- libcmocka-dev curl openssl ca-certificates procps
+ libcmocka-dev curl openssl ca-certificates procps util-linux perl-base
+ groff-base systemd strace linux-perf
  clang libclang-rt-dev valgrind
  nginx-light wrk gnuplot-nox"
 
