@@ -6,9 +6,10 @@
  * queued, assigns seq, chains and MACs each record into one buffer,
  * writes it with one write(2) and makes it durable with one
  * fdatasync(2) (group commit, no linger timer), then hands each record
- * back to the loop that submitted it through an eventfd registered on
- * that loop (audit_port).  At every epoch end it writes a seal, evolves
- * the key and persists the key state.
+ * back to the loop that submitted it (audit_port, over a port.h port:
+ * a loop's records go out once per loop pass and come back in one
+ * batch per round).  At every epoch end it writes a seal, evolves the
+ * key and persists the key state.
  *
  * Fail closed: the first write or fdatasync error poisons the log for
  * good.  fdatasync is never retried on the same file: after a failed
@@ -26,6 +27,7 @@
 #include "audit_format.h"
 #include "conf.h"
 #include "log.h"
+#include "port.h"
 #include "util.h"
 
 #include <errno.h>
@@ -39,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -64,9 +65,9 @@ extern char **environ;
 
 enum audit_body_mode { BODY_DIGEST, BODY_REDACTED, BODY_FULL };
 
+/* A record on its way: loop -> writer (queue) -> loop (port). */
 struct audit_item {
-	struct audit_item	*next;
-	struct audit_port	*port;
+	struct port_item	 link;	/* first: the queue links through it */
 	audit_cb		 cb;
 	void			*arg;
 	uint64_t		 seq;
@@ -76,13 +77,11 @@ struct audit_item {
 	char			 fields[];
 };
 
+#define AITEM(pi)	((struct audit_item *)(void *)(pi))
+
 struct audit_port {
 	struct audit		*a;
-	struct event		*ev;
-	int			 efd;
-	struct audit_item	*done, *done_tail;	/* under a->mu */
-	size_t			 refs;	/* items not yet back on the loop */
-	bool			 dead;	/* audit_port_free() was called */
+	struct port		*port;
 };
 
 struct audit {
@@ -116,6 +115,7 @@ struct audit {
 	char			*buf;
 	size_t			 buflen, bufcap;
 	struct audit_item	**items;
+	struct port_item	**links;	/* the same, for port_post */
 	size_t			 itemcap;
 
 	/* The queue, under mu. */
@@ -886,40 +886,16 @@ audit_track_item(struct audit *a, const struct audit_item *it)
 		(void)afmt_idset_del(&a->open, id);
 }
 
-/* Hand finished items back to their loops (or drop them for a port
- * that is gone). */
+/* Hand finished items back to their loops (a port that is gone drops
+ * them). */
 static void
 audit_complete(struct audit *a, struct audit_item **items, size_t n)
 {
-	struct audit_port *freeme[16];
-	size_t i, nfree = 0;
+	size_t i;
 
-	pthread_mutex_lock(&a->mu);
-	for (i = 0; i < n; i++) {
-		struct audit_item *it = items[i];
-		struct audit_port *p = it->port;
-
-		it->next = NULL;
-		if (p->dead) {
-			free(it);
-			if (--p->refs == 0 && nfree < 16)
-				freeme[nfree++] = p;
-			continue;
-		}
-		if (p->done == NULL) {
-			uint64_t one = 1;
-			p->done = it;
-			/* Under mu: the port cannot be freed meanwhile. */
-			if (write(p->efd, &one, sizeof(one)) == -1) {
-				/* EAGAIN: the counter is non-zero */
-			}
-		} else
-			p->done_tail->next = it;
-		p->done_tail = it;
-	}
-	pthread_mutex_unlock(&a->mu);
-	for (i = 0; i < nfree; i++)
-		free(freeme[i]);
+	for (i = 0; i < n; i++)
+		a->links[i] = &items[i]->link;
+	port_post(a->links, n);
 }
 
 static void
@@ -988,6 +964,23 @@ audit_deadline(struct timespec *ts, uint64_t mono_ns)
 	ts->tv_nsec = (long)(mono_ns % 1000000000ull);
 }
 
+static int
+audit_grow_items(struct audit *a)
+{
+	size_t nc = a->itemcap ? a->itemcap * 2 : 256;
+	struct audit_item **ni;
+	struct port_item **nl;
+
+	if ((ni = realloc(a->items, nc * sizeof(*ni))) == NULL)
+		return -1;
+	a->items = ni;
+	if ((nl = realloc(a->links, nc * sizeof(*nl))) == NULL)
+		return -1;
+	a->links = nl;
+	a->itemcap = nc;
+	return 0;
+}
+
 static void *
 audit_writer_main(void *arg)
 {
@@ -1017,16 +1010,9 @@ audit_writer_main(void *arg)
 			    AUDIT_BATCH_CAP || (room >= 0 &&
 			    (long long)n >= room)))
 				break;
-			if (n == a->itemcap) {
-				size_t nc = a->itemcap ? a->itemcap * 2 : 256;
-				struct audit_item **ni = realloc(a->items,
-				    nc * sizeof(*ni));
-				if (ni == NULL)
-					break;
-				a->items = ni;
-				a->itemcap = nc;
-			}
-			a->qh = it->next;
+			if (n == a->itemcap && audit_grow_items(a) == -1)
+				break;
+			a->qh = AITEM(it->link.next);
 			if (a->qh == NULL)
 				a->qt = NULL;
 			a->items[n++] = it;
@@ -1434,7 +1420,7 @@ audit_free(struct audit *a)
 	OPENSSL_cleanse(a->body_key, sizeof(a->body_key));
 	afmt_idset_free(&a->open);
 	while ((it = a->qh) != NULL) {
-		a->qh = it->next;
+		a->qh = AITEM(it->link.next);
 		free(it);
 	}
 	while (a->en > 0) {
@@ -1444,6 +1430,7 @@ audit_free(struct audit *a)
 	}
 	free(a->buf);
 	free(a->items);
+	free(a->links);
 	free(a->path);
 	free(a->state_path);
 	free(a->dir);
@@ -1754,32 +1741,63 @@ audit_log_id(const struct audit *a)
 /* Ports and submission (loop threads) */
 
 static void
-audit_port_cb(evutil_socket_t fd, short what, void *arg)
+audit_port_deliver(void *ctx, struct port_item *pi)
 {
-	struct audit_port *p = arg;
-	struct audit *a = p->a;
-	struct audit_item *it, *next;
-	uint64_t n;
-	size_t count = 0;
+	struct audit_item *it = AITEM(pi);
 
-	if (read(fd, &n, sizeof(n)) == -1) {
-		/* EAGAIN: a spurious wakeup */
-	}
-	pthread_mutex_lock(&a->mu);
-	it = p->done;
-	p->done = p->done_tail = NULL;
-	pthread_mutex_unlock(&a->mu);
-	for (; it != NULL; it = next) {
-		next = it->next;
-		if (it->cb)
-			it->cb(it->ok, it->seq, it->arg);
-		free(it);
-		count++;
-	}
-	pthread_mutex_lock(&a->mu);
-	p->refs -= count;
-	pthread_mutex_unlock(&a->mu);
+	(void)ctx;
+	if (it->cb)
+		it->cb(it->ok, it->seq, it->arg);
+	free(it);
 }
+
+static void
+audit_port_drop(void *ctx, struct port_item *pi)
+{
+	(void)ctx;
+	free(AITEM(pi));
+}
+
+/* The loop, once per pass: everything it submitted goes to the writer
+ * under one lock, and the writer is signalled after the unlock, so it
+ * does not wake only to wait for the mutex. */
+static void
+audit_port_flush(void *ctx, struct port_item *head, struct port_item *tail,
+    size_t n)
+{
+	struct audit *a = ctx;
+	struct port_item *pi;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->closing || atomic_load(&a->poisoned)) {
+		pthread_mutex_unlock(&a->mu);
+		for (pi = head; pi != NULL; pi = pi->next) {
+			AITEM(pi)->ok = false;
+			AITEM(pi)->seq = 0;
+		}
+		/* port_post relinks each item; walk a copy of the list. */
+		while (head != NULL) {
+			pi = head;
+			head = head->next;
+			port_post(&pi, 1);
+		}
+		return;
+	}
+	if (a->qt)
+		a->qt->link.next = head;
+	else
+		a->qh = AITEM(head);
+	a->qt = AITEM(tail);
+	pthread_mutex_unlock(&a->mu);
+	pthread_cond_signal(&a->cv);
+	(void)n;
+}
+
+static const struct port_ops audit_port_ops = {
+	.flush = audit_port_flush,
+	.deliver = audit_port_deliver,
+	.drop = audit_port_drop,
+};
 
 struct audit_port *
 audit_port_new(struct audit *a, struct event_base *base)
@@ -1789,55 +1807,34 @@ audit_port_new(struct audit *a, struct event_base *base)
 	if (a == NULL || (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->a = a;
-	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
-		goto fail;
-	if ((p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST,
-	    audit_port_cb, p)) == NULL || event_add(p->ev, NULL) == -1)
-		goto fail;
+	if ((p->port = port_new(base, &audit_port_ops, a)) == NULL) {
+		free(p);
+		return NULL;
+	}
 	pthread_mutex_lock(&a->mu);
 	a->nports++;
 	pthread_mutex_unlock(&a->mu);
 	return p;
-fail:
-	if (p->ev)
-		event_free(p->ev);
-	if (p->efd != -1)
-		close(p->efd);
-	free(p);
-	return NULL;
 }
 
 /*
- * Detach a port.  Records still in the writer's hands are dropped when
- * they finish (their callbacks are not called); the memory goes with
- * the last of them.
+ * Detach a port.  Records it has queued are still written; records in
+ * the writer's hands are dropped when they finish (their callbacks are
+ * not called).
  */
 void
 audit_port_free(struct audit_port *p)
 {
 	struct audit *a;
-	struct audit_item *it, *next;
-	bool free_now;
 
 	if (p == NULL)
 		return;
 	a = p->a;
-	event_free(p->ev);
+	port_free(p->port);
 	pthread_mutex_lock(&a->mu);
-	p->dead = true;
-	close(p->efd);
-	p->efd = -1;
-	for (it = p->done; it != NULL; it = next) {
-		next = it->next;
-		free(it);
-		p->refs--;
-	}
-	p->done = p->done_tail = NULL;
-	free_now = p->refs == 0;
 	a->nports--;
 	pthread_mutex_unlock(&a->mu);
-	if (free_now)
-		free(p);
+	free(p);
 }
 
 static bool
@@ -1880,8 +1877,6 @@ audit_submit(struct audit_port *p, const char *type, const char *fields,
 	}
 	if ((it = malloc(sizeof(*it) + flen + 1)) == NULL)
 		return -1;
-	it->next = NULL;
-	it->port = p;
 	it->cb = cb;
 	it->arg = arg;
 	it->seq = 0;
@@ -1889,21 +1884,8 @@ audit_submit(struct audit_port *p, const char *type, const char *fields,
 	snprintf(it->type, sizeof(it->type), "%s", type);
 	it->flen = flen;
 	memcpy(it->fields, fields, flen + 1);
-
-	pthread_mutex_lock(&a->mu);
-	if (a->closing || p->dead || atomic_load(&a->poisoned)) {
-		pthread_mutex_unlock(&a->mu);
-		free(it);
-		return -1;
-	}
-	if (a->qt)
-		a->qt->next = it;
-	else
-		a->qh = it;
-	a->qt = it;
-	p->refs++;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
+	/* Sent with the rest of this loop pass's records. */
+	port_send(p->port, &it->link);
 	return 0;
 }
 
@@ -1967,20 +1949,27 @@ audit_mask(struct json_object *o, bool full, int depth)
 char *
 audit_body_member(const struct audit *a, struct json_object *normalized)
 {
+	return audit_body_member_str(a, normalized, NULL, 0);
+}
+
+char *
+audit_body_member_str(const struct audit *a, struct json_object *normalized,
+    const char *s, size_t len)
+{
 	const int flags = JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE;
 	unsigned char mac[AFMT_HASH_LEN];
 	char hex[2 * AFMT_HASH_LEN + 1], *out = NULL;
 	struct json_object *m;
-	const char *s;
-	size_t len = 0;
 
 	if (a == NULL)
 		return NULL;
 	if (a->body == BODY_DIGEST) {
 		if (normalized == NULL)
 			return strdup("\"body_digest\":null");
-		s = json_object_to_json_string_length(normalized, flags, &len);
+		if (s == NULL)
+			s = json_object_to_json_string_length(normalized,
+			    flags, &len);
 		if (s == NULL || afmt_hmac(a->body_key, AFMT_KEY_LEN, s, len,
 		    NULL, 0, mac) == -1)
 			return NULL;

@@ -64,6 +64,11 @@ bool		 audit_healthy(const struct audit *);
  */
 char		*audit_body_member(const struct audit *,
 		    struct json_object *normalized);
+/* The same, given normalized already serialized (JSON_C_TO_STRING_PLAIN
+ * | JSON_C_TO_STRING_NOSLASHESCAPE) as s, len: the digest is taken over
+ * those bytes instead of serializing again. */
+char		*audit_body_member_str(const struct audit *,
+		    struct json_object *normalized, const char *s, size_t len);
 
 /* Ask the writer to rotate the file (SIGUSR1); returns at once. */
 void		 audit_request_rotate(struct audit *);

@@ -21,6 +21,7 @@
 #include "idem.h"
 #include "conf.h"
 #include "log.h"
+#include "port.h"
 #include "util.h"
 
 #include <errno.h>
@@ -32,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -71,7 +71,8 @@ struct idem_claim {
 enum idem_job_kind { IDEM_JOB_LOOKUP, IDEM_JOB_STORE };
 
 struct idem_job {
-	struct idem_job		*next;
+	struct port_item	 link;	/* first: to and from the loop */
+	struct idem_job		*next;	/* the store thread's lists */
 	enum idem_job_kind	 kind;
 	struct idem_claim	*claim;
 	struct idem_port	*port;
@@ -85,13 +86,11 @@ struct idem_job {
 	size_t			 vlen;
 };
 
+#define IJOB(pi)	((struct idem_job *)(void *)(pi))
+
 struct idem_port {
 	struct idem		*im;
-	struct event		*ev;
-	int			 efd;
-	struct idem_job		*done, *done_tail; /* under im->mu */
-	size_t			 refs;	/* jobs not yet back */
-	bool			 dead;
+	struct port		*port;
 };
 
 struct idem {
@@ -378,24 +377,13 @@ idem_release(struct idem_claim *c)
 
 /* ---- job submission (loop threads) ------------------------------ */
 
+/* Sent to the store thread with the rest of the loop pass's jobs. */
 static int
 idem_enqueue(struct idem *im, struct idem_job *j)
 {
-	pthread_mutex_lock(&im->mu);
-	if (im->stopping || j->port->dead) {
-		pthread_mutex_unlock(&im->mu);
-		return -1;
-	}
-	j->next = NULL;
-	if (im->qt)
-		im->qt->next = j;
-	else
-		im->qh = j;
-	im->qt = j;
-	j->port->refs++;
-	pthread_cond_signal(&im->cv);
-	pthread_mutex_unlock(&im->mu);
+	(void)im;
 	j->claim->refs++;
+	port_send(j->port->port, &j->link);
 	return 0;
 }
 
@@ -450,47 +438,81 @@ idem_store(struct idem_claim *c, enum idem_state st, int status,
 	return 0;
 }
 
-/* ---- ports: completions back on the loop ------------------------ */
+/* ---- ports: to the store thread and back (port.h) -------------- */
 
 static void
-idem_port_cb(evutil_socket_t fd, short what, void *arg)
+idem_port_deliver(void *ctx, struct port_item *pi)
 {
-	struct idem_port *p = arg;
-	struct idem *im = p->im;
-	struct idem_job *j, *next;
+	struct idem_job *j = IJOB(pi);
+	struct idem_claim *c = j->claim;
 	struct idem_record rec;
 	char ct[IDEM_CT_MAX + 1];
-	uint64_t n;
-	size_t count = 0;
 
-	if (read(fd, &n, sizeof(n)) == -1) {
-		/* EAGAIN: a spurious wakeup */
-	}
-	pthread_mutex_lock(&im->mu);
-	j = p->done;
-	p->done = p->done_tail = NULL;
-	pthread_mutex_unlock(&im->mu);
-	for (; j != NULL; j = next) {
-		struct idem_claim *c = j->claim;
-
-		next = j->next;
-		if (c->owner && j->kind == IDEM_JOB_LOOKUP) {
-			int found = j->found;
-			if (found == 1 && idem_decode(j->val, j->vlen, &rec, ct,
-			    sizeof(ct)) == -1)
-				found = -1;
-			j->lcb(found, found == 1 ? &rec : NULL, j->arg);
-		} else if (c->owner && j->kind == IDEM_JOB_STORE && j->scb)
-			j->scb(j->ok, j->arg);
-		idem_claim_unref(c);
-		free(j->val);
-		free(j);
-		count++;
-	}
-	pthread_mutex_lock(&im->mu);
-	p->refs -= count;
-	pthread_mutex_unlock(&im->mu);
+	(void)ctx;
+	if (c->owner && j->kind == IDEM_JOB_LOOKUP) {
+		int found = j->found;
+		if (found == 1 && idem_decode(j->val, j->vlen, &rec, ct,
+		    sizeof(ct)) == -1)
+			found = -1;
+		j->lcb(found, found == 1 ? &rec : NULL, j->arg);
+	} else if (c->owner && j->kind == IDEM_JOB_STORE && j->scb)
+		j->scb(j->ok, j->arg);
+	idem_claim_unref(c);
+	free(j->val);
+	free(j);
 }
+
+/* A job back for a loop that is gone: its requests are gone too (their
+ * claims released), so no other thread holds the claim now. */
+static void
+idem_port_drop(void *ctx, struct port_item *pi)
+{
+	struct idem_job *j = IJOB(pi);
+
+	(void)ctx;
+	idem_claim_unref(j->claim);
+	free(j->val);
+	free(j);
+}
+
+/* The loop, once per pass: its jobs go to the store thread under one
+ * lock; the signal comes after the unlock. */
+static void
+idem_port_flush(void *ctx, struct port_item *head, struct port_item *tail,
+    size_t n)
+{
+	struct idem *im = ctx;
+	struct port_item *pi;
+
+	(void)n;
+	for (pi = head; pi != NULL; pi = pi->next)
+		IJOB(pi)->next = pi->next ? IJOB(pi->next) : NULL;
+	pthread_mutex_lock(&im->mu);
+	if (im->stopping) {
+		pthread_mutex_unlock(&im->mu);
+		while (head != NULL) {
+			pi = head;
+			head = head->next;
+			IJOB(pi)->found = -1;
+			IJOB(pi)->ok = false;
+			port_post(&pi, 1);
+		}
+		return;
+	}
+	if (im->qt)
+		im->qt->next = IJOB(head);
+	else
+		im->qh = IJOB(head);
+	im->qt = IJOB(tail);
+	pthread_mutex_unlock(&im->mu);
+	pthread_cond_signal(&im->cv);
+}
+
+static const struct port_ops idem_port_ops = {
+	.flush = idem_port_flush,
+	.deliver = idem_port_deliver,
+	.drop = idem_port_drop,
+};
 
 struct idem_port *
 idem_port_new(struct idem *im, struct event_base *base)
@@ -500,54 +522,26 @@ idem_port_new(struct idem *im, struct event_base *base)
 	if (im == NULL || (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->im = im;
-	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
-		goto fail;
-	if ((p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST,
-	    idem_port_cb, p)) == NULL || event_add(p->ev, NULL) == -1)
-		goto fail;
+	if ((p->port = port_new(base, &idem_port_ops, im)) == NULL) {
+		free(p);
+		return NULL;
+	}
 	return p;
-fail:
-	if (p->ev)
-		event_free(p->ev);
-	if (p->efd != -1)
-		close(p->efd);
-	free(p);
-	return NULL;
 }
 
 /*
  * Detach a port: its loop is going away, after its requests (and so
  * their claims' owners) are gone.  Jobs still with the store thread
  * finish there (a store is still committed) and are dropped with their
- * claims; the port's memory goes with the last of them.
+ * claims.
  */
 void
 idem_port_free(struct idem_port *p)
 {
-	struct idem *im;
-	struct idem_job *j, *next;
-	bool free_now;
-
 	if (p == NULL)
 		return;
-	im = p->im;
-	event_free(p->ev);
-	pthread_mutex_lock(&im->mu);
-	p->dead = true;
-	close(p->efd);
-	p->efd = -1;
-	for (j = p->done; j != NULL; j = next) {
-		next = j->next;
-		idem_claim_unref(j->claim);
-		free(j->val);
-		free(j);
-		p->refs--;
-	}
-	p->done = p->done_tail = NULL;
-	free_now = p->refs == 0;
-	pthread_mutex_unlock(&im->mu);
-	if (free_now)
-		free(p);
+	port_free(p->port);
+	free(p);
 }
 
 /* ---- the store thread ------------------------------------------- */
@@ -730,39 +724,15 @@ static void
 idem_complete(struct idem *im, struct idem_job *jobs)
 {
 	struct idem_job *j, *next;
-	struct idem_port *freeme[16];
-	size_t i, nfree = 0;
 
-	pthread_mutex_lock(&im->mu);
+	(void)im;
 	for (j = jobs; j; j = next) {
-		struct idem_port *p = j->port;
+		struct port_item *pi = &j->link;
 
 		next = j->next;
 		j->next = NULL;
-		if (p->dead) {
-			/* The dead loop's requests are gone (their claims
-			 * released): no thread but this one holds the claim
-			 * now. */
-			idem_claim_unref(j->claim);
-			free(j->val);
-			free(j);
-			if (--p->refs == 0 && nfree < 16)
-				freeme[nfree++] = p;
-			continue;
-		}
-		if (p->done == NULL) {
-			uint64_t one = 1;
-			p->done = j;
-			if (write(p->efd, &one, sizeof(one)) == -1) {
-				/* EAGAIN: the counter is non-zero */
-			}
-		} else
-			p->done_tail->next = j;
-		p->done_tail = j;
+		port_post(&pi, 1);
 	}
-	pthread_mutex_unlock(&im->mu);
-	for (i = 0; i < nfree; i++)
-		free(freeme[i]);
 }
 
 static void

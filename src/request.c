@@ -978,7 +978,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	r->t_start_ns = now_mono_ns();
 	r->retry_after_s = -1;
 	r->bytes_in = evbuffer_get_length(buf);
-	if (random_id(r->id) == -1) {
+	if (request_id(r->id) == -1) {
 		req_reply_error(r, 500, "internal_error",
 		    "no randomness for a request id", NULL);
 		return;
@@ -1038,7 +1038,8 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	s = json_object_to_json_string_length(norm, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE, &r->body_len);
 	r->body = s ? strndup(s, r->body_len) : NULL;
-	bodym = audit_body_member(loop->audit, norm);
+	bodym = r->body ? audit_body_member_str(loop->audit, norm, r->body,
+	    r->body_len) : NULL;
 	json_object_put(norm);
 	if (r->body == NULL || bodym == NULL) {
 		free(bodym);

@@ -226,7 +226,7 @@ serve_status_page(struct gw_loop *loop, struct evhttp_request *ev,
 	if (!healthz && !(with_metrics && strcmp(path, "/metrics") == 0))
 		return 0;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-		random_id(rid);
+		request_id(rid);
 		server_send_error(ev, 405, "method_not_allowed", "use GET",
 		    NULL, rid, "Allow", "GET");
 		return 1;
@@ -255,7 +255,7 @@ on_request(struct evhttp_request *ev, void *arg)
 	path[n] = '\0';
 
 	if ((i = (size_t)guard_reject_status(path)) != 0) {
-		random_id(rid);
+		request_id(rid);
 		send_guard_reject(ev, (int)i, rid);
 		metrics_request(loop->metrics, NULL, NULL, (int)i, 0, 0, 0, -1);
 		return;
@@ -267,7 +267,7 @@ on_request(struct evhttp_request *ev, void *arg)
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
 		if (strcmp(method, routes[i].method) != 0) {
-			random_id(rid);
+			request_id(rid);
 			server_send_error(ev, 405, "method_not_allowed",
 			    "method not allowed on this route", NULL, rid,
 			    "Allow", routes[i].method);
@@ -276,7 +276,7 @@ on_request(struct evhttp_request *ev, void *arg)
 			return;
 		}
 		if (loop->draining) {
-			random_id(rid);
+			request_id(rid);
 			server_send_error(ev, 503, "shutting_down",
 			    "the gateway is shutting down", NULL, rid,
 			    "Connection", "close");
@@ -287,7 +287,7 @@ on_request(struct evhttp_request *ev, void *arg)
 		request_start(loop, ev, &routes[i]);
 		return;
 	}
-	random_id(rid);
+	request_id(rid);
 	server_send_error(ev, 404, "not_found", "no such route", NULL, rid,
 	    NULL, NULL);
 	metrics_request(loop->metrics, NULL, NULL, 404, 0, 0, 0, -1);
@@ -309,7 +309,7 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 	if (serve_status_page(loop, ev,
 	    method_name(evhttp_request_get_command(ev)), path, true))
 		return;
-	random_id(rid);
+	request_id(rid);
 	server_send_error(ev, 404, "not_found", "this port serves /metrics "
 	    "and /healthz", NULL, rid, NULL, NULL);
 }

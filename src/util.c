@@ -7,11 +7,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -60,12 +63,25 @@ hex_decode(const char *hex, unsigned char *out, size_t n)
 	return 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the
+ * algorithm up again (a locked property query) on every digest. */
+static pthread_once_t	 sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD		*sha256_md;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int
 sha256(const void *buf, size_t len, unsigned char *out)
 {
 	unsigned int n = 0;
 
-	if (!EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) ||
+	if (pthread_once(&sha256_once, sha256_fetch) != 0 ||
+	    sha256_md == NULL ||
+	    !EVP_Digest(buf, len, out, &n, sha256_md, NULL) ||
 	    n != SHA256_LEN)
 		return -1;
 	return 0;
@@ -192,10 +208,31 @@ now_iso8601(char *out, size_t outlen)
 	struct tm tm;
 	char base[24];
 
+	/* The formatted second, per thread: gmtime_r and strftime cost
+	 * more than the rest of an access-log line. */
+	static __thread time_t	last_sec = -1;
+	static __thread char	last_base[24];
+	long ms;
+
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, outlen, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+	if (ts.tv_sec != last_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(last_base, sizeof(last_base), "%Y-%m-%dT%H:%M:%S",
+		    &tm);
+		last_sec = ts.tv_sec;
+	}
+	ms = ts.tv_nsec / 1000000L;
+	memcpy(base, last_base, sizeof(base));
+	if (outlen >= 25 && strlen(base) == 19) {
+		memcpy(out, base, 19);
+		out[19] = '.';
+		out[20] = (char)('0' + ms / 100);
+		out[21] = (char)('0' + ms / 10 % 10);
+		out[22] = (char)('0' + ms % 10);
+		out[23] = 'Z';
+		out[24] = '\0';
+	} else
+		snprintf(out, outlen, "%s.%03ldZ", base, ms);
 }
 
 int
@@ -205,6 +242,53 @@ random_id(char out[33])
 
 	if (RAND_bytes(b, sizeof(b)) != 1)
 		return -1;
+	hex_encode(b, sizeof(b), out);
+	return 0;
+}
+
+/*
+ * Request ids: 32 hex digits, unique and unguessable from one another,
+ * without asking the DRBG for each (RAND_bytes takes a lock and checks
+ * getpid() on every call).  Each thread draws a random 64-bit prefix
+ * and a random 64-bit key once; the id is the prefix and a keyed
+ * bijective mix of a per-thread counter, so ids never repeat within a
+ * thread and threads differ by their prefixes.
+ */
+static __thread uint64_t	rid_prefix, rid_key, rid_count;
+static __thread int		rid_ready;
+
+static uint64_t
+rid_mix(uint64_t x)	/* splitmix64's finalizer: a bijection */
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+int
+request_id(char out[33])
+{
+	unsigned char b[16];
+	uint64_t v;
+	int i;
+
+	if (!rid_ready) {
+		uint64_t seed[3];
+		if (RAND_bytes((unsigned char *)seed, sizeof(seed)) != 1)
+			return -1;
+		rid_prefix = seed[0];
+		rid_key = seed[1];
+		rid_count = seed[2];
+		rid_ready = 1;
+	}
+	v = rid_mix(++rid_count ^ rid_key);
+	for (i = 0; i < 8; i++) {
+		b[i] = (unsigned char)(rid_prefix >> (56 - 8 * i));
+		b[8 + i] = (unsigned char)(v >> (56 - 8 * i));
+	}
 	hex_encode(b, sizeof(b), out);
 	return 0;
 }

@@ -44,6 +44,9 @@ void		 now_iso8601(char *out, size_t outlen);
 
 /* A random 32-char lower-case hex id (16 bytes from the CSPRNG). */
 int		 random_id(char out[33]);
+/* A request id (32 hex digits): unique, cheap, not from the DRBG per
+ * call; see util.c. */
+int		 request_id(char out[33]);
 
 /* Wipe and free a secret. */
 void		 secret_free(void *p, size_t len);
