@@ -4,6 +4,8 @@
  * Every line is one JSON object on stderr (or a syslog message), so a
  * log shipper never has to guess where a line ends.  Lines are written
  * with one write(2) each, which keeps lines from several threads whole.
+ * Access-log lines may instead be gathered per loop pass (log_pass_*):
+ * one write(2) for all the answers a pass sent, still whole lines.
  */
 #include "log.h"
 #include "util.h"
@@ -102,6 +104,40 @@ LOG_FN(log_debug, LOG_LVL_DEBUG)
 LOG_FN(log_info, LOG_LVL_INFO)
 LOG_FN(log_warn, LOG_LVL_WARN)
 LOG_FN(log_error, LOG_LVL_ERROR)
+
+/* A loop thread's access-log lines of the current pass. */
+#define LOG_PASS_CAP	32768
+static __thread char	log_pass_buf[LOG_PASS_CAP];
+static __thread size_t	log_pass_len;
+
+void
+log_pass_flush(void)
+{
+	if (log_pass_len > 0)
+		write_line(log_pass_buf, log_pass_len, LOG_INFO);
+	log_pass_len = 0;
+}
+
+int
+log_pass_json(const char *json_line)
+{
+	size_t n = strlen(json_line);
+	int was_empty;
+
+	if (log_min > LOG_LVL_INFO)
+		return 0;
+	if (log_to_syslog || n + 1 > LOG_PASS_CAP) {
+		log_json(json_line);
+		return 0;
+	}
+	if (log_pass_len + n + 1 > LOG_PASS_CAP)
+		log_pass_flush();
+	was_empty = log_pass_len == 0;
+	memcpy(log_pass_buf + log_pass_len, json_line, n);
+	log_pass_buf[log_pass_len + n] = '\n';
+	log_pass_len += n + 1;
+	return was_empty;
+}
 
 void
 log_json(const char *json_line)

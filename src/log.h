@@ -19,4 +19,14 @@ void	log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A pre-built JSON object line (the per-request access log). */
 void	log_json(const char *json_line);
 
+/*
+ * The same, gathered in a per-thread buffer until log_pass_flush(),
+ * which the loop calls at the end of the pass (one write(2) for the
+ * pass's answers).  Returns 1 when the buffer was empty, so the caller
+ * knows to arrange that flush; 0 when the line was written at once
+ * (syslog, a line too long to gather) or joined others.
+ */
+int	log_pass_json(const char *json_line);
+void	log_pass_flush(void);
+
 #endif

@@ -107,7 +107,7 @@ access_log(struct gw_req *r, size_t bytes_out)
 	    r->up_status, r->up_latency_ms, total, r->bytes_in, bytes_out,
 	    r->queue_ms, r->code ? ",\"code\":\"" : "",
 	    r->code ? r->code : "", r->code ? "\"" : "");
-	log_json(line);
+	server_access_log(r->loop, line);
 	metrics_request(r->loop->metrics, r->route, r->caller ?
 	    r->caller->name : NULL, r->status, r->up_status, r->up_latency_ms,
 	    r->queue_ms, total);

@@ -425,6 +425,26 @@ listen_metrics(struct gw_loop *loop, const char *addr, char *err,
 	return 0;
 }
 
+static void
+log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_pass_flush();
+}
+
+void
+server_access_log(struct gw_loop *loop, const char *line)
+{
+	if (log_pass_json(line) == 1) {
+		if (loop->log_flush)
+			event_active(loop->log_flush, EV_TIMEOUT, 1);
+		else
+			log_pass_flush();
+	}
+}
+
 int
 server_init(struct gw_loop *loop, struct event_base *base,
     struct config *cfg, struct audit *audit, int listen_fd, char *err,
@@ -446,6 +466,12 @@ server_init(struct gw_loop *loop, struct event_base *base,
 		return -1;
 	if ((loop->budget = budget_new(base, cfg, err, errlen)) == NULL)
 		return -1;
+	/* Never added, only activated by server_access_log(). */
+	if ((loop->log_flush = event_new(base, -1, 0, log_flush_cb,
+	    NULL)) == NULL) {
+		snprintf(err, errlen, "event_new failed");
+		return -1;
+	}
 	if ((loop->aport = audit_port_new(audit, base)) == NULL) {
 		snprintf(err, errlen, "audit: cannot attach to the loop");
 		return -1;
@@ -497,6 +523,9 @@ server_free(struct gw_loop *loop)
 {
 	/* Exit after shutdown_timeout_ms: what is still in flight goes. */
 	request_abort_all(loop);
+	log_pass_flush();
+	if (loop->log_flush)
+		event_free(loop->log_flush);
 	if (loop->http)
 		evhttp_free(loop->http);
 	if (loop->mhttp)

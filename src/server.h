@@ -24,6 +24,7 @@ struct budget;
 struct json_object;
 struct metrics;
 struct gw_req;
+struct event;
 
 struct gw_loop {
 	struct event_base	*base;
@@ -38,6 +39,7 @@ struct gw_loop {
 	struct evhttp_bound_socket *bound;
 	struct metrics		*metrics;	/* this loop's registry */
 	struct evhttp		*mhttp;		/* metrics.listen, or NULL */
+	struct event		*log_flush;	/* end of pass: access log */
 	TAILQ_HEAD(gw_req_list, gw_req) reqs;	/* requests not yet answered */
 	int			 active;	/* requests not yet answered */
 	int			 conns;		/* open caller connections */
@@ -64,6 +66,9 @@ int	server_listen(const char *addr, char *err, size_t errlen);
 
 /* SIGTERM: close the listener; requests in flight go on. */
 void	server_stop_accepting(struct gw_loop *);
+
+/* One access-log line; written with the rest of this loop pass's. */
+void	server_access_log(struct gw_loop *, const char *line);
 
 /* Send a reply (the one call every path uses; see server.c). */
 struct evbuffer;
