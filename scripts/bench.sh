@@ -156,15 +156,21 @@ mkdir -p "$AD"
 # takes (512-byte O_DSYNC writes, as write + fdatasync), since every
 # request waits for two of them.  Measured before and after the runs.
 fsync_probe() {
-	local n=200 s
-	s=$(dd if=/dev/zero of="$AD/probe" bs=512 count=$n oflag=dsync 2>&1 |
-	    sed -n 's/.* copied, \([0-9.e-]*\) s.*/\1/p')
-	rm -f "$AD/probe"
-	awk -v s="${s:-0}" -v n=$n 'BEGIN { printf "%.0f", s / n * 1e6 }'
+	local n=200 s c
+	local TIMEFORMAT='%U %S'
+	# dd's own elapsed time, and the CPU it used (user + system: on a
+	# VM most of a flush is the kernel's and the hypervisor's work).
+	{ time dd if=/dev/zero of="$AD/probe" bs=512 count=$n oflag=dsync \
+	    2>"$AD/probe.err"; } 2>"$AD/probe.cpu"
+	s=$(sed -n 's/.* copied, \([0-9.e-]*\) s.*/\1/p' "$AD/probe.err")
+	c=$(awk '{ print $1 + $2 }' "$AD/probe.cpu")
+	rm -f "$AD/probe" "$AD/probe.err" "$AD/probe.cpu"
+	awk -v s="${s:-0}" -v c="${c:-0}" -v n=$n \
+	    'BEGIN { printf "%.0f us (%.0f us of CPU)", s / n * 1e6, c / n * 1e6 }'
 }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 FSYNC_BEFORE=$(fsync_probe)
-echo "bench: audit folder $AD: a durable 512-byte append takes ${FSYNC_BEFORE} us"
+echo "bench: audit folder $AD: a durable 512-byte append takes ${FSYNC_BEFORE}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # wait_for FILE REGEX [TRIES]: poll (0.05 s steps) until FILE matches.
@@ -575,7 +581,7 @@ if want micro; then
 			# Inclusive instructions per request of the main steps.
 			MICRO_SPLIT=$(callgrind_annotate --inclusive=yes \
 			    "$D/callgrind.out" 2>/dev/null | awk -v n="$CALLGRIND_N" '
-			    match($0, /:(caller_auth|random_id|validate_individual|json_parse_strict|json_object_to_json_string_length|afmt_build|afmt_line_mac|afmt_sha256|afmt_hmac|sha256|now_iso8601)(\.[a-z]+\.[0-9]+)? \[/) {
+			    match($0, /:(caller_auth|request_id|validate_individual|json_parse_strict|json_object_to_json_string_length|afmt_build|afmt_line_mac|afmt_sha256|afmt_hmac|sha256|now_iso8601)(\.[a-z]+\.[0-9]+)? \[/) {
 				f = substr($0, RSTART + 1, RLENGTH - 3); sub(/\..*/, "", f)
 				if (seen[f]++) next
 				ir = $1; gsub(/,/, "", ir)
@@ -772,7 +778,7 @@ if [ "$SMOKE" = 1 ]; then
 fi
 cat "$CHECKS"
 [ -z "$AUDIT_STATS" ] || printf '\naudit writer:\n%s' "$AUDIT_STATS"
-echo "audit disk: a durable 512-byte append took ${FSYNC_BEFORE} us before the runs, ${FSYNC_AFTER} us after"
+echo "audit disk: a durable 512-byte append took ${FSYNC_BEFORE} before the runs, ${FSYNC_AFTER} after"
 
 # ---- the plot ------------------------------------------------------
 PLOT=
@@ -823,7 +829,7 @@ if [ "$OUT" != - ]; then
 		echo "- software: $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $("$CMGATE" --version)"
 		echo "- command: \`scripts/bench.sh$( [ "$ROUNDS" != 3 ] && echo " --rounds $ROUNDS")$( [ "$DURATION" != 5 ] && echo " --duration $DURATION")\`: $ROUNDS round(s) of ${DURATION} s runs per cell, nginx and cmgate alternating; each cell is the run with the median req/s; wrk -t1, one warm-up second before each run"
 		echo "- cmgate: audit log on (fdatasync group commit), validation on, access log to a file; \"budget off\" = upstream.rate_limit_per_sec 0. nginx: 1 worker, upstream keepalive 1024, access log to a file, TLS verified (proxy_ssl_name localhost)"
-		echo "- audit log folder: $( [ -n "$AUDIT_DIR" ] && echo "$AUDIT_DIR ($(df -PT "$AD" | awk 'NR == 2 { print $2 }'); if tmpfs, NOT durable: a diagnostic run)" || echo "the bench's temporary folder ($(df -PT "$AD" | awk 'NR == 2 { print $2 }'))"); a durable 512-byte append (dd oflag=dsync) took ${FSYNC_BEFORE} us before the runs and ${FSYNC_AFTER} us after"
+		echo "- audit log folder: $( [ -n "$AUDIT_DIR" ] && echo "$AUDIT_DIR ($(df -PT "$AD" | awk 'NR == 2 { print $2 }'); if tmpfs, NOT durable: a diagnostic run)" || echo "the bench's temporary folder ($(df -PT "$AD" | awk 'NR == 2 { print $2 }'))"); a durable 512-byte append (dd oflag=dsync) took ${FSYNC_BEFORE} before the runs and ${FSYNC_AFTER} after"
 		echo "- CPU = user + system time of the proxy's own processes (all cmgate threads; nginx master + worker) per 10,000 requests; peak RSS = VmHWM during the run"
 		echo
 		cat "$TABLE"

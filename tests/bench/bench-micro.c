@@ -131,7 +131,7 @@ micro_request(struct micro *m)
 	uint64_t t = m->split ? micro_cpu_ns() : 0;
 	int rc = -1;
 
-	if (random_id(id) == -1)
+	if (request_id(id) == -1)
 		goto out;
 	who = caller_auth(&m->cfg, "Bearer " MICRO_TOKEN);
 	if (who == NULL)
@@ -149,11 +149,11 @@ micro_request(struct micro *m)
 		goto out;
 	micro_mark(m, ST_SERIALIZE, &t);
 
-	/* audit_body_member (digest mode) serializes once more, then the
-	 * request record, the response digest and the outcome record. */
-	s = json_object_to_json_string_length(norm, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (afmt_hmac(m->body_key, AFMT_KEY_LEN, s, len, NULL, 0, mac) == -1)
+	/* The body digest over the bytes serialized for upstream (as
+	 * audit_body_member_str does), then the request record, the
+	 * response digest and the outcome record. */
+	if (afmt_hmac(m->body_key, AFMT_KEY_LEN, body, len, NULL, 0,
+	    mac) == -1)
 		goto out;
 	hex_encode(mac, sizeof(mac), hex);
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":"

@@ -71,7 +71,7 @@ check "cmgate -t on conf/quickstart.json" "$rc" 0
 [ $rc -eq 0 ] || echo "# $out"
 
 # ---- man pages ------------------------------------------------------------
-for page in cmgate.8 cmgate.json.5 cmgate-audit.1; do
+for page in cmgate.8 cmgate.json.5 cmgate-audit.1 cmgate-idem.1; do
 	check "man page $page exists" "$([ -f "$MAN/$page" ] && echo yes)" yes
 	if command -v groff > /dev/null 2>&1; then
 		out=$(groff -mdoc -ww -z -Tutf8 "$MAN/$page" 2>&1)
@@ -90,5 +90,11 @@ done
 # cmgate-audit(1): every command and verify finding of its --help.
 for w in keygen verify show digest $(grep -o '[A-Z][A-Z_]*[A-Z]' "$T/ahelp.txt" | grep -v -E '^(COMMAND|OPTIONS|FILE|LOG|SEQ|HEAD|ID|NAME|TIME|TYPE|JSON|MAC|UTC|ISO)$' | sort -u); do
 	check "cmgate-audit(1) mentions $w" "$(grep -c -w -- "$w" "$MAN/cmgate-audit.1" | sed 's/^[1-9][0-9]*$/yes/')" yes
+done
+# cmgate-idem(1): every command and option of its usage.
+ihelp=$("$top_builddir/src/cmgate-idem" 2>&1 || true)
+for w in list show forget --unknown --body; do
+	check "cmgate-idem usage names $w" "$(grep -c -w -- "$w" <<<"$ihelp" | sed 's/^[1-9][0-9]*$/yes/')" yes
+	check "cmgate-idem(1) mentions $w" "$(sed 's/Fl -/--/g' "$MAN/cmgate-idem.1" | grep -c -w -- "$w" | sed 's/^[1-9][0-9]*$/yes/')" yes
 done
 finish
