@@ -127,7 +127,6 @@ struct audit {
 	pthread_t		 writer;
 	bool			 writer_started;
 	atomic_bool		 poisoned;
-	atomic_bool		 writer_idle;	/* waiting for records */
 
 	/* Test hook CMGATE_AUDIT_FAIL_AFTER=N[,fsync]. */
 	long long		 fail_after;	/* -1: off */
@@ -997,11 +996,8 @@ audit_writer_main(void *arg)
 
 		audit_deadline(&dl, deadline);
 		while (a->qh == NULL && !a->closing && !a->rotate_req &&
-		    !a->seal_req && now_mono_ns() < deadline) {
-			atomic_store(&a->writer_idle, true);
+		    !a->seal_req && now_mono_ns() < deadline)
 			pthread_cond_timedwait(&a->cv, &a->mu, &dl);
-		}
-		atomic_store(&a->writer_idle, false);
 
 		/* With the fault armed, end a batch exactly where the
 		 * failure is due, so N records succeed. */
@@ -1888,12 +1884,8 @@ audit_submit(struct audit_port *p, const char *type, const char *fields,
 	snprintf(it->type, sizeof(it->type), "%s", type);
 	it->flen = flen;
 	memcpy(it->fields, fields, flen + 1);
-	/* Sent with the rest of this loop pass's records, or at once when
-	 * the writer is idle: then nothing is gained by waiting for the
-	 * pass to end, and its round can overlap the rest of the pass. */
+	/* Sent with the rest of this loop pass's records. */
 	port_send(p->port, &it->link);
-	if (atomic_load(&a->writer_idle))
-		port_flush(p->port);
 	return 0;
 }
 
