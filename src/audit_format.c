@@ -648,12 +648,20 @@ afmt_idset_find(const struct afmt_idset *set, const char *id, bool for_insert)
 }
 
 static int
-afmt_idset_grow(struct afmt_idset *set)
+afmt_idset_rehash(struct afmt_idset *set)
 {
 	struct afmt_idset n = { 0 };
 	size_t i;
 
-	n.cap = set->cap ? set->cap * 2 : 64;
+	/*
+	 * Tombstones go at every rehash, and the table is sized for the
+	 * live entries alone (under 40% full after it): a gateway adds and
+	 * deletes one id per request forever, and sizing by live entries
+	 * plus tombstones would double the table every 0.7 x cap requests.
+	 */
+	n.cap = 64;
+	while ((set->n + 1) * 10 >= n.cap * 4)
+		n.cap *= 2;
 	if ((n.v = calloc(n.cap, sizeof(*n.v))) == NULL)
 		return -1;
 	for (i = 0; i < set->cap; i++) {
@@ -679,7 +687,7 @@ afmt_idset_add(struct afmt_idset *set, const char *id, const char *caller,
 
 	if (idlen == 0 || idlen >= sizeof(e->id))
 		return -1;
-	if ((set->used + 1) * 10 >= set->cap * 7 && afmt_idset_grow(set) == -1)
+	if ((set->used + 1) * 10 >= set->cap * 7 && afmt_idset_rehash(set) == -1)
 		return -1;
 	e = afmt_idset_find(set, id, true);
 	if (e->id[0] != '\0' && !e->tomb)

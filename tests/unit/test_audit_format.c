@@ -261,7 +261,35 @@ test_idset(void **state)
 		seen++;
 	}
 	assert_int_equal(seen, 2500);
+	assert_true(s.cap <= 8192);
 	assert_int_equal(afmt_idset_add(&s, "", NULL, 0), -1);
+	afmt_idset_free(&s);
+}
+
+/* The gateway's pattern: each request adds its id, and its outcome
+ * deletes it a few requests later.  The table must stay sized for the
+ * ids open at once, not grow with every id it has ever seen. */
+static void
+test_idset_churn_stays_small(void **state)
+{
+	struct afmt_idset s;
+	char id[65];
+	int i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < 300000; i++) {
+		snprintf(id, sizeof(id), "%032x", (unsigned)i * 2654435761u);
+		assert_int_equal(afmt_idset_add(&s, id, "\"c\"", (uint64_t)i),
+		    0);
+		if (i >= 32) {
+			snprintf(id, sizeof(id), "%032x",
+			    (unsigned)(i - 32) * 2654435761u);
+			assert_int_equal(afmt_idset_del(&s, id), 0);
+		}
+	}
+	assert_int_equal(s.n, 32);
+	assert_true(s.cap <= 256);
 	afmt_idset_free(&s);
 }
 
@@ -274,6 +302,7 @@ main(void)
 		cmocka_unit_test(test_build_matches_spec),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_idset),
+		cmocka_unit_test(test_idset_churn_stays_small),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
