@@ -36,17 +36,19 @@ typedef void (*audit_cb)(bool ok, uint64_t seq, void *arg);
  */
 struct audit	*audit_open(const struct config *, char *err, size_t errlen);
 
-/* One port per event loop; callbacks for records submitted through a
- * port run on that port's loop.  Create and free a port on its loop's
- * thread (or before/after the loop runs), never inside a callback;
- * records still in flight on a freed port are dropped silently. */
+/* One port per event loop (port.h); callbacks for records submitted
+ * through a port run on that port's loop.  Create and free a port on its
+ * loop's thread (or before/after the loop runs), never inside a callback.
+ * Records a freed port had queued are still written; their callbacks
+ * are not called. */
 struct audit_port *audit_port_new(struct audit *, struct event_base *);
 void		 audit_port_free(struct audit_port *);
 
 /*
- * Queue a record.  type is "request", "outcome", "reject", ...; fields
+ * Queue a record; it goes to the writer with the rest of this loop
+ * pass's records.  type is "request", "outcome", "reject", ...; fields
  * is copied.  Returns 0, or -1 when the log is poisoned (cb is then not
- * called).  A record over 64 KiB, with a newline in fields, or of a
+ * called; a log poisoned after the call fails the record through cb).  A record over 64 KiB, with a newline in fields, or of a
  * type the log keeps for itself (start, seal, recover, stop, carry) is
  * refused whole with -1 as well; nothing is ever truncated.
  */

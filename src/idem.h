@@ -11,8 +11,9 @@
  *    turned away at once (409), race-free, however many arrive.
  *  - stored (completed / outcome unknown): an LMDB environment (a
  *    folder holding data.mdb and lock.mdb, both 0600).  Every LMDB
- *    transaction runs on one store thread; its results come back on
- *    the submitting loop through an eventfd (struct idem_port).  A
+ *    transaction runs on one store thread; jobs go to it and their
+ *    results come back on the submitting loop through a port.h port
+ *    (struct idem_port), a loop pass's jobs in one hand-off.  A
  *    store is durable (LMDB commit: fdatasync) before its callback
  *    runs.  Writes queued together share one commit.
  *
