@@ -17,6 +17,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "audit.h"
+#include "idem.h"
 #include "log.h"
 #include "request.h"
 #include "server.h"
@@ -724,5 +725,12 @@ metrics_render(struct metrics *self, const struct audit *audit,
 	pthread_mutex_unlock(&m_lock);
 	if (audit != NULL)
 		m_render_audit(o, audit);
+	if (self != NULL && self->loop != NULL && self->loop->idem != NULL) {
+		m_head(o, "cmgate_idempotency_healthy", "gauge",
+		    "1 while the idempotency store can record; 0 once it "
+		    "failed (keyed requests then get 503).");
+		evbuffer_add_printf(o, "cmgate_idempotency_healthy %d\n",
+		    idem_healthy(self->loop->idem) ? 1 : 0);
+	}
 	return rc;
 }

@@ -38,6 +38,7 @@ check "a stored key is not replayed either: 503" "$st" 503
 st=$(curl -s -o "$T/h" -w '%{http_code}' "$GW_URL/healthz")
 check "healthz goes red with the store" "$st" 503
 check_match "healthz names the store" "$(cat "$T/h")" '"idempotency":"failed"'
+check_match "so does /metrics" "$(curl -s "$GW_URL/metrics")" 'cmgate_idempotency_healthy 0'
 check "nothing forwarded for them" "$(mock_count)" "$n0"
 st=$(post "$SEED")
 check "unkeyed requests go on" "$st" 200

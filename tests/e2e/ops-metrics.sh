@@ -127,6 +127,7 @@ check "audit records counted (request+outcome x3, 2 rejects)" "$([ "$n" -ge 8 ] 
 n=$(delta cmgate_audit_fsync_duration_seconds_count)
 check "audit fsyncs observed" "$([ "$n" -ge 1 ] && echo yes || echo "no ($n)")" yes
 check "audit healthy" "$(mval cmgate_audit_healthy)" 1
+check "idempotency store healthy" "$(mval cmgate_idempotency_healthy)" 1
 
 # Secrets and bodies never reach the metrics.
 check "no API key in the metrics" "$(grep -c -F "$API_KEY" "$T/m.txt")" 0
