@@ -377,14 +377,13 @@ idem_release(struct idem_claim *c)
 
 /* ---- job submission (loop threads) ------------------------------ */
 
-/* Sent to the store thread with the rest of the loop pass's jobs. */
-static int
-idem_enqueue(struct idem *im, struct idem_job *j)
+/* Sent to the store thread with the rest of the loop pass's jobs; a
+ * store that has stopped fails them back (idem_port_flush). */
+static void
+idem_send(struct idem_job *j)
 {
-	(void)im;
 	j->claim->refs++;
 	port_send(j->port->port, &j->link);
-	return 0;
 }
 
 int
@@ -399,10 +398,7 @@ idem_lookup(struct idem_claim *c, idem_lookup_cb cb, void *arg)
 	j->port = c->port;
 	j->lcb = cb;
 	j->arg = arg;
-	if (idem_enqueue(c->im, j) == -1) {
-		free(j);
-		return -1;
-	}
+	idem_send(j);
 	return 0;
 }
 
@@ -429,12 +425,7 @@ idem_store(struct idem_claim *c, enum idem_state st, int status,
 		return -1;
 	}
 	c->storing = true;
-	if (idem_enqueue(c->im, j) == -1) {
-		c->storing = false;
-		free(j->val);
-		free(j);
-		return -1;
-	}
+	idem_send(j);
 	return 0;
 }
 
