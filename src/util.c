@@ -247,12 +247,13 @@ random_id(char out[33])
 }
 
 /*
- * Request ids: 32 hex digits, unique and unguessable from one another,
- * without asking the DRBG for each (RAND_bytes takes a lock and checks
- * getpid() on every call).  Each thread draws a random 64-bit prefix
- * and a random 64-bit key once; the id is the prefix and a keyed
- * bijective mix of a per-thread counter, so ids never repeat within a
- * thread and threads differ by their prefixes.
+ * Request ids: 32 hex digits, unique, without asking the DRBG for each
+ * (RAND_bytes takes a lock and checks getpid() on every call).  Each
+ * thread draws a random 64-bit prefix, key and counter start once; the
+ * id is the prefix and a keyed bijective mix of the counter, so ids
+ * never repeat within a thread and threads differ by their prefixes.
+ * Ids are not secrets (every caller sees its own, logs keep them); the
+ * mix only keeps them from reading as a count of the gateway's traffic.
  */
 static __thread uint64_t	rid_prefix, rid_key, rid_count;
 static __thread int		rid_ready;

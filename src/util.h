@@ -45,7 +45,7 @@ void		 now_iso8601(char *out, size_t outlen);
 /* A random 32-char lower-case hex id (16 bytes from the CSPRNG). */
 int		 random_id(char out[33]);
 /* A request id (32 hex digits): unique, cheap, not from the DRBG per
- * call; see util.c. */
+ * call, not a secret; see util.c. */
 int		 request_id(char out[33]);
 
 /* Wipe and free a secret. */
