@@ -47,6 +47,7 @@ enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
 
 struct guard {
 	struct gw_loop		*loop;
+	int			*count;		/* the listener's open conns */
 	struct bufferevent	*under;
 	struct bufferevent	*bev;		/* the filter evhttp uses */
 	struct evbuffer_cb_entry *in_cb;	/* on the filter's input */
@@ -416,7 +417,7 @@ guard_free(void *arg)
 {
 	struct guard *g = arg;
 
-	g->loop->conns--;
+	(*g->count)--;
 	if (g->in_cb)
 		evbuffer_remove_cb_entry(bufferevent_get_input(g->bev),
 		    g->in_cb);
@@ -510,16 +511,17 @@ guard_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 	return evbuffer_get_length(src) < before ? BEV_OK : BEV_NEED_MORE;
 }
 
-struct bufferevent *
-guard_bevcb(struct event_base *base, void *arg)
+static struct bufferevent *
+guard_new(struct event_base *base, struct gw_loop *loop, int *count,
+    int max_conns)
 {
-	struct gw_loop *loop = arg;
 	struct bufferevent *under, *bev;
 	struct guard *g;
 
 	if ((g = calloc(1, sizeof(*g))) == NULL)
 		return NULL;
 	g->loop = loop;
+	g->count = count;
 	under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (under == NULL) {
 		free(g);
@@ -545,11 +547,28 @@ guard_bevcb(struct event_base *base, void *arg)
 	/* Over the connection cap: answer 503 to the first request, and
 	 * give the connection no longer than a request may take to
 	 * arrive, so that idle surplus connections do not linger. */
-	if (++loop->conns > loop->cfg->limits.max_connections) {
+	if (++*count > max_conns) {
 		g->reject_pending = 503;
 		arm_deadline(g);
 	}
 	return bev;
+}
+
+struct bufferevent *
+guard_bevcb(struct event_base *base, void *arg)
+{
+	struct gw_loop *loop = arg;
+
+	return guard_new(base, loop, &loop->conns,
+	    loop->cfg->limits.max_connections);
+}
+
+struct bufferevent *
+guard_metrics_bevcb(struct event_base *base, void *arg)
+{
+	struct gw_loop *loop = arg;
+
+	return guard_new(base, loop, &loop->mconns, GUARD_METRICS_MAX_CONNS);
 }
 
 /* ---- the listening socket ------------------------------------------ */

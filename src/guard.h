@@ -24,6 +24,13 @@ struct gw_loop;
 /* evhttp_set_bevcb callback; arg is the struct gw_loop. */
 struct bufferevent *guard_bevcb(struct event_base *, void *arg);
 
+/* The same for the metrics.listen port, whose connections are counted
+ * apart: at most GUARD_METRICS_MAX_CONNS per loop, so neither port can
+ * take the other's connections.  libevent 2.1.12's evhttp has no cap
+ * of its own. */
+#define GUARD_METRICS_MAX_CONNS	64
+struct bufferevent *guard_metrics_bevcb(struct event_base *, void *arg);
+
 /* Called once per process: makes the unguessable internal path. */
 int	guard_init(void);
 

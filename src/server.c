@@ -301,11 +301,22 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 	const char *uri = evhttp_request_get_uri(ev);
 	char path[64], rid[33];
 	size_t n = strcspn(uri, "?#");
+	int st;
 
 	if (n >= sizeof(path))
 		n = sizeof(path) - 1;
 	memcpy(path, uri, n);
 	path[n] = '\0';
+	if ((st = guard_reject_status(path)) != 0) {
+		request_id(rid);
+		if (st == 503)
+			server_send_error(ev, 503, "too_many_connections",
+			    "the metrics port holds its 64 connections", NULL,
+			    rid, "Connection", "close");
+		else
+			send_guard_reject(ev, st, rid);
+		return;
+	}
 	if (serve_status_page(loop, ev,
 	    method_name(evhttp_request_get_command(ev)), path, true))
 		return;
@@ -400,17 +411,23 @@ listen_metrics(struct gw_loop *loop, const char *addr, char *err,
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV];
+	struct evhttp_bound_socket *bound;
 	int fd;
 
 	if ((fd = server_listen(addr, err, errlen)) == -1)
 		return -1;
 	if ((loop->mhttp = evhttp_new(loop->base)) == NULL ||
-	    evhttp_accept_socket_with_handle(loop->mhttp, fd) == NULL) {
+	    (bound = evhttp_accept_socket_with_handle(loop->mhttp,
+	    fd)) == NULL) {
 		close(fd);
 		snprintf(err, errlen, "metrics.listen: cannot accept on %s",
 		    addr);
 		return -1;
 	}
+	/* The guard stands at this door too: JSON errors, the limits, a
+	 * deadline per request, and a cap of its own on connections. */
+	evhttp_set_bevcb(loop->mhttp, guard_metrics_bevcb, loop);
+	(void)guard_listen(bound, loop->cfg);
 	evhttp_set_max_body_size(loop->mhttp, 1024);
 	evhttp_set_max_headers_size(loop->mhttp, 16384);
 	evhttp_set_timeout(loop->mhttp, 10);

@@ -43,6 +43,7 @@ struct gw_loop {
 	TAILQ_HEAD(gw_req_list, gw_req) reqs;	/* requests not yet answered */
 	int			 active;	/* requests not yet answered */
 	int			 conns;		/* open caller connections */
+	int			 mconns;	/* open metrics.listen ones */
 	bool			 draining;	/* SIGTERM: refuse new requests */
 };
 

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # limits.max_connections: the connection over the cap gets a JSON 503
 # and is closed, surplus connections that send nothing do not linger,
 # and closed connections give their place back.
@@ -8,10 +8,12 @@
 . "$top_srcdir/tests/lib.sh"
 start_mock
 TIMEOUT_MS=3000 LIMITS_EXTRA=', "max_connections": 4, "request_timeout_ms": 1500, "idle_timeout_ms": 20000' \
-    EXTRA=', "workers": 1' make_config
+    EXTRA=', "workers": 1, "metrics": { "listen": "127.0.0.1:0" }' make_config
 sed -i 's/"max_queued": \([0-9]*\)/"max_queued": \1, "max_inflight": 2/' "$T/cmgate.json"
 start_gw
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+MPORT=$(sed -n 's/.*serving \/metrics on [0-9.]*:\([0-9]*\).*/\1/p' "$T/gw.log" | tail -n1)
+MURL=http://127.0.0.1:$MPORT
 
 # Four idle connections fill the cap.
 exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
@@ -38,6 +40,26 @@ check_match "silent surplus connection closed after ~1.5 s ($ms ms)" "$ms" '^(1[
 printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >&4
 IFS= read -r -t 2 line <&4
 check "a connection inside the cap is served" "${line%?}" "HTTP/1.1 200 OK"
+
+# The metrics port counts its connections apart: the callers' cap is
+# full, /metrics is still served.
+st=$(curl -s -o /dev/null -w '%{http_code}' "$MURL/metrics")
+check "metrics port served while the callers' port is full" "$st" 200
+# It has a cap of its own (64 per loop): the 65th gets a JSON 503 and
+# is closed; closing one gives the place back.
+mfds=
+for i in $(seq 1 64); do
+	exec {fd}<>"/dev/tcp/127.0.0.1/$MPORT" && mfds="$mfds $fd"
+done
+sleep 0.2
+st=$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' "$MURL/metrics")
+check "65th metrics connection" "$st" 503
+check "its code" "$(json_field "$T/resp" code)" too_many_connections
+check_match "it is closed" "$(cat "$T/resp.h")" 'Connection: close'
+for fd in $mfds; do exec {fd}<&-; done
+sleep 0.3
+st=$(curl -s -o /dev/null -w '%{http_code}' "$MURL/metrics")
+check "metrics served again once places are free" "$st" 200
 
 # Closing two gives their places back.
 exec 4<&- 5<&-
