@@ -179,6 +179,9 @@ worker_main(void *arg)
 	snprintf(name, sizeof(name), "cmgate-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 	event_base_dispatch(w->base);
+	/* A loop broken off mid-pass leaves that pass's access-log lines
+	 * in this thread's buffer; the main thread cannot reach them. */
+	log_pass_flush();
 	atomic_store(&w->active, -1);
 	return NULL;
 }
