@@ -168,6 +168,12 @@ start_gw() {
 	GW_URL=http://127.0.0.1:$GW_PORT
 }
 
+# log_settle: the access-log lines of a loop pass are written right
+# after the pass, so a line can lag its answer by a moment.  An answer
+# from a later pass (a /healthz, read after every earlier answer was
+# received) means all of them are in $T/gw.log.  One loop only.
+log_settle() { curl -s -o /dev/null "$GW_URL/healthz" || true; }
+
 stop_gw() { # SIGTERM and wait; sets GW_RC
 	kill -TERM "$GW_PID" 2>/dev/null
 	wait "$GW_PID"; GW_RC=$?

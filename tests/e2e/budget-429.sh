@@ -46,6 +46,7 @@ ms=$(( (t1 - t0) / 1000000 ))
 check_match "about 2 s in all ($ms ms)" "$ms" '^(2[0-9]{3}|3[0-4][0-9]{2})$'
 q=$(max_queue_ms onboarding)
 check_match "the 429'd request's time in queue is logged ($q ms)" "$q" '^(19[0-9]{2}|2[0-9]{3})$'
+log_settle
 check_match "its access log line shows the final 2xx" \
     "$(grep '"msg":"request"' "$T/gw.log" | grep '"caller":"onboarding"' | head -n1)" \
     '"status":20[01],"upstream_status":20[01]'
@@ -72,6 +73,7 @@ check "not forwarded" "$(mock_count)" "$n"
 check_match "outcome recorded in the audit log" \
     "$(grep "\"request_id\":\"$rid\"" "$T/audit.log" | grep '"type":"outcome"')" \
     '"error_class":"rate_limited".*"client_status":429'
+log_settle
 check_match "access log: rate_limited" \
     "$(grep "\"request_id\":\"$rid\"" "$T/gw.log")" '"status":429,"upstream_status":0.*"code":"rate_limited"'
 sleep 3

@@ -34,6 +34,7 @@ arrivals() {
 		sed -n 's/^{"t":\([0-9.]*\),.*/\1/p' "$T/mock.log" | sort -n
 		return
 	fi
+	log_settle
 	grep '"msg":"request"' "$T/gw.log" | grep "\"caller\":\"$1\"" |
 	    sed -n 's/.*"request_id":"\([0-9a-f]*\)".*/\1/p' > "$T/ids.$1"
 	sed -n 's/^{"t":\([0-9.]*\),.*"x-request-id":"\([0-9a-f]*\)".*/\2 \1/p' \
@@ -57,6 +58,7 @@ min_gap() {
 
 # queue_ms CALLER: the largest queue_ms in the access log for CALLER.
 max_queue_ms() {
+	log_settle
 	grep '"msg":"request"' "$T/gw.log" | grep "\"caller\":\"$1\"" |
 	    sed -n 's/.*"queue_ms":\([0-9.]*\).*/\1/p' |
 	    awk '{ if ($1 > m) m = $1 } END { printf "%d\n", m }'

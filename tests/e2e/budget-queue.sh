@@ -18,6 +18,7 @@ h=$(healthz)
 check_match "healthz: 3 waiting for onboarding" "$h" '"onboarding":\{"queued":3'
 check_match "healthz: total queued" "$h" '"upstream_budget":\{[^}]*"queued":3,"max_queued":3'
 check_match "healthz: not paused" "$h" '"paused":false,"paused_until":null'
+log_settle
 check "6 answered already, without waiting" \
     "$(grep '"msg":"request"' "$T/gw.log" | grep -c '"status":429')" 6
 wait $p
@@ -36,6 +37,7 @@ gap=$(arrivals | min_gap)
 check_match "1/s: arrivals about 1 s apart (min $gap ms)" "$gap" '^(9[5-9][0-9]|1[0-9]{3})$'
 q=$(max_queue_ms onboarding)
 check_match "the last one waited ~3 s in the queue ($q ms)" "$q" '^(2[89][0-9]{2}|3[0-4][0-9]{2})$'
+log_settle
 nq=$(grep '"msg":"request"' "$T/gw.log" | grep '"status":200' | grep -c '"queue_ms":[1-9]')
 check "three 2xx lines with a time in queue" "$nq" 3
 stop_gw

@@ -12,6 +12,7 @@ field() { # field LINE KEY: the value of "KEY": (string unquoted)
 	    sed "s/^\"$2\"://; s/^\"//; s/\"$//"
 }
 reqline() { # reqline REQUEST_ID: its access-log line
+	log_settle
 	grep "\"request_id\":\"$1\"" "$T/gw.log" | grep '"msg":"request"'
 }
 
