@@ -24,7 +24,6 @@
 #define AFMT_DOMAIN_LEN	8
 
 static EVP_MAC		*afmt_mac_alg;
-static EVP_MD		*afmt_md_alg;
 static pthread_once_t	 afmt_once = PTHREAD_ONCE_INIT;
 static int		 afmt_init_ok;
 
@@ -46,7 +45,6 @@ static void
 afmt_do_init(void)
 {
 	afmt_mac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	afmt_md_alg = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (afmt_mac_alg != NULL && (afmt_tmpl = EVP_MAC_CTX_new(
 	    afmt_mac_alg)) != NULL) {
 		OSSL_PARAM p[2];
@@ -58,7 +56,7 @@ afmt_do_init(void)
 			afmt_tmpl = NULL;
 		}
 	}
-	afmt_init_ok = afmt_tmpl != NULL && afmt_md_alg != NULL &&
+	afmt_init_ok = afmt_tmpl != NULL &&
 	    pthread_key_create(&afmt_tls, afmt_tls_free) == 0;
 }
 
@@ -108,16 +106,11 @@ afmt_hmac(const unsigned char *key, size_t keylen, const void *a, size_t alen,
 	return 0;
 }
 
+/* The chain's hash is util.c's SHA-256 (fetched once per process). */
 int
 afmt_sha256(const void *buf, size_t len, unsigned char out[AFMT_HASH_LEN])
 {
-	unsigned int n = 0;
-
-	if (afmt_init() == -1 ||
-	    !EVP_Digest(buf, len, out, &n, afmt_md_alg, NULL) ||
-	    n != AFMT_HASH_LEN)
-		return -1;
-	return 0;
+	return sha256(buf, len, out);
 }
 
 int

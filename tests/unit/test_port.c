@@ -47,9 +47,7 @@ struct ctx {
 	size_t			 flushed;
 	int			 delivered;
 	int			 order[1024];
-	int			 dropped;	/* worker thread: under w->mu */
-	struct event_base	*base;
-	int			 expect;
+	int			 dropped;	/* worker thread: atomic */
 };
 
 static void *
@@ -112,8 +110,6 @@ t_deliver(void *arg, struct port_item *pi)
 	assert_int_equal(it->answer, it->value * 2);
 	c->order[c->delivered++] = it->value;
 	free(it);
-	if (c->delivered == c->expect)
-		event_base_loopbreak(c->base);
 }
 
 static void
@@ -139,10 +135,13 @@ mk(int port_no, int value)
 	return it;
 }
 
+/* hold: keep what it is handed until worker_stop() (set before the
+ * thread starts, so it needs no lock). */
 static void
-worker_start(struct worker *w)
+worker_start(struct worker *w, bool hold)
 {
 	memset(w, 0, sizeof(*w));
+	w->hold = hold;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	assert_int_equal(pthread_create(&w->t, NULL, worker_main, w), 0);
@@ -159,6 +158,21 @@ worker_stop(struct worker *w)
 	pthread_join(w->t, NULL);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
+}
+
+/* A worker and one port on base, its context in c. */
+static struct port *
+one_port(struct event_base *base, struct worker *w, struct ctx *c,
+    bool hold)
+{
+	struct port *p;
+
+	worker_start(w, hold);
+	memset(c, 0, sizeof(*c));
+	c->w = w;
+	p = port_new(base, &ops, c);
+	assert_non_null(p);
+	return p;
 }
 
 struct sender {
@@ -193,12 +207,10 @@ test_one_flush_per_pass(void **state)
 	int i;
 
 	(void)state;
-	worker_start(&w);
+	worker_start(&w, false);
 	c0.w = c1.w = &w;
-	c0.base = c1.base = base;
 	c0.port_no = 0;
 	c1.port_no = 1;
-	c0.expect = c1.expect = -1;
 	s.p[0] = port_new(base, &ops, &c0);
 	s.p[1] = port_new(base, &ops, &c1);
 	assert_non_null(s.p[0]);
@@ -232,18 +244,12 @@ test_free_in_flight(void **state)
 {
 	struct event_base *base = event_base_new();
 	struct worker w;
-	struct ctx c = { 0 };
+	struct ctx c;
 	struct port *p;
 	int i;
 
 	(void)state;
-	worker_start(&w);
-	w.hold = true;
-	c.w = &w;
-	c.base = base;
-	c.expect = -1;
-	p = port_new(base, &ops, &c);
-	assert_non_null(p);
+	p = one_port(base, &w, &c, true);
 	for (i = 0; i < 10; i++)
 		port_send(p, &mk(0, i)->link);
 	port_flush(p);		/* 10 at the worker, held */
@@ -265,16 +271,12 @@ test_free_with_answers_waiting(void **state)
 {
 	struct event_base *base = event_base_new();
 	struct worker w;
-	struct ctx c = { 0 };
+	struct ctx c;
 	struct port *p;
 	int i, tries;
 
 	(void)state;
-	worker_start(&w);
-	c.w = &w;
-	c.base = base;
-	c.expect = -1;
-	p = port_new(base, &ops, &c);
+	p = one_port(base, &w, &c, false);
 	for (i = 0; i < 4; i++)
 		port_send(p, &mk(0, i)->link);
 	port_flush(p);
