@@ -185,6 +185,9 @@ method_name(enum evhttp_cmd_type m)
 	return "?";
 }
 
+#define STRINGIFY_(x)	#x
+#define STRINGIFY(x)	STRINGIFY_(x)
+
 /* The answer to a request the guard (guard.c) stopped at the door. */
 static void
 send_guard_reject(struct evhttp_request *ev, int status, const char *rid)
@@ -311,8 +314,9 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 		request_id(rid);
 		if (st == 503)
 			server_send_error(ev, 503, "too_many_connections",
-			    "the metrics port holds its 64 connections", NULL,
-			    rid, "Connection", "close");
+			    "the metrics port holds its connections (at most "
+			    STRINGIFY(GUARD_METRICS_MAX_CONNS) " per loop)",
+			    NULL, rid, "Connection", "close");
 		else
 			send_guard_reject(ev, st, rid);
 		return;
