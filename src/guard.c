@@ -10,8 +10,16 @@
  * and everything after it on the connection is dropped; the front end
  * turns that path into the JSON error and closes the connection.  The
  * random part makes the path unguessable, so a caller cannot send it.
+ * (A refused HEAD request is replaced by a HEAD, so that its answer,
+ * too, is a head without a body.)
+ *
+ * The head itself is read by guard_head.c, a pure function of its
+ * bytes that the fuzzer runs too.  Its framing (how many body bytes
+ * follow) is evhttp's: bytes the guard passed as a body that evhttp
+ * parsed as the next request would be a request nobody checked.
  */
 #include "guard.h"
+#include "guard_head.h"
 #include "conf.h"
 #include "log.h"
 #include "server.h"
@@ -58,8 +66,7 @@ struct guard {
 	int			 reject_pending;	/* status to inject */
 	/* Head scanning resumes where it stopped: a head that arrives a
 	 * byte at a time costs linear time, not quadratic. */
-	size_t			 scanned;	/* bytes of the head seen */
-	int			 nl;		/* 1 after "\n", 2 after "\n\r" */
+	struct ghead_scan	 scan;
 	int			 paused;	/* reading stopped (GUARD_IN_MAX) */
 };
 
@@ -97,14 +104,16 @@ guard_reject_status(const char *path)
  * on; otherwise the framing is unknowable and the connection closes
  * after the answer.  Dropping the body instead of closing at once
  * keeps the kernel from resetting the connection under the answer.
+ * A HEAD request is replaced by a HEAD (its answer has no body),
+ * anything else by a GET.
  */
 static void
 inject_reject(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
-    int status, size_t head_len, size_t skip)
+    int status, enum ghead_method method, size_t head_len, size_t skip)
 {
-	evbuffer_add_printf(dst, "GET %s%d HTTP/1.1\r\nHost: guard\r\n"
-	    "%s\r\n", guard_prefix, status, skip ? "" :
-	    "Connection: close\r\n");
+	evbuffer_add_printf(dst, "%s %s%d HTTP/1.1\r\nHost: guard\r\n"
+	    "%s\r\n", method == GH_HEAD ? "HEAD" : "GET", guard_prefix,
+	    status, skip ? "" : "Connection: close\r\n");
 	if (skip) {
 		evbuffer_drain(src, head_len);
 		g->state = G_SKIP;
@@ -115,14 +124,6 @@ inject_reject(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
 		if (g->deadline)
 			event_del(g->deadline);
 	}
-}
-
-/* Forget the scan state: the head it described has been consumed. */
-static void
-scan_reset(struct guard *g)
-{
-	g->scanned = 0;
-	g->nl = 0;
 }
 
 /*
@@ -136,160 +137,33 @@ head_end(struct guard *g, struct evbuffer *src, size_t lim)
 {
 	size_t avail = evbuffer_get_length(src), n = avail < lim ? avail : lim;
 	struct evbuffer_ptr p;
-	char buf[1024];
+	char buf[1024];		/* one copy-out; the head can be larger */
 
-	while (g->scanned < n) {
-		size_t i, k = n - g->scanned < sizeof(buf) ?
-		    n - g->scanned : sizeof(buf);
+	while (g->scan.scanned < n) {
+		size_t end, k = n - g->scan.scanned < sizeof(buf) ?
+		    n - g->scan.scanned : sizeof(buf);
 
-		if (evbuffer_ptr_set(src, &p, g->scanned,
+		if (evbuffer_ptr_set(src, &p, g->scan.scanned,
 		    EVBUFFER_PTR_SET) == -1 ||
 		    evbuffer_copyout_from(src, &p, buf, k) != (ev_ssize_t)k)
 			return -1;
-		for (i = 0; i < k; i++) {
-			if (buf[i] == '\n') {
-				if (g->nl)
-					return (ssize_t)(g->scanned + i + 1);
-				g->nl = 1;
-			} else if (buf[i] == '\r' && g->nl == 1)
-				g->nl = 2;
-			else
-				g->nl = 0;
-		}
-		g->scanned += k;
+		if ((end = ghead_scan(&g->scan, buf, k)) != 0)
+			return (ssize_t)end;
 	}
 	return 0;
-}
-
-/* RFC 9110 5.6.2: the characters of a token (a method, a field name). */
-static int
-is_tchar(unsigned char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= 'A' && ch <= 'Z') || (ch != '\0' &&
-	    strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
 /*
- * The request line, "METHOD SP target SP HTTP/1.x", strictly: evhttp
- * answers a broken one with an HTML page or not at all, and is lax
- * about what it lets through.  A method must be one evhttp knows (the
- * front end answers a known but wrong one with 405); the target is
- * visible ASCII.  0 or 400.
+ * The method of the request starting src, for a refusal made before
+ * its head was read whole (a HEAD is answered without a body).
  */
-static int
-check_request_line(const char *l, size_t len)
+static enum ghead_method
+peek_method(struct evbuffer *src)
 {
-	static const char *const methods[] = { "GET", "POST", "HEAD", "PUT",
-	    "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH" };
-	size_t i, m, t;
+	char buf[16];
+	ev_ssize_t n = evbuffer_copyout(src, buf, sizeof(buf));
 
-	for (m = 0; m < len && is_tchar((unsigned char)l[m]); m++)
-		;
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strlen(methods[i]) == m && memcmp(l, methods[i], m) == 0)
-			break;
-	if (i == sizeof(methods) / sizeof(methods[0]) || m >= len ||
-	    l[m] != ' ')
-		return 400;
-	for (t = m + 1; t < len && l[t] > ' ' && l[t] < 0x7f; t++)
-		;
-	if (t == m + 1 || len - t != 9 || l[t] != ' ' ||
-	    (memcmp(l + t + 1, "HTTP/1.0", 8) != 0 &&
-	    memcmp(l + t + 1, "HTTP/1.1", 8) != 0))
-		return 400;
-	return 0;
-}
-
-/* A field value holds no control characters but HTAB (RFC 9110 5.5):
- * a NUL or a bare CR is read differently by different parsers. */
-static int
-value_ok(const char *v, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)v[i];
-
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return 0;
-	}
-	return 1;
-}
-
-/* Check one complete head; 0 = fine (body length in *clen), or the
- * HTTP status to answer. */
-static int
-check_head(const struct config *c, const char *h, size_t n, size_t *clen)
-{
-	const char *line = h, *end = h + n, *nl, *colon, *q;
-	int count = 0, have_cl = 0, have_te = 0;
-	unsigned long long cl = 0;
-	size_t rl;
-
-	*clen = 0;
-	if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
-		return 400;
-	rl = (size_t)(nl - line);
-	if (rl > 0 && line[rl - 1] == '\r')
-		rl--;
-	if (check_request_line(line, rl) != 0)
-		return 400;
-	for (line = nl + 1; line < end; line = nl + 1) {
-		size_t len;
-
-		nl = memchr(line, '\n', (size_t)(end - line));
-		if (nl == NULL)
-			break;
-		len = (size_t)(nl - line);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		if (len == 0)
-			break;		/* the empty line */
-		/* Folded lines and spaces before the colon are classic
-		 * smuggling material: refuse them. */
-		if (line[0] == ' ' || line[0] == '\t')
-			return 400;
-		if ((colon = memchr(line, ':', len)) == NULL || colon == line)
-			return 400;
-		for (q = line; q < colon; q++)
-			if (!is_tchar((unsigned char)*q))
-				return 400;
-		if (!value_ok(colon + 1, len - (size_t)(colon + 1 - line)))
-			return 400;
-		if (++count > c->limits.max_headers)
-			return 431;
-		if ((size_t)(colon - line) == 14 &&
-		    strncasecmp(line, "Content-Length", 14) == 0) {
-			const char *v = colon + 1, *ve = line + len;
-			unsigned long long x = 0;
-			int digits = 0;
-
-			while (v < ve && (*v == ' ' || *v == '\t'))
-				v++;
-			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-				ve--;
-			for (; v < ve; v++, digits++) {
-				if (*v < '0' || *v > '9' || digits > 15)
-					return 400;
-				x = x * 10 + (unsigned long long)(*v - '0');
-			}
-			if (digits == 0 || (have_cl && x != cl))
-				return 400;
-			cl = x;
-			have_cl = 1;
-		} else if ((size_t)(colon - line) == 17 &&
-		    strncasecmp(line, "Transfer-Encoding", 17) == 0)
-			have_te = 1;
-	}
-	if (have_te && have_cl)
-		return 400;	/* both: which one frames the body? refuse */
-	if (have_te)
-		return 411;	/* chunked bodies: send a Content-Length */
-	*clen = (size_t)cl;
-	if (cl > (unsigned long long)c->limits.max_body_bytes)
-		return 413;
-	return 0;
+	return n > 0 ? ghead_method_of(buf, (size_t)n) : GH_UNKNOWN;
 }
 
 static void
@@ -329,17 +203,19 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 	int moved = 0;
 
 	for (;;) {
-		size_t avail = evbuffer_get_length(src), want, hlen, clen, hmax;
+		size_t avail = evbuffer_get_length(src), want, hlen, hmax;
+		struct ghead_limits gl;
+		struct ghead v;
 		const char *p;
 		ssize_t end;
-		int st;
 
 		if (g->state == G_DISCARD) {
 			evbuffer_drain(src, avail);
 			return moved ? BEV_OK : BEV_NEED_MORE;
 		}
 		if (g->reject_pending) {
-			inject_reject(g, src, dst, g->reject_pending, 0, 0);
+			inject_reject(g, src, dst, g->reject_pending,
+			    peek_method(src), 0, 0);
 			g->reject_pending = 0;
 			return BEV_OK;
 		}
@@ -368,7 +244,7 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		}
 		arm_deadline(g);
 		/* Tolerate blank lines between requests (RFC 9112 2.2). */
-		if (g->scanned == 0) {
+		if (g->scan.scanned == 0) {
 			char first;
 
 			if (evbuffer_copyout(src, &first, 1) != 1)
@@ -384,27 +260,34 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			return BEV_ERROR;
 		if (end == 0) {
 			if (avail >= hmax) {
-				scan_reset(g);
-				inject_reject(g, src, dst, 431, 0, 0);
+				ghead_scan_reset(&g->scan);
+				inject_reject(g, src, dst, 431,
+				    peek_method(src), 0, 0);
 				return BEV_OK;
 			}
 			break;		/* wait for the rest of the head */
 		}
 		hlen = (size_t)end;
-		scan_reset(g);
+		ghead_scan_reset(&g->scan);
 		if ((p = (const char *)evbuffer_pullup(src,
 		    (ev_ssize_t)hlen)) == NULL)
 			return BEV_ERROR;
-		if ((st = check_head(c, p, hlen, &clen)) != 0) {
-			inject_reject(g, src, dst, st, hlen,
-			    st == 413 ? clen : 0);
+		gl.max_header_bytes = hmax;
+		gl.max_headers = (size_t)c->limits.max_headers;
+		gl.max_body_bytes = (size_t)c->limits.max_body_bytes;
+		ghead_check(p, hlen, &gl, &v);
+		if (v.status != 0) {
+			/* Only a 413 with a known length lets the
+			 * connection go on, past the body it skips. */
+			inject_reject(g, src, dst, v.status, v.method, hlen,
+			    v.status == 413 ? v.body_len : 0);
 			moved = 1;
 			continue;
 		}
 		evbuffer_remove_buffer(src, dst, hlen);
 		moved = 1;
-		g->body_left = clen;
-		if (clen > 0)
+		g->body_left = v.body_len;
+		if (v.body_len > 0)
 			g->state = G_BODY;
 		else
 			event_del(g->deadline);

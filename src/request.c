@@ -987,8 +987,9 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		req_audit_failed(r);
 		return;
 	}
+	/* Two Authorization headers are no credential: neither wins. */
 	if ((r->caller = caller_auth(r->cfg,
-	    evhttp_find_header(in, "Authorization"))) == NULL) {
+	    server_sole_header(in, "Authorization"))) == NULL) {
 		req_reject(r, 401, "unauthenticated",
 		    "a valid 'Authorization: Bearer <token>' is required", NULL);
 		return;

@@ -87,4 +87,13 @@ size_t	server_send_error(struct evhttp_request *, int status,
 	    struct json_object *details, const char *request_id,
 	    const char *hname, const char *hvalue);
 
+/*
+ * The value of the header name (any case) when the request has exactly
+ * one; NULL when it has none or more than one.  For headers whose
+ * duplicates are ambiguous: which Authorization counts, when a proxy
+ * appended its own to the caller's?
+ */
+struct evkeyvalq;
+const char *server_sole_header(const struct evkeyvalq *, const char *name);
+
 #endif

@@ -1,0 +1,149 @@
+#!/bin/bash
+# Request smuggling past the guard (issue #12, defect 1): the guard and
+# evhttp must agree on where every request ends, on every method.
+# libevent 2.1.12 reads no body for HEAD and TRACE whatever the
+# headers say, so bytes announced as their body would be parsed as the
+# next request, one the guard never checked.
+#
+# Method by method, a request announcing a body (Content-Length) is
+# followed by bytes that would be a request of their own if anything
+# parsed them as one (a chunked POST with a caller's token, a head with
+# too many headers, a folded header), then by a last, honest request
+# with "Connection: close".  Every byte the gateway sends back on the
+# connection is kept; the answers must be exactly those to the
+# requests the guard checked: the outer request and the last one when
+# the smuggled bytes were a body evhttp read, the refusal alone (and
+# the connection closed) when the method takes no body.  The mock
+# CryptoMate never sees the smuggled POST.
+. "$top_srcdir/tests/lib.sh"
+start_mock
+LIMITS_EXTRA=', "request_timeout_ms": 2000' make_config
+start_gw
+export LC_ALL=C
+ROUTE=/management/clients/individuals
+
+# conv FILE: send FILE's bytes on a new connection and keep all the
+# gateway sends back until it closes the connection (at most 5 s) in
+# $T/conv.out.  CONV_CLOSED is yes when it closed.
+conv() {
+	local rc
+	exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT" || return 1
+	cat "$1" >&3 2>/dev/null
+	timeout 5 cat <&3 > "$T/conv.out"
+	rc=$?
+	exec 3<&-
+	CONV_CLOSED=no
+	[ $rc -eq 0 ] && CONV_CLOSED=yes
+	keep_answer "$T/conv.out"
+}
+# The status of each answer in $T/conv.out, in order (an answer starts
+# right after the body of the one before; no body here says "HTTP/").
+statuses() {
+	grep -a -o 'HTTP/1\.[01] [0-9][0-9][0-9] ' "$T/conv.out" |
+	    cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# ---- what is smuggled -------------------------------------------------
+# A chunked POST with caller A's token and a valid body: forwarded with
+# the API key if evhttp ever parses it.  (The file holds a token: named
+# *.secret, tests/lib.sh keeps it out of the outputs secrets.sh scans.)
+body=$(tr -d '\n' < "$SEED")
+printf 'POST %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' \
+    "$ROUTE" "$TOKEN_A" "${#body}" "$body" > "$T/smuggle-post.secret"
+# A head over limits.max_headers (64).
+{ printf 'GET /healthz HTTP/1.1\r\nHost: t\r\n'
+  for i in $(seq 1 80); do printf 'X-H%d: v\r\n' "$i"; done
+  printf '\r\n'; } > "$T/smuggle-headers.secret"
+# A folded header.
+printf 'GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n' \
+    > "$T/smuggle-fold.secret"
+LAST='GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'
+
+# outer METHOD TARGET SMUGGLED-FILE: the request, its "body", the last
+# request, in one file.
+outer() {
+	{ printf '%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n' \
+	    "$1" "$2" "$(wc -c < "$3")"
+	  cat "$3"; printf '%b' "$LAST"; } > "$T/outer.secret"
+}
+
+# What each method must get: "STATUSES CLOSED" (the answers, in order,
+# and whether the gateway closed the connection).  The methods evhttp
+# reads a body for answer the outer request (on the route: 401 for a
+# POST without a token, 405 for the others) and then the last request;
+# HEAD gets 400 and nothing more, TRACE and CONNECT 405, an unknown
+# method 400.
+want() {
+	case $1 in
+	POST) echo "401 200 yes" ;;
+	GET|PUT|DELETE|OPTIONS|PATCH) echo "405 200 yes" ;;
+	HEAD) echo "400 yes" ;;
+	TRACE|CONNECT) echo "405 yes" ;;
+	*) echo "400 yes" ;;
+	esac
+}
+m0=$(mock_count)
+for s in post headers fold; do
+	for m in GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT FOO; do
+		target=$ROUTE
+		[ "$m" = CONNECT ] && target=127.0.0.1:443
+		outer "$m" "$target" "$T/smuggle-$s.secret"
+		conv "$T/outer.secret"
+		check "$m with a body of a smuggled $s request: answers" \
+		    "$(statuses) $CONV_CLOSED" "$(want "$m")"
+	done
+done
+check "the smuggled POST never reached the upstream" "$(mock_count)" "$m0"
+
+# The refusals themselves.
+printf 'HEAD /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello' \
+    > "$T/r.raw"
+conv "$T/r.raw"
+check "HEAD with Content-Length 5: 400, closed" "$(statuses) $CONV_CLOSED" \
+    "400 yes"
+check_nomatch "... the answer to a HEAD has no body" "$(cat "$T/conv.out")" '[{]'
+printf 'HEAD /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' \
+    > "$T/r.raw"
+conv "$T/r.raw"
+check "HEAD with Transfer-Encoding: 400, closed" "$(statuses) $CONV_CLOSED" \
+    "400 yes"
+printf 'HEAD /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n%b' \
+    "$LAST" > "$T/r.raw"
+conv "$T/r.raw"
+check "HEAD with Content-Length 0 is served, and so is the next request" \
+    "$(statuses) $CONV_CLOSED" "200 200 yes"
+printf 'TRACE / HTTP/1.1\r\nHost: t\r\n\r\n%b' "$LAST" > "$T/r.raw"
+conv "$T/r.raw"
+check "TRACE without a body: 405 alone, closed" "$(statuses) $CONV_CLOSED" \
+    "405 yes"
+check_match "... as JSON, method_not_allowed" "$(cat "$T/conv.out")" \
+    '"code":"method_not_allowed"'
+check_match "... with Allow" "$(cat "$T/conv.out")" 'Allow: GET, HEAD, POST'
+printf 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n%b' \
+    "$LAST" > "$T/r.raw"
+conv "$T/r.raw"
+check "CONNECT: 405 alone, closed" "$(statuses) $CONV_CLOSED" "405 yes"
+printf 'GET %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' \
+    "$ROUTE" "$(wc -c < "$T/smuggle-fold.secret")" \
+    "$(cat "$T/smuggle-fold.secret")" > "$T/r.raw"
+conv "$T/r.raw"
+check "GET with a chunked body: 411 alone, closed" \
+    "$(statuses) $CONV_CLOSED" "411 yes"
+printf 'get /healthz HTTP/1.1\r\nHost: t\r\n\r\n' > "$T/r.raw"
+conv "$T/r.raw"
+check "a method in lower case is unknown: 400" "$(statuses) $CONV_CLOSED" \
+    "400 yes"
+
+# A HEAD whose head never ends within limits.max_header_bytes: 431,
+# and as a head only.
+{ printf 'HEAD /healthz HTTP/1.1\r\nHost: t\r\n'
+  for i in $(seq 1 400); do printf 'X-Long-%d: %060d\r\n' "$i" 0; done
+  printf '\r\n'; } > "$T/r.raw"
+conv "$T/r.raw"
+check "HEAD with a head too large: 431" "$(statuses)" "431"
+check_nomatch "... without a body" "$(cat "$T/conv.out")" '[{]'
+
+# The gateway went on serving throughout.
+st=$(post "$SEED")
+check "a good request is still forwarded" "$st $(mock_count)" "200 $((m0 + 1))"
+finish
