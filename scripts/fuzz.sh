@@ -5,9 +5,10 @@
 #   scripts/fuzz.sh [SECONDS [TARGET...]]
 #
 # SECONDS defaults to $FUZZ_SECONDS, else 60.  Targets: "validate"
-# (tests/fuzz/fuzz_validate.c: the body validator and normalizer) and
-# "config" (tests/fuzz/fuzz_config.c: the config parser); all by
-# default.  Everything is made in $FUZZ_DIR (default build-fuzz/): the
+# (tests/fuzz/fuzz_validate.c: the body validator and normalizer),
+# "config" (tests/fuzz/fuzz_config.c: the config parser) and "guard"
+# (tests/fuzz/fuzz_guard.c: the guard's request head parser and its
+# framing against evhttp's); all by default.  Everything is made in $FUZZ_DIR (default build-fuzz/): the
 # binaries, a working corpus per target seeded from tests/fuzz/corpus/
 # (which is only read), each run's log, and the crash-*, leak-*,
 # timeout-* or oom-* input when the fuzzer finds something.  Each run
@@ -17,7 +18,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-${FUZZ_SECONDS:-60}}
 [ $# -gt 0 ] && shift
-targets=${*:-validate config}
+targets=${*:-validate config guard}
 dir=${FUZZ_DIR:-$top/build-fuzz}
 CC_FUZZ=${CC_FUZZ:-clang}
 mkdir -p "$dir" || exit 1
@@ -34,6 +35,7 @@ build() { # build TARGET
 	case $1 in
 	validate) srcs="tests/fuzz/fuzz_validate.c src/validate.c src/countries.c" ;;
 	config) srcs="tests/fuzz/fuzz_config.c src/conf.c src/util.c" ;;
+	guard) srcs="tests/fuzz/fuzz_guard.c src/guard_head.c" ;;
 	*) echo "fuzz: unknown target $1"; return 1 ;;
 	esac
 	# shellcheck disable=SC2086
