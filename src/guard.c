@@ -160,7 +160,7 @@ head_end(struct guard *g, struct evbuffer *src, size_t lim)
 static enum ghead_method
 peek_method(struct evbuffer *src)
 {
-	char buf[16];
+	char buf[16];		/* "OPTIONS " and more fit */
 	ev_ssize_t n = evbuffer_copyout(src, buf, sizeof(buf));
 
 	return n > 0 ? ghead_method_of(buf, (size_t)n) : GH_UNKNOWN;
