@@ -853,6 +853,8 @@ idem_check_mode(const char *dir, const char *name, char *err,
 #define LMDB_OFF_TXNID		128
 #define LMDB_MAX_DEPTH		32	/* CURSOR_STACK */
 #define LMDB_MAXKEY		511	/* MDB_MAXKEYSIZE */
+#define IDEM_DBNAME_MAX		LMDB_MAXKEY
+#define IDEM_WALK_MAXDBS	64	/* named databases the walk opens */
 
 _Static_assert(sizeof(size_t) == 8 && sizeof(void *) == 8,
     "the LMDB meta layout below is LP64's");
@@ -932,12 +934,13 @@ idem_read_meta(int fd, off_t off, struct lmdb_meta *m, const char **why)
  * as long as the newest meta says (its last page and both database
  * roots lie inside the file and inside the map).  A store cut short
  * would otherwise be mapped and touched past its end: SIGBUS.  An
- * empty or missing file is a new store (LMDB initializes it).
+ * empty or missing file is a new store (LMDB initializes it): *last_pg
+ * is 0 then, else the newest meta's last page.
  * 0 sound, 1 damaged (why set), -1 an error (why set).
  */
 static int
 idem_check_header(const char *file, const char **why, char *detail,
-    size_t detlen)
+    size_t detlen, uint64_t *last_pg)
 {
 	struct lmdb_meta m0, m1, *m;
 	struct stat st;
@@ -945,6 +948,7 @@ idem_check_header(const char *file, const char **why, char *detail,
 	int fd, i, r = 1;
 
 	detail[0] = '\0';
+	*last_pg = 0;
 	if ((fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
@@ -1005,6 +1009,7 @@ idem_check_header(const char *file, const char **why, char *detail,
 			goto out;
 		}
 	}
+	*last_pg = m->last_pg;
 	r = 0;
 out:
 	close(fd);
@@ -1023,13 +1028,16 @@ idem_keycmp(const void *a, size_t al, const void *b, size_t bl)
 /*
  * Walk every entry of dbi, reading every byte of every key and value,
  * checking the keys come in order and that there are as many as the
- * database's record says.  kind: 0 the free list, 1 LMDB's main
- * database (the named databases' records), 2 "main", 3 "exp".
- * 0 with the count in *entries, or an MDB error / MDB_CORRUPTED.
+ * database's record says.  kind: 0 the free list; 1 LMDB's main
+ * database, the named databases' records, whose names go to names[]
+ * (its count in *entries); 2 "main" and 3 "exp", whose records are
+ * checked too; 4 any other named database (structure only, so a
+ * database added later needs nothing here).  0, or an MDB error /
+ * MDB_CORRUPTED.
  */
 static int
 idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
-    size_t *entries)
+    char (*names)[IDEM_DBNAME_MAX + 1], size_t *entries)
 {
 	unsigned char prev[LMDB_MAXKEY + 8];
 	char ct[IDEM_CT_MAX + 1];
@@ -1043,6 +1051,7 @@ idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
 	uint64_t npg;
 	int rc;
 
+	*entries = 0;
 	if ((rc = mdb_stat(txn, dbi, &ms)) != 0 ||
 	    (rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return rc;
@@ -1062,8 +1071,7 @@ idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
 		if (kind == 0) {
 			/* txnid -> count, then that many page numbers */
 			if (k.mv_size != 8 || v.mv_size < 8 ||
-			    v.mv_size % 8 != 0 ||
-			    (npg = idem_get_ne64(vp)) != v.mv_size / 8 - 1) {
+			    (npg = idem_get_ne64(vp)) > v.mv_size / 8 - 1) {
 				rc = MDB_CORRUPTED;
 				break;
 			}
@@ -1095,14 +1103,21 @@ idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
 				break;
 			}
 		} else if (kind == 1 && (v.mv_size != 48 ||
-		    !((k.mv_size == 4 && memcmp(kp, "main", 4) == 0) ||
-		    (k.mv_size == 3 && memcmp(kp, "exp", 3) == 0)))) {
+		    k.mv_size == 0 || k.mv_size > IDEM_DBNAME_MAX ||
+		    memchr(kp, 0, k.mv_size) != NULL ||
+		    *entries >= IDEM_WALK_MAXDBS)) {
 			rc = MDB_CORRUPTED;
 			break;
 		} else if (kind == 3 && (k.mv_size <= 8 ||
 		    k.mv_size > 8 + IDEM_DBKEY_MAX || v.mv_size != 0)) {
 			rc = MDB_CORRUPTED;
 			break;
+		}
+		if (kind == 1) {
+			/* The named databases, to walk next. */
+			memcpy(names[*entries], kp, k.mv_size);
+			names[*entries][k.mv_size] = '\0';
+			(*entries)++;
 		}
 		memcpy(prev, kp, k.mv_size);
 		plen = k.mv_size;
@@ -1112,7 +1127,6 @@ idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
 	(void)sum;
 	if (rc != MDB_NOTFOUND)
 		return rc == 0 ? MDB_CORRUPTED : rc;
-	*entries = count;
 	return count == ms.ms_entries ? 0 : MDB_CORRUPTED;
 }
 
@@ -1121,50 +1135,56 @@ idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
  * the free list, LMDB's own database and both of ours.  Nothing else
  * runs here (the child of a process with threads may only do what this
  * does: LMDB calls, write(2) and _exit).  Its exit status is 0 when
- * sound; otherwise 1 with a reason written to fd.
+ * sound, 1 when damaged, 2 when it could not be opened for a reason
+ * of the system's (errno), with a reason written to fd.
  */
 static void
 idem_walk_child(const char *path, int fd, uint64_t last_pg)
 {
-	static const char *const names[2] = { "main", "exp" };
+	static char names[IDEM_WALK_MAXDBS][IDEM_DBNAME_MAX + 1];
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
 	MDB_dbi dbi;
 	const char *what = "opening it";
 	char msg[256];
-	size_t n, ndb;
-	int rc, i;
+	size_t n, ndb, i;
+	int rc, kind, ours = 0;
 
 	if ((rc = mdb_env_create(&env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(env, 2)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, IDEM_WALK_MAXDBS)) != 0 ||
 	    (rc = mdb_env_open(env, path, MDB_RDONLY, 0600)) != 0 ||
 	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
 		goto fail;
-	what = "its free-page list";
-	if ((rc = idem_walk_dbi(txn, 0, 0, last_pg, &n)) != 0)
+	what = "reading its free-page list";
+	if ((rc = idem_walk_dbi(txn, 0, 0, last_pg, NULL, &n)) != 0)
 		goto fail;
-	what = "its table of databases";
+	what = "reading its table of databases";
 	if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 ||
-	    (rc = idem_walk_dbi(txn, dbi, 1, last_pg, &ndb)) != 0)
+	    (rc = idem_walk_dbi(txn, dbi, 1, last_pg, names, &ndb)) != 0)
 		goto fail;
-	for (i = 0; i < 2; i++) {
-		what = i == 0 ? "its records" : "its expiry index";
-		rc = mdb_dbi_open(txn, names[i], 0, &dbi);
-		/* Absent only in a store whose first open did not commit. */
-		if (rc == MDB_NOTFOUND && ndb == 0)
-			continue;
-		if (rc == MDB_NOTFOUND)
-			rc = MDB_CORRUPTED;
-		if (rc != 0 || (rc = idem_walk_dbi(txn, dbi, 2 + i,
-		    last_pg, &n)) != 0)
+	for (i = 0; i < ndb; i++) {
+		what = "reading one of its databases";
+		kind = strcmp(names[i], "main") == 0 ? 2 :
+		    strcmp(names[i], "exp") == 0 ? 3 : 4;
+		ours += kind != 4;
+		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbi)) != 0 ||
+		    (rc = idem_walk_dbi(txn, dbi, kind, last_pg, NULL,
+		    &n)) != 0)
 			goto fail;
+	}
+	/* Both are made by the first open's commit, or neither is. */
+	what = "reading its table of databases";
+	if (ndb > 0 && ours != 2) {
+		rc = MDB_CORRUPTED;
+		goto fail;
 	}
 	_exit(0);
 fail:
-	snprintf(msg, sizeof(msg), "reading %s: %s", what,
+	snprintf(msg, sizeof(msg), "%s: %s", what,
 	    rc == MDB_CORRUPTED ? "inconsistent data" : mdb_strerror(rc));
 	(void)!write(fd, msg, strlen(msg));
-	_exit(1);
+	/* A system error opening it (permissions, memory) is no damage. */
+	_exit(txn == NULL && rc > 0 ? 2 : 1);
 }
 
 int
@@ -1172,33 +1192,23 @@ idem_check_store(const char *path, char *err, size_t errlen)
 {
 	char file[4096], detail[96], msg[256];
 	const char *why = NULL;
-	struct lmdb_meta m;
+	uint64_t last_pg;
 	ssize_t n;
 	size_t got = 0;
 	pid_t pid;
-	int p[2], fd, status, r;
+	int p[2], status, r;
 
 	snprintf(file, sizeof(file), "%s/data.mdb", path);
-	if ((r = idem_check_header(file, &why, detail, sizeof(detail))) == -1) {
+	if ((r = idem_check_header(file, &why, detail, sizeof(detail),
+	    &last_pg)) == -1) {
 		snprintf(err, errlen, "idempotency.path: %s: %s", file, why);
 		return -1;
 	}
 	if (r == 1)
 		goto damaged;
 	/* Missing or empty: LMDB starts a new store; nothing to walk. */
-	if ((fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+	if (last_pg == 0)
 		return 0;
-	r = idem_read_meta(fd, 0, &m, &why);
-	if (r == 0) {
-		struct lmdb_meta m1;
-
-		if (idem_read_meta(fd, (off_t)m.psize, &m1, &why) == 0 &&
-		    m1.txnid > m.txnid)
-			m = m1;
-	}
-	close(fd);
-	if (r == -1)
-		return 0;	/* empty (the header check passed) */
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "idempotency: pipe: %s", strerror(errno));
@@ -1212,7 +1222,7 @@ idem_check_store(const char *path, char *err, size_t errlen)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		idem_walk_child(path, p[1], m.last_pg);
+		idem_walk_child(path, p[1], last_pg);
 	}
 	close(p[1]);
 	while (got < sizeof(msg) - 1 && ((n = read(p[0], msg + got,
@@ -1229,6 +1239,11 @@ idem_check_store(const char *path, char *err, size_t errlen)
 		}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+		snprintf(err, errlen, "idempotency.path: %s: cannot check "
+		    "it: %s", path, got > 0 ? msg : "open failed");
+		return -1;
+	}
 	detail[0] = '\0';
 	if (WIFSIGNALED(status)) {
 		snprintf(detail, sizeof(detail), " (reading it killed the "
