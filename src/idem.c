@@ -861,7 +861,7 @@ _Static_assert(sizeof(size_t) == 8 && sizeof(void *) == 8,
 
 struct lmdb_meta {
 	uint32_t	psize;
-	uint64_t	mapsize, last_pg, txnid;
+	uint64_t	last_pg, txnid;
 	uint64_t	root[2];
 	unsigned	depth[2];
 };
@@ -910,7 +910,6 @@ idem_read_meta(int fd, off_t off, struct lmdb_meta *m, const char **why)
 		return -1;
 	}
 	m->psize = idem_get_ne32(mm + LMDB_OFF_PSIZE);
-	m->mapsize = idem_get_ne64(mm + 16);
 	m->last_pg = idem_get_ne64(mm + LMDB_OFF_LASTPG);
 	m->txnid = idem_get_ne64(mm + LMDB_OFF_TXNID);
 	for (i = 0; i < 2; i++) {
@@ -932,10 +931,11 @@ idem_read_meta(int fd, off_t off, struct lmdb_meta *m, const char **why)
  * The cheap half of the check, in this process: the data file is a
  * regular file whose two meta pages are sound and agree, and which is
  * as long as the newest meta says (its last page and both database
- * roots lie inside the file and inside the map).  A store cut short
- * would otherwise be mapped and touched past its end: SIGBUS.  An
- * empty or missing file is a new store (LMDB initializes it): *last_pg
- * is 0 then, else the newest meta's last page.
+ * roots lie inside the file).  A store cut short would otherwise be
+ * mapped and touched past its end: SIGBUS.  (The header's map size is
+ * not checked: LMDB raises a short one itself.)  An empty or missing
+ * file is a new store (LMDB initializes it): *last_pg is 0 then, else
+ * the newest meta's last page.
  * 0 sound, 1 damaged (why set), -1 an error (why set).
  */
 static int
@@ -991,10 +991,6 @@ idem_check_header(const char *file, const char **why, char *detail,
 		*why = "the file is shorter than its header says (truncated)";
 		snprintf(detail, detlen, " (%lld bytes, the header needs "
 		    "%llu)", (long long)st.st_size, (unsigned long long)need);
-		goto out;
-	}
-	if (m->mapsize < need) {
-		*why = "its header's map size is smaller than its data";
 		goto out;
 	}
 	for (i = 0; i < 2; i++) {
