@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -830,6 +831,432 @@ idem_check_mode(const char *dir, const char *name, char *err,
 	return 0;
 }
 
+/* ---- checking a store before use ------------------------------- */
+
+/*
+ * LMDB 0.9's on-disk meta page (lmdb/mdb.c, MDB_page + MDB_meta on an
+ * LP64 system): a 16-byte page header (page number, pad, flags at 10),
+ * then the meta: magic, version, fixed address, map size, the free and
+ * main databases' records (48 bytes each; the free one's first four
+ * bytes hold the page size), the last page used, the transaction id.
+ * Pages 0 and 1 are the two metas; LMDB uses the one with the higher
+ * transaction id.
+ */
+#define LMDB_PAGEHDR		16
+#define LMDB_P_META		0x08
+#define LMDB_MAGIC		0xbeefc0deu
+#define LMDB_DATA_VERSION	1
+#define LMDB_META_LEN		(8 + 8 + 8 + 2 * 48 + 8 + 8)
+#define LMDB_OFF_PSIZE		24	/* mm_dbs[0].md_pad */
+#define LMDB_OFF_DB(i)		(24 + 48 * (i))
+#define LMDB_OFF_LASTPG		120
+#define LMDB_OFF_TXNID		128
+#define LMDB_MAX_DEPTH		32	/* CURSOR_STACK */
+#define LMDB_MAXKEY		511	/* MDB_MAXKEYSIZE */
+#define IDEM_DBNAME_MAX		LMDB_MAXKEY
+#define IDEM_WALK_MAXDBS	64	/* named databases the walk opens */
+
+_Static_assert(sizeof(size_t) == 8 && sizeof(void *) == 8,
+    "the LMDB meta layout below is LP64's");
+
+struct lmdb_meta {
+	uint32_t	psize;
+	uint64_t	last_pg, txnid;
+	uint64_t	root[2];
+	unsigned	depth[2];
+};
+
+static uint32_t
+idem_get_ne32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t
+idem_get_ne64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Read one meta page at off: 0, or -1 with why. */
+static int
+idem_read_meta(int fd, off_t off, struct lmdb_meta *m, const char **why)
+{
+	unsigned char b[LMDB_PAGEHDR + LMDB_META_LEN];
+	const unsigned char *mm = b + LMDB_PAGEHDR;
+	uint16_t flags;
+	ssize_t n;
+	int i;
+
+	n = pread(fd, b, sizeof(b), off);
+	if (n != (ssize_t)sizeof(b)) {
+		*why = "its header is cut short";
+		return -1;
+	}
+	memcpy(&flags, b + 10, sizeof(flags));
+	if (!(flags & LMDB_P_META) || idem_get_ne32(mm) != LMDB_MAGIC) {
+		*why = "its header is not an LMDB header (zeroed or "
+		    "overwritten)";
+		return -1;
+	}
+	if (idem_get_ne32(mm + 4) != LMDB_DATA_VERSION) {
+		*why = "its header has an unknown LMDB version";
+		return -1;
+	}
+	m->psize = idem_get_ne32(mm + LMDB_OFF_PSIZE);
+	m->last_pg = idem_get_ne64(mm + LMDB_OFF_LASTPG);
+	m->txnid = idem_get_ne64(mm + LMDB_OFF_TXNID);
+	for (i = 0; i < 2; i++) {
+		uint16_t d;
+
+		memcpy(&d, mm + LMDB_OFF_DB(i) + 6, sizeof(d));
+		m->depth[i] = d;
+		m->root[i] = idem_get_ne64(mm + LMDB_OFF_DB(i) + 40);
+	}
+	if (m->psize < 512 || m->psize > 65536 ||
+	    (m->psize & (m->psize - 1)) != 0) {
+		*why = "its header has an impossible page size";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The cheap half of the check, in this process: the data file is a
+ * regular file whose two meta pages are sound and agree, and which is
+ * as long as the newest meta says (its last page and both database
+ * roots lie inside the file).  A store cut short would otherwise be
+ * mapped and touched past its end: SIGBUS.  (The header's map size is
+ * not checked: LMDB raises a short one itself.)  An empty or missing
+ * file is a new store (LMDB initializes it): *last_pg is 0 then, else
+ * the newest meta's last page.
+ * 0 sound, 1 damaged (why set), -1 an error (why set).
+ */
+static int
+idem_check_header(const char *file, const char **why, char *detail,
+    size_t detlen, uint64_t *last_pg)
+{
+	struct lmdb_meta m0, m1, *m;
+	struct stat st;
+	uint64_t need, pages;
+	int fd, i, r = 1;
+
+	detail[0] = '\0';
+	*last_pg = 0;
+	if ((fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP) {
+			*why = "it is a symbolic link";
+			return 1;
+		}
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		*why = strerror(errno);
+		r = -1;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*why = "it is not a regular file";
+		goto out;
+	}
+	if (st.st_size == 0) {
+		r = 0;
+		goto out;
+	}
+	if (idem_read_meta(fd, 0, &m0, why) == -1 ||
+	    idem_read_meta(fd, (off_t)m0.psize, &m1, why) == -1)
+		goto out;
+	if (m0.psize != m1.psize) {
+		*why = "its two meta pages disagree on the page size";
+		goto out;
+	}
+	m = m1.txnid > m0.txnid ? &m1 : &m0;
+	pages = (uint64_t)st.st_size / m->psize;
+	if (m->last_pg < 1 || m->last_pg >= UINT64_MAX / m->psize) {
+		*why = "its header names an impossible last page";
+		goto out;
+	}
+	need = (m->last_pg + 1) * m->psize;
+	if ((uint64_t)st.st_size < need) {
+		*why = "the file is shorter than its header says (truncated)";
+		snprintf(detail, detlen, " (%lld bytes, the header needs "
+		    "%llu)", (long long)st.st_size, (unsigned long long)need);
+		goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		/* P_INVALID (all ones): an empty database. */
+		if (m->root[i] != UINT64_MAX && (m->root[i] < 2 ||
+		    m->root[i] > m->last_pg || m->root[i] >= pages)) {
+			*why = "its header points outside the file";
+			goto out;
+		}
+		if (m->depth[i] > LMDB_MAX_DEPTH) {
+			*why = "its header has an impossible tree depth";
+			goto out;
+		}
+	}
+	*last_pg = m->last_pg;
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
+/* Keys in LMDB's default order (mdb_cmp_memn): bytes, then length. */
+static int
+idem_keycmp(const void *a, size_t al, const void *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+
+	return c != 0 ? c : al < bl ? -1 : al > bl;
+}
+
+/*
+ * Walk every entry of dbi, reading every byte of every key and value,
+ * checking the keys come in order and that there are as many as the
+ * database's record says.  kind: 0 the free list; 1 LMDB's main
+ * database, the named databases' records, whose names go to names[]
+ * (its count in *entries); 2 "main" and 3 "exp", whose records are
+ * checked too; 4 any other named database (structure only, so a
+ * database added later needs nothing here).  0, or an MDB error /
+ * MDB_CORRUPTED.
+ */
+static int
+idem_walk_dbi(MDB_txn *txn, MDB_dbi dbi, int kind, uint64_t last_pg,
+    char (*names)[IDEM_DBNAME_MAX + 1], size_t *entries)
+{
+	unsigned char prev[LMDB_MAXKEY + 8];
+	char ct[IDEM_CT_MAX + 1];
+	struct idem_record rec;
+	MDB_cursor *cur;
+	MDB_stat ms;
+	MDB_val k, v;
+	size_t plen = 0, count = 0, i, nul;
+	volatile unsigned char sum = 0;
+	const unsigned char *kp, *vp;
+	uint64_t npg;
+	int rc;
+
+	*entries = 0;
+	if ((rc = mdb_stat(txn, dbi, &ms)) != 0 ||
+	    (rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		kp = k.mv_data;
+		vp = v.mv_data;
+		/* Touch it all: a page beyond the file faults here. */
+		for (i = 0; i < k.mv_size; i++)
+			sum ^= kp[i];
+		for (i = 0; i < v.mv_size; i++)
+			sum ^= vp[i];
+		if (k.mv_size > sizeof(prev)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (kind == 0) {
+			/* txnid -> count, then that many page numbers */
+			if (k.mv_size != 8 || v.mv_size < 8 ||
+			    (npg = idem_get_ne64(vp)) > v.mv_size / 8 - 1) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			for (i = 1; i <= npg; i++)
+				if (idem_get_ne64(vp + 8 * i) > last_pg)
+					break;
+			if (i <= npg || (count > 0 && idem_get_ne64(kp) <=
+			    idem_get_ne64(prev))) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+		} else {
+			if (count > 0 && idem_keycmp(prev, plen, kp,
+			    k.mv_size) >= 0) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+		}
+		if (kind == 2) {
+			/* caller NUL key, both non-empty */
+			for (nul = 0; nul < k.mv_size && kp[nul]; nul++)
+				;
+			if (k.mv_size > IDEM_DBKEY_MAX || nul == 0 ||
+			    nul + 1 >= k.mv_size ||
+			    memchr(kp + nul + 1, 0, k.mv_size - nul - 1) ||
+			    idem_decode(vp, v.mv_size, &rec, ct,
+			    sizeof(ct)) == -1) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+		} else if (kind == 1 && (v.mv_size != 48 ||
+		    k.mv_size == 0 || k.mv_size > IDEM_DBNAME_MAX ||
+		    memchr(kp, 0, k.mv_size) != NULL ||
+		    *entries >= IDEM_WALK_MAXDBS)) {
+			rc = MDB_CORRUPTED;
+			break;
+		} else if (kind == 3 && (k.mv_size <= 8 ||
+		    k.mv_size > 8 + IDEM_DBKEY_MAX || v.mv_size != 0)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (kind == 1) {
+			/* The named databases, to walk next. */
+			memcpy(names[*entries], kp, k.mv_size);
+			names[*entries][k.mv_size] = '\0';
+			(*entries)++;
+		}
+		memcpy(prev, kp, k.mv_size);
+		plen = k.mv_size;
+		count++;
+	}
+	mdb_cursor_close(cur);
+	(void)sum;
+	if (rc != MDB_NOTFOUND)
+		return rc == 0 ? MDB_CORRUPTED : rc;
+	return count == ms.ms_entries ? 0 : MDB_CORRUPTED;
+}
+
+/*
+ * The full walk, in the forked child: open the store read-only, walk
+ * the free list, LMDB's own database and both of ours.  Nothing else
+ * runs here (the child of a process with threads may only do what this
+ * does: LMDB calls, write(2) and _exit).  Its exit status is 0 when
+ * sound, 1 when damaged, 2 when it could not be opened for a reason
+ * of the system's (errno), with a reason written to fd.
+ */
+static void
+idem_walk_child(const char *path, int fd, uint64_t last_pg)
+{
+	static char names[IDEM_WALK_MAXDBS][IDEM_DBNAME_MAX + 1];
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	const char *what = "opening it";
+	char msg[256];
+	size_t n, ndb, i;
+	int rc, kind, ours = 0;
+
+	if ((rc = mdb_env_create(&env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, IDEM_WALK_MAXDBS)) != 0 ||
+	    (rc = mdb_env_open(env, path, MDB_RDONLY, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
+		goto fail;
+	what = "reading its free-page list";
+	if ((rc = idem_walk_dbi(txn, 0, 0, last_pg, NULL, &n)) != 0)
+		goto fail;
+	what = "reading its table of databases";
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 ||
+	    (rc = idem_walk_dbi(txn, dbi, 1, last_pg, names, &ndb)) != 0)
+		goto fail;
+	for (i = 0; i < ndb; i++) {
+		what = "reading one of its databases";
+		kind = strcmp(names[i], "main") == 0 ? 2 :
+		    strcmp(names[i], "exp") == 0 ? 3 : 4;
+		ours += kind != 4;
+		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbi)) != 0 ||
+		    (rc = idem_walk_dbi(txn, dbi, kind, last_pg, NULL,
+		    &n)) != 0)
+			goto fail;
+	}
+	/* Both are made by the first open's commit, or neither is. */
+	what = "reading its table of databases";
+	if (ndb > 0 && ours != 2) {
+		rc = MDB_CORRUPTED;
+		goto fail;
+	}
+	_exit(0);
+fail:
+	snprintf(msg, sizeof(msg), "%s: %s", what,
+	    rc == MDB_CORRUPTED ? "inconsistent data" : mdb_strerror(rc));
+	(void)!write(fd, msg, strlen(msg));
+	/* A system error opening it (permissions, memory) is no damage. */
+	_exit(txn == NULL && rc > 0 ? 2 : 1);
+}
+
+int
+idem_check_store(const char *path, char *err, size_t errlen)
+{
+	char file[4096], detail[96], msg[256];
+	const char *why = NULL;
+	uint64_t last_pg;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+	int p[2], status, r;
+
+	snprintf(file, sizeof(file), "%s/data.mdb", path);
+	if ((r = idem_check_header(file, &why, detail, sizeof(detail),
+	    &last_pg)) == -1) {
+		snprintf(err, errlen, "idempotency.path: %s: %s", file, why);
+		return -1;
+	}
+	if (r == 1)
+		goto damaged;
+	/* Missing or empty: LMDB starts a new store; nothing to walk. */
+	if (last_pg == 0)
+		return 0;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "idempotency: pipe: %s", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		snprintf(err, errlen, "idempotency: fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		idem_walk_child(path, p[1], last_pg);
+	}
+	close(p[1]);
+	while (got < sizeof(msg) - 1 && ((n = read(p[0], msg + got,
+	    sizeof(msg) - 1 - got)) > 0 || (n == -1 && errno == EINTR)))
+		if (n > 0)
+			got += (size_t)n;
+	msg[got] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			snprintf(err, errlen, "idempotency: waitpid: %s",
+			    strerror(errno));
+			return -1;
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+		snprintf(err, errlen, "idempotency.path: %s: cannot check "
+		    "it: %s", path, got > 0 ? msg : "open failed");
+		return -1;
+	}
+	detail[0] = '\0';
+	if (WIFSIGNALED(status)) {
+		snprintf(detail, sizeof(detail), " (reading it killed the "
+		    "checking process: %s)", strsignal(WTERMSIG(status)));
+		why = "its pages point outside the file or hold garbage";
+	} else
+		why = got > 0 ? msg : "reading it failed";
+damaged:
+	snprintf(err, errlen, "idempotency.path: %s is damaged: %s%s. "
+	    "cmgate will not use it. Move the folder %s aside (keep it for "
+	    "inspection) and start again: a new, empty store is made; the "
+	    "stored idempotency results are lost, so a retry of an old key "
+	    "is processed anew (see README, \"The store\")", file, why,
+	    detail, path);
+	return -1;
+}
+
 /* Create the environment, its two databases, and learn its size. */
 static int
 idem_env_open_sized(const char *path, bool write, size_t initial,
@@ -950,6 +1377,9 @@ idem_open(const struct config *cfg, char *err, size_t errlen)
 	if (idem_check_mode(path, "data.mdb", err, errlen) == -1 ||
 	    idem_check_mode(path, "lock.mdb", err, errlen) == -1)
 		goto fail;
+	/* Before the map: a damaged store must not take the gateway down. */
+	if (idem_check_store(path, err, errlen) == -1)
+		goto fail;
 	if (idem_env_open_sized(path, true, initial, &im->env, &im->dbi_main,
 	    &im->dbi_exp, &im->mapsize, err, errlen) == -1)
 		goto fail;
@@ -1012,6 +1442,8 @@ idem_db_open(const char *path, bool write, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: no idempotency store here", path);
 		return NULL;
 	}
+	if (idem_check_store(path, err, errlen) == -1)
+		return NULL;
 	if ((db = calloc(1, sizeof(*db))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -85,6 +85,15 @@ int	idem_parse_key(const char *value, char *out);
  * NULL with a message in err.
  */
 struct idem	*idem_open(const struct config *, char *err, size_t errlen);
+/*
+ * Check the store at path before anything maps it: the data file's
+ * header against its size (in this process), then a full read of every
+ * page, record and index in a forked child, whose death by a signal or
+ * failure means the store is damaged.  A missing or empty data file is
+ * fine (a new store).  0, or -1 with a message in err that names the
+ * file and says what to do.  idem_open() and idem_db_open() call it.
+ */
+int		 idem_check_store(const char *path, char *err, size_t errlen);
 /* Finish queued work, join the store thread, close; claims must be
  * gone (requests finished). */
 void		 idem_close(struct idem *);

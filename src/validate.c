@@ -36,6 +36,7 @@
 #define STATE_MAX_CHARS		20
 #define COUNTRY_MAX_CHARS	8	/* anything longer is no code */
 #define DATE_MAX_CHARS		16	/* room to say "bad format" */
+#define PHONE_MAX_CHARS		40	/* digits and grouping marks */
 
 /* Scratch for any one normalized string: 4 bytes a character at most. */
 #define TEXT_BUF		(4 * EMAIL_MAX_CHARS + 1)
@@ -277,24 +278,16 @@ scan_string(const unsigned char *s, size_t n, size_t i, const char **why)
 
 /*
  * Check the number token at s[i] against RFC 8259's grammar (json-c
- * STRICT still takes "1." and "-Infinity") and, for integers, against
- * the int64 range: json-c clamps silently beyond uint64 and stores
- * INT64_MAX..UINT64_MAX as uint64, neither of which we want to forward.
- * Returns the index after the token.
+ * STRICT still takes "1." and "-Infinity").  An integer of any size is
+ * valid JSON and passes: json-c clamps those beyond int64, and
+ * vjson_int() turns them into the field's error.  Returns the index
+ * after the token.
  */
 static size_t
 scan_number(const unsigned char *s, size_t n, size_t i, const char **why)
 {
-	static const char	max_pos[] = "9223372036854775807";
-	static const char	max_neg[] = "9223372036854775808";
-	size_t			ds, nd;
-	bool			is_int = true, neg = false;
-
-	if (s[i] == '-') {
-		neg = true;
+	if (s[i] == '-')
 		i++;
-	}
-	ds = i;
 	if (i < n && s[i] == '0')
 		i++;
 	else if (i < n && is_digit(s[i]))
@@ -302,16 +295,13 @@ scan_number(const unsigned char *s, size_t n, size_t i, const char **why)
 			i++;
 	else
 		goto bad;
-	nd = i - ds;
 	if (i < n && s[i] == '.') {
-		is_int = false;
 		if (++i >= n || !is_digit(s[i]))
 			goto bad;
 		while (i < n && is_digit(s[i]))
 			i++;
 	}
 	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		is_int = false;
 		if (++i < n && (s[i] == '+' || s[i] == '-'))
 			i++;
 		if (i >= n || !is_digit(s[i]))
@@ -322,9 +312,6 @@ scan_number(const unsigned char *s, size_t n, size_t i, const char **why)
 	if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' ||
 	    s[i] == 'E' || s[i] == '+' || s[i] == '-'))
 		goto bad;
-	if (is_int && (nd > 19 || (nd == 19 &&
-	    memcmp(s + ds, neg ? max_neg : max_pos, 19) > 0)))
-		*why = "integer out of range";
 	return i;
 bad:
 	*why = "invalid JSON: malformed number";
@@ -552,56 +539,138 @@ cap_chars(const struct vctx *vc, size_t field_max)
 	return field_max;
 }
 
-enum nres {
-	N_OK,
-	N_EMPTY,
-	N_CONTROL,
-	N_TOOLONG,
-};
+/*
+ * Unicode White_Space (PropList.txt) outside ASCII, less U+0085 (a C1
+ * control, refused as one) and U+2028/U+2029 (refused: see below).
+ */
+static bool
+is_uspace(uint32_t c)
+{
+	return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+	    c == 0x202f || c == 0x205f || c == 0x3000;
+}
 
 /*
- * Trim, collapse every run of space, tab, CR and LF into one space, and
- * refuse other C0 controls, DEL and the C1 controls U+0080..U+009F
- * (invisible, and used to smuggle line breaks past log viewers).  The
- * input is valid UTF-8 (prescan and json-c's decoder see to that) and
- * is copied byte for byte otherwise.  out must hold 4 * max_chars + 1.
+ * Invisible characters: the default-ignorable format characters (Cf)
+ * that render as nothing, and the fillers and selectors that are not
+ * Cf but look just as blank (Hangul fillers, the combining grapheme
+ * joiner, variation selectors, the blank Braille pattern).  They may
+ * appear inside a value (U+200C/U+200D join letters in some scripts),
+ * but a value made only of these and white space is empty.  The
+ * visible Cf characters (Arabic number signs U+0600..U+0605 and the
+ * like) are not here: they show.
  */
-static enum nres
-norm_text(const char *in, size_t n, size_t max_chars, char *out,
+static bool
+is_invisible(uint32_t c)
+{
+	return c == 0xad || c == 0x34f || c == 0x61c || c == 0x115f ||
+	    c == 0x1160 || c == 0x17b4 || c == 0x17b5 ||
+	    (c >= 0x180b && c <= 0x180f) || (c >= 0x200b && c <= 0x200f) ||
+	    (c >= 0x2060 && c <= 0x2064) || (c >= 0x206a && c <= 0x206f) ||
+	    c == 0x2800 || c == 0x3164 || (c >= 0xfe00 && c <= 0xfe0f) ||
+	    c == 0xfeff || c == 0xffa0 || (c >= 0xfff0 && c <= 0xfffb) ||
+	    (c >= 0x1bca0 && c <= 0x1bca3) ||
+	    (c >= 0x1d173 && c <= 0x1d17a) || c == 0xe0001 ||
+	    (c >= 0xe0020 && c <= 0xe007f) || (c >= 0xe0100 && c <= 0xe01ef);
+}
+
+/* The explicit bidirectional embeddings, overrides and isolates. */
+static bool
+is_bidi_control(uint32_t c)
+{
+	return (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+/*
+ * The one normalization every string field goes through (see
+ * validate.h).  White space is ASCII space, tab, CR and LF (what the
+ * gateway always collapsed) plus Unicode's White_Space characters;
+ * other C0 controls, DEL and every C1 control (U+0085 included, though
+ * it is White_Space: it is a line break in disguise) are refused, as
+ * are U+2028/U+2029 (line breaks to anything that honours them) and
+ * the bidirectional controls (they reorder what a reviewer sees, the
+ * "Trojan Source" trick).  Errors win over emptiness: a value holding
+ * only a bidi override is refused, not dropped as blank.  Input that
+ * is not well-formed UTF-8 is refused as a control would be.
+ */
+enum vstr_result
+vstr_normalize(const char *in, size_t n, size_t max_chars, char *out,
     size_t outsz, size_t *outlen)
 {
 	const unsigned char	*s = (const unsigned char *)in;
-	size_t			 i, o = 0, chars = 0;
-	bool			 gap = false;
+	size_t			 i, k, o = 0, chars = 0;
+	bool			 gap = false, visible = false;
+	uint32_t		 c;
 
-	for (i = 0; i < n; i++) {
-		unsigned char c = s[i];
-
-		if (is_jws(c)) {
+	*outlen = 0;
+	if (outsz == 0)
+		return VSTR_TOOLONG;
+	out[0] = '\0';
+	for (i = 0; i < n; i += k) {
+		if ((k = utf8_len(s + i, n - i)) == 0)
+			return VSTR_CONTROL;
+		c = s[i];
+		if (k == 2)
+			c = (c & 0x1fu) << 6 | (s[i + 1] & 0x3fu);
+		else if (k == 3)
+			c = (c & 0x0fu) << 12 | (s[i + 1] & 0x3fu) << 6 |
+			    (s[i + 2] & 0x3fu);
+		else if (k == 4)
+			c = (c & 0x07u) << 18 | (s[i + 1] & 0x3fu) << 12 |
+			    (s[i + 2] & 0x3fu) << 6 | (s[i + 3] & 0x3fu);
+		if (c == 0x2028 || c == 0x2029)
+			return VSTR_SEPARATOR;
+		if (is_bidi_control(c))
+			return VSTR_BIDI;
+		if (c < 0x80 && is_jws((unsigned char)c)) {
 			gap = o > 0;
 			continue;
 		}
-		if (c < 0x20 || c == 0x7f)
-			return N_CONTROL;
-		if (c == 0xc2 && i + 1 < n && s[i + 1] < 0xa0)
-			return N_CONTROL;
-		if ((c & 0xc0) != 0x80) {
-			chars += 1 + gap;
-			if (chars > max_chars)
-				return N_TOOLONG;
+		if (is_uspace(c)) {
+			gap = o > 0;
+			continue;
 		}
-		/* Unreachable for valid UTF-8; keeps a bad caller in bounds. */
-		if (o + 2 >= outsz)
-			return N_TOOLONG;
+		if (c < 0x20 || (c >= 0x7f && c < 0xa0))
+			return VSTR_CONTROL;
+		if (!is_invisible(c))
+			visible = true;
+		chars += 1 + gap;
+		if (chars > max_chars)
+			return VSTR_TOOLONG;
+		/* Unreachable for a caller sizing out as documented. */
+		if (o + gap + k >= outsz)
+			return VSTR_TOOLONG;
 		if (gap) {
 			out[o++] = ' ';
 			gap = false;
 		}
-		out[o++] = (char)c;
+		memcpy(out + o, s + i, k);
+		o += k;
 	}
 	out[o] = '\0';
 	*outlen = o;
-	return o == 0 ? N_EMPTY : N_OK;
+	return visible ? VSTR_OK : VSTR_EMPTY;
+}
+
+const char *
+vstr_message(enum vstr_result r)
+{
+	switch (r) {
+	case VSTR_OK:
+		return "is valid";
+	case VSTR_EMPTY:
+		return "must not be empty";
+	case VSTR_CONTROL:
+		return "must not contain control characters";
+	case VSTR_SEPARATOR:
+		return "must not contain line or paragraph separators "
+		    "(U+2028, U+2029)";
+	case VSTR_BIDI:
+		return "must not contain bidirectional control characters";
+	case VSTR_TOOLONG:
+	default:
+		return "is too long";
+	}
 }
 
 /*
@@ -614,7 +683,8 @@ static int
 text_field(struct vctx *vc, struct json_object *v, const char *path,
     bool required, size_t max_chars, char *buf, size_t bufsz, size_t *len)
 {
-	char	msg[64];
+	enum vstr_result	r;
+	char			msg[64];
 
 	if (v == NULL) {
 		if (!required)
@@ -627,24 +697,23 @@ text_field(struct vctx *vc, struct json_object *v, const char *path,
 		return -1;
 	}
 	max_chars = cap_chars(vc, max_chars);
-	switch (norm_text(json_object_get_string(v),
+	switch ((r = vstr_normalize(json_object_get_string(v),
 	    (size_t)json_object_get_string_len(v), max_chars, buf, bufsz,
-	    len)) {
-	case N_OK:
+	    len))) {
+	case VSTR_OK:
 		return 1;
-	case N_EMPTY:
+	case VSTR_EMPTY:
 		if (!required)
 			return 0;
-		report(vc, path, "must not be empty");
+		report(vc, path, vstr_message(r));
 		return -1;
-	case N_CONTROL:
-		report(vc, path, "must not contain control characters");
-		return -1;
-	case N_TOOLONG:
-	default:
+	case VSTR_TOOLONG:
 		(void)snprintf(msg, sizeof(msg),
 		    "must be at most %zu characters", max_chars);
 		report(vc, path, msg);
+		return -1;
+	default:
+		report(vc, path, vstr_message(r));
 		return -1;
 	}
 }
@@ -876,6 +945,26 @@ state_prefix(char *buf, size_t *len, const char *country)
 }
 
 /*
+ * Normalize a phone string into buf (vstr_normalize: trimmed, inner
+ * white space one space).  NULL, or the message for the field.
+ */
+static const char *
+phone_text(struct json_object *v, char *buf, size_t bufsz, size_t *len,
+    const char *toolong, const char *empty)
+{
+	enum vstr_result	r;
+
+	r = vstr_normalize(json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v), PHONE_MAX_CHARS, buf, bufsz,
+	    len);
+	if (r == VSTR_OK)
+		return NULL;
+	if (r == VSTR_TOOLONG)
+		return toolong;
+	return r == VSTR_EMPTY ? empty : vstr_message(r);
+}
+
+/*
  * Phone country code: an integer 1..999, or a string of 1..3 digits
  * with an optional leading '+' ("+54", "54").  *ndig gets its digits.
  */
@@ -883,23 +972,18 @@ static const char *
 phone_cc(struct json_object *v, int64_t *val, int *ndig)
 {
 	static const char	 bad[] = "must be an integer from 1 to 999";
-	const char		*s;
+	char			 buf[4 * PHONE_MAX_CHARS + 1];
+	const char		*s, *e;
 	size_t			 n, i;
 	int64_t			 x = 0;
 
 	if (json_object_is_type(v, json_type_int)) {
-		x = json_object_get_int64(v);
-		if (x < 1 || x > 999)
+		if (vjson_int(v, 1, 999, &x) != VINT_OK)
 			return bad;
 	} else if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get_string(v);
-		n = (size_t)json_object_get_string_len(v);
-		while (n > 0 && is_jws((unsigned char)s[n - 1]))
-			n--;
-		while (n > 0 && is_jws((unsigned char)*s)) {
-			s++;
-			n--;
-		}
+		if ((e = phone_text(v, buf, sizeof(buf), &n, bad, bad)) != NULL)
+			return e;
+		s = buf;
 		if (n > 0 && *s == '+') {
 			s++;
 			n--;
@@ -923,25 +1007,31 @@ phone_cc(struct json_object *v, int64_t *val, int *ndig)
  * grouped with spaces, hyphens, dots and parentheses.  A leading 0 is
  * refused rather than dropped: the output is an integer, and silently
  * losing a digit could change which line it is (trunk prefix or not).
+ * An integer too large for any phone number, however large (json-c
+ * clamps those beyond int64), is the field's error, like any other.
  */
 static const char *
 phone_number(struct json_object *v, int64_t *val, int *ndig)
 {
 	static const char	 toolong[] = "must have at most 15 digits "
 				    "including the country code";
-	const char		*s;
+	char			 buf[4 * PHONE_MAX_CHARS + 1];
+	const char		*s, *e;
 	size_t			 n, i;
 	int64_t			 x = 0;
 	int			 nd = 0;
 
 	if (json_object_is_type(v, json_type_int)) {
-		if ((x = json_object_get_int64(v)) < 1)
-			return "must be a positive integer";
+		if (vjson_int(v, 1, INT64_MAX, &x) != VINT_OK)
+			return json_object_get_int64(v) < 1 ?
+			    "must be a positive integer" : toolong;
 		for (int64_t t = x; t > 0; t /= 10)
 			nd++;
 	} else if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get_string(v);
-		n = (size_t)json_object_get_string_len(v);
+		if ((e = phone_text(v, buf, sizeof(buf), &n, toolong,
+		    "must contain digits")) != NULL)
+			return e;
+		s = buf;
 		for (i = 0; i < n; i++) {
 			unsigned char c = (unsigned char)s[i];
 
@@ -951,7 +1041,7 @@ phone_number(struct json_object *v, int64_t *val, int *ndig)
 				/* Stop counting into x before it overflows. */
 				if (++nd <= E164_MAX_DIGITS)
 					x = x * 10 + (c - '0');
-			} else if (!is_jws(c) && c != '-' && c != '.' &&
+			} else if (c != ' ' && c != '-' && c != '.' &&
 			    c != '(' && c != ')')
 				return "may contain only digits, spaces, "
 				    "hyphens, dots and parentheses";
@@ -965,6 +1055,30 @@ phone_number(struct json_object *v, int64_t *val, int *ndig)
 	*val = x;
 	*ndig = nd;
 	return NULL;
+}
+
+/*
+ * json-c 0.16 keeps integers from INT64_MAX + 1 to UINT64_MAX as uint64
+ * (json_object_get_int64 then says INT64_MAX), clamps larger ones to
+ * UINT64_MAX and smaller than INT64_MIN to INT64_MIN, all silently.
+ * The parser lets such numbers through (they are valid JSON), so this
+ * is where they become a field's error: anything above INT64_MAX is
+ * out of range, and so is INT64_MIN itself, which cannot be told from
+ * a clamped value.
+ */
+enum vint_result
+vjson_int(struct json_object *v, int64_t min, int64_t max, int64_t *out)
+{
+	int64_t	x;
+
+	if (v == NULL || !json_object_is_type(v, json_type_int))
+		return VINT_TYPE;
+	x = json_object_get_int64(v);
+	if ((x == INT64_MAX && json_object_get_uint64(v) >
+	    (uint64_t)INT64_MAX) || x == INT64_MIN || x < min || x > max)
+		return VINT_RANGE;
+	*out = x;
+	return VINT_OK;
 }
 
 /* ---- the body -------------------------------------------------------- */
@@ -1134,16 +1248,22 @@ address_member(struct vctx *vc, struct json_object *out,
 	else if (!json_object_is_type(slot[A_COUNTRY], json_type_string))
 		cerr = "must be a string";
 	else {
-		switch (norm_text(json_object_get_string(slot[A_COUNTRY]),
+		switch (vstr_normalize(json_object_get_string(slot[A_COUNTRY]),
 		    (size_t)json_object_get_string_len(slot[A_COUNTRY]),
 		    COUNTRY_MAX_CHARS, cbuf, sizeof(cbuf), &clen)) {
-		case N_OK:
+		case VSTR_OK:
 			if ((country = country_alpha3(cbuf)) == NULL)
 				cerr = "must be an ISO 3166-1 alpha-2 or "
 				    "alpha-3 country code";
 			break;
-		case N_EMPTY:
+		case VSTR_EMPTY:
 			cerr = "must not be empty";
+			break;
+		case VSTR_SEPARATOR:
+			cerr = vstr_message(VSTR_SEPARATOR);
+			break;
+		case VSTR_BIDI:
+			cerr = vstr_message(VSTR_BIDI);
 			break;
 		default:
 			cerr = "must be an ISO 3166-1 alpha-2 or alpha-3 "

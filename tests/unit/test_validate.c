@@ -292,6 +292,90 @@ static struct tcase cases[] = {
 	    BD AD), "first_name"),
 	BAD("control_char_in_optional", OBJ(FN "\"second_name\":\"\\u0007\","
 	    LN EM BD AD), "second_name"),
+	/* ---- Unicode white space, invisibles, separators, bidi --------- */
+	{ .name = "nbsp_name_is_blank", .body = OBJ("\"first_name\":"
+	  "\"\\u00a0\"," LN EM BD AD), .want = V_INVALID,
+	  .paths = { "first_name" }, .msg = "must not be empty" },
+	BAD("zwsp_name_is_blank", OBJ("\"first_name\":\"\\u200b\"," LN EM BD
+	    AD), "first_name"),
+	BAD("raw_zwsp_name_is_blank", OBJ("\"first_name\":\"\xe2\x80\x8b\","
+	    LN EM BD AD), "first_name"),
+	BAD("spaces_and_invisibles_blank", OBJ(FN "\"last_name\":\"\\u3000"
+	    "\\u2060\\ufeff\\u200e\\u200f\\u00ad\\u3164 \\u2003\"," EM BD AD),
+	    "last_name"),
+	BAD("zwj_alone_is_blank", OBJ("\"first_name\":\"\\u200d\\u200c\","
+	    LN EM BD AD), "first_name"),
+	BAD("blank_city", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"\\u2000\\u200a"
+	    "\\u205f\\u1680\\u202f\"," CTRY)), "address.city"),
+	BAD("blank_email", OBJ(FN LN "\"email\":\"\\u00a0\\u200b\"," BD AD),
+	    "email"),
+	BAD("blank_birth_date", OBJ(FN LN EM "\"birth_date\":\"\\ufeff\","
+	    AD), "birth_date"),
+	BAD("blank_country", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"country\":\"\\u00a0\"")), "address.country"),
+	OK("blank_optional_omitted", OBJ(FN "\"second_name\":\"\\u200b "
+	    "\\u00a0\"," LN EM BD ADDR(ST1 CITY "\"state\":\"\\u2060\","
+	    "\"postal_code\":\"\\u3000\"," CTRY)), OBJ(FN LN EM BD AD)),
+	OK("unicode_space_trimmed_collapsed", OBJ("\"first_name\":\"\\u00a0"
+	    "Maria\\u3000\\u2003 Julia\\u202f\"," LN EM BD AD),
+	    OBJ("\"first_name\":\"Maria Julia\"," LN EM BD AD)),
+	OK("nbsp_inside_street_collapsed", OBJ(FN LN EM BD
+	    ADDR("\"street_line1\":\"Florida\\u00a0\\u00a09860\"," CITY CTRY)),
+	    OBJ(FN LN EM BD AD)),
+	OK("zwj_inside_name_kept", OBJ("\"first_name\":\"\\u0915\\u094d"
+	    "\\u200d\\u0937\"," LN EM BD AD), OBJ("\"first_name\":"
+	    "\"\xe0\xa4\x95\xe0\xa5\x8d\xe2\x80\x8d\xe0\xa4\xb7\"," LN EM BD
+	    AD)),
+	OK("zwnj_inside_name_kept", OBJ("\"first_name\":\"\\u0645\\u200c"
+	    "\\u06cc\"," LN EM BD AD), OBJ("\"first_name\":"
+	    "\"\xd9\x85\xe2\x80\x8c\xdb\x8c\"," LN EM BD AD)),
+	{ .name = "line_separator", .body = OBJ("\"first_name\":\"Ma"
+	  "\\u2028ria\"," LN EM BD AD), .want = V_INVALID,
+	  .paths = { "first_name" }, .msg = "separators" },
+	BAD("paragraph_separator", OBJ(FN LN EM BD ADDR("\"street_line1\":"
+	    "\"Florida\xe2\x80\xa9" "9860\"," CITY CTRY)),
+	    "address.street_line1"),
+	BAD("line_separator_trailing", OBJ(FN "\"last_name\":\"Barber"
+	    "\\u2028\"," EM BD AD), "last_name"),
+	BAD("line_separator_alone_optional", OBJ(FN "\"second_name\":"
+	    "\"\\u2029\"," LN EM BD AD), "second_name"),
+	{ .name = "bidi_rlo", .body = OBJ("\"first_name\":\"\\u202eairaM\","
+	  LN EM BD AD), .want = V_INVALID, .paths = { "first_name" },
+	  .msg = "bidirectional" },
+	BAD("bidi_lre", OBJ("\"first_name\":\"a\\u202ab\"," LN EM BD AD),
+	    "first_name"),
+	BAD("bidi_rle", OBJ("\"first_name\":\"a\\u202bb\"," LN EM BD AD),
+	    "first_name"),
+	BAD("bidi_pdf", OBJ("\"first_name\":\"a\\u202cb\"," LN EM BD AD),
+	    "first_name"),
+	BAD("bidi_lro", OBJ("\"first_name\":\"a\\u202db\"," LN EM BD AD),
+	    "first_name"),
+	BAD("bidi_lri", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"a\\u2066b\","
+	    CTRY)), "address.city"),
+	BAD("bidi_rli", OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":"
+	    "\"\\u2067B\"," CTRY)), "address.state"),
+	BAD("bidi_fsi", OBJ(FN LN EM BD ADDR(ST1 CITY "\"postal_code\":"
+	    "\"1\\u2068\"," CTRY)), "address.postal_code"),
+	BAD("bidi_pdi_raw", OBJ(FN LN "\"email\":\"a@example.com\xe2\x81\xa9\","
+	    BD AD), "email"),
+	{ .name = "bidi_in_country", .body = OBJ(FN LN EM BD ADDR(ST1 CITY
+	  "\"country\":\"AR\\u202eG\"")), .want = V_INVALID,
+	  .paths = { "address.country" }, .msg = "bidirectional" },
+	BAD("bidi_in_birth_date", OBJ(FN LN EM "\"birth_date\":"
+	    "\"1984-11-21\\u2069\"," AD), "birth_date"),
+	{ .name = "bidi_in_phone_string", .body = OBJ(MIN
+	  ",\"phone_country_code\":\"54\",\"phone_number\":\"\\u202e1168860622\""),
+	  .want = V_INVALID, .paths = { "phone_number" },
+	  .msg = "bidirectional" },
+	BAD("separator_in_cc_string", OBJ(MIN ",\"phone_country_code\":"
+	    "\"5\\u20284\",\"phone_number\":1168860622"), "phone_country_code"),
+	OK("phone_strings_unicode_spaces", OBJ(MIN ",\"phone_country_code\":"
+	    "\"\\u00a0+54\\u3000\",\"phone_number\":\"11\\u2009" "6886\\u00a0"
+	    "0622\""), OBJ(MIN PHONE)),
+	BAD("blank_phone_string", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":\"\\u200b\""), "phone_number"),
+	BAD("vertical_tab_refused", OBJ("\"first_name\":\"a\\u000bb\"," LN EM
+	    BD AD), "first_name"),
 	{ .name = "name_of_101_chars", .body = OBJ("\"first_name\":\"" S100
 	  "x\"," LN EM BD AD), .want = V_INVALID, .paths = { "first_name" },
 	  .msg = "at most 100 characters" },
@@ -585,12 +669,31 @@ static struct tcase cases[] = {
 	  "\"phone_number\":1e999"), .want = V_INVALID_JSON,
 	  .paths = { "" }, .msg = "finite" },
 	BADJ("minus_1e999", OBJ(MIN ",\"x\":-1e999")),
+	/* Numbers too large for a field are valid JSON: the field's error. */
 	{ .name = "integer_over_uint64", .body = OBJ(MIN
 	  ",\"phone_country_code\":54,\"phone_number\":99999999999999999999"),
-	  .want = V_INVALID_JSON, .paths = { "" }, .msg = "out of range" },
-	BADJ("integer_int64_max_plus_1", OBJ(MIN ",\"phone_country_code\":54,"
-	    "\"phone_number\":9223372036854775808")),
-	BADJ("integer_under_int64_min", OBJ(MIN ",\"x\":-9223372036854775809")),
+	  .want = V_INVALID, .paths = { "phone_number" }, .msg = "15 digits" },
+	BAD("integer_int64_max_plus_1", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":9223372036854775808"), "phone_number"),
+	BAD("integer_30_digits", OBJ(MIN ",\"phone_country_code\":54,"
+	    "\"phone_number\":123456789012345678901234567890"), "phone_number"),
+	{ .name = "integer_under_int64_min_phone", .body = OBJ(MIN
+	  ",\"phone_country_code\":54,\"phone_number\":-9223372036854775809"),
+	  .want = V_INVALID, .paths = { "phone_number" }, .msg = "positive" },
+	BAD("cc_over_uint64", OBJ(MIN ",\"phone_country_code\":"
+	    "184467440737095516160,\"phone_number\":1168860622"),
+	    "phone_country_code"),
+	BAD("cc_uint64_range", OBJ(MIN ",\"phone_country_code\":"
+	    "18446744073709551615,\"phone_number\":1168860622"),
+	    "phone_country_code"),
+	BAD("cc_under_int64_min", OBJ(MIN ",\"phone_country_code\":"
+	    "-99999999999999999999,\"phone_number\":1168860622"),
+	    "phone_country_code"),
+	BAD("both_huge", OBJ(MIN ",\"phone_country_code\":123456789012345678901"
+	    ",\"phone_number\":-123456789012345678901"), "phone_country_code",
+	    "phone_number"),
+	BAD("integer_under_int64_min", OBJ(MIN ",\"x\":-9223372036854775809"),
+	    "x"),
 	BAD("integer_int64_min_parses", OBJ(MIN ",\"x\":-9223372036854775808"),
 	    "x"),
 	BAD("depth_at_limit_parses", OBJ(MIN ",\"x\":[[[[[[[[1]]]]]]]]"), "x"),
@@ -636,6 +739,146 @@ print_paths(const char *what, const char **p, size_t n)
 	for (i = 0; i < n; i++)
 		print_error(" \"%s\"", p[i]);
 	print_error("\n");
+}
+
+/*
+ * vstr_normalize() on its own, the helper every route's string fields
+ * use: input bytes, max_chars, the result, and the output for VSTR_OK.
+ */
+struct vstr_case {
+	const char		*in;
+	size_t			 max;
+	enum vstr_result	 want;
+	const char		*out;
+};
+
+static const struct vstr_case vstr_cases[] = {
+	{ "Maria", 10, VSTR_OK, "Maria" },
+	{ "  Maria \t Julia\r\n", 20, VSTR_OK, "Maria Julia" },
+	{ "\xc2\xa0Maria\xc2\xa0", 10, VSTR_OK, "Maria" },		/* NBSP */
+	{ "a\xe1\x9a\x80" "b", 10, VSTR_OK, "a b" },			/* 1680 */
+	{ "a\xe2\x80\x80\xe2\x80\x8a" "b", 10, VSTR_OK, "a b" },	/* 2000 200A */
+	{ "a\xe2\x80\xaf" "b", 10, VSTR_OK, "a b" },			/* 202F */
+	{ "a\xe2\x81\x9f" "b", 10, VSTR_OK, "a b" },			/* 205F */
+	{ "\xe3\x80\x80" "a\xe3\x80\x80", 10, VSTR_OK, "a" },		/* 3000 */
+	{ "", 10, VSTR_EMPTY, NULL },
+	{ " \t\r\n", 10, VSTR_EMPTY, NULL },
+	{ "\xc2\xa0", 10, VSTR_EMPTY, NULL },
+	{ "\xe2\x80\x8b", 10, VSTR_EMPTY, NULL },			/* ZWSP */
+	{ "\xe2\x81\xa0", 10, VSTR_EMPTY, NULL },			/* WJ */
+	{ "\xef\xbb\xbf", 10, VSTR_EMPTY, NULL },			/* BOM */
+	{ "\xe2\x80\x8e\xe2\x80\x8f", 10, VSTR_EMPTY, NULL },		/* LRM RLM */
+	{ "\xc2\xad", 10, VSTR_EMPTY, NULL },				/* SHY */
+	{ "\xe3\x85\xa4", 10, VSTR_EMPTY, NULL },			/* 3164 */
+	{ "\xe2\x80\x8d", 10, VSTR_EMPTY, NULL },			/* ZWJ */
+	{ "\xf3\xa0\x80\x81\xf3\xa0\x81\xa1", 10, VSTR_EMPTY, NULL },	/* tags */
+	{ " \xe2\x80\x8b \xc2\xa0\xe2\x81\xa0 ", 10, VSTR_EMPTY, NULL },
+	{ "a\xe2\x80\x8d" "b", 10, VSTR_OK, "a\xe2\x80\x8d" "b" },	/* ZWJ */
+	{ "a\xe2\x80\x8c" "b", 10, VSTR_OK, "a\xe2\x80\x8c" "b" },	/* ZWNJ */
+	{ "a\xe2\x80\xa8" "b", 10, VSTR_SEPARATOR, NULL },
+	{ "\xe2\x80\xa9", 10, VSTR_SEPARATOR, NULL },
+	{ "a\xe2\x80\xaa", 10, VSTR_BIDI, NULL },			/* 202A */
+	{ "a\xe2\x80\xab", 10, VSTR_BIDI, NULL },
+	{ "a\xe2\x80\xac", 10, VSTR_BIDI, NULL },
+	{ "a\xe2\x80\xad", 10, VSTR_BIDI, NULL },
+	{ "a\xe2\x80\xae", 10, VSTR_BIDI, NULL },			/* 202E */
+	{ "a\xe2\x81\xa6", 10, VSTR_BIDI, NULL },			/* 2066 */
+	{ "a\xe2\x81\xa7", 10, VSTR_BIDI, NULL },
+	{ "a\xe2\x81\xa8", 10, VSTR_BIDI, NULL },
+	{ "a\xe2\x81\xa9", 10, VSTR_BIDI, NULL },			/* 2069 */
+	{ "\xe2\x80\xae", 10, VSTR_BIDI, NULL },	/* not just blank */
+	{ "a\x01" "b", 10, VSTR_CONTROL, NULL },
+	{ "a\x0b" "b", 10, VSTR_CONTROL, NULL },			/* VT */
+	{ "a\x0c" "b", 10, VSTR_CONTROL, NULL },			/* FF */
+	{ "a\x7f", 10, VSTR_CONTROL, NULL },
+	{ "a\xc2\x85" "b", 10, VSTR_CONTROL, NULL },			/* NEL */
+	{ "a\xc2\x9f", 10, VSTR_CONTROL, NULL },
+	{ "a\xff", 10, VSTR_CONTROL, NULL },		/* not UTF-8 */
+	{ "a\xc0\x80", 10, VSTR_CONTROL, NULL },	/* overlong */
+	{ "a\xed\xa0\x80", 10, VSTR_CONTROL, NULL },	/* surrogate */
+	{ "a\xe2\x80", 10, VSTR_CONTROL, NULL },	/* cut short */
+	{ "abcde", 5, VSTR_OK, "abcde" },
+	{ "abcdef", 5, VSTR_TOOLONG, NULL },
+	{ "ab cd", 5, VSTR_OK, "ab cd" },
+	{ "ab  \xc2\xa0 cde", 5, VSTR_TOOLONG, NULL },	/* space counts */
+	{ "\xc3\xa9\xc3\xa9\xc3\xa9", 3, VSTR_OK, "\xc3\xa9\xc3\xa9\xc3\xa9" },
+	{ "   abc   ", 3, VSTR_OK, "abc" },		/* ends are free */
+};
+
+static void
+test_vstr_normalize(void **state)
+{
+	char	out[4 * 20 + 1];
+	size_t	i, len, n;
+
+	(void)state;
+	for (i = 0; i < NELEM(vstr_cases); i++) {
+		const struct vstr_case *c = &vstr_cases[i];
+		enum vstr_result r;
+		char *in;
+
+		/* Exactly n bytes, no terminator: ASan sees overreads. */
+		n = strlen(c->in);
+		in = malloc(n != 0 ? n : 1);
+		assert_non_null(in);
+		memcpy(in, c->in, n);
+		r = vstr_normalize(in, n, c->max, out, 4 * c->max + 1, &len);
+		free(in);
+		if (r != c->want)
+			print_error("vstr case %zu: got %d, want %d\n", i,
+			    (int)r, (int)c->want);
+		assert_int_equal(r, c->want);
+		if (c->out != NULL) {
+			assert_int_equal(len, strlen(c->out));
+			assert_string_equal(out, c->out);
+		}
+		assert_non_null(vstr_message(r));
+	}
+}
+
+/* vjson_int(): type, range, and the values json-c clamps. */
+static void
+test_vjson_int(void **state)
+{
+	static const struct {
+		const char		*json;
+		int64_t			 min, max;
+		enum vint_result	 want;
+		int64_t			 val;
+	} c[] = {
+		{ "54", 1, 999, VINT_OK, 54 },
+		{ "0", 1, 999, VINT_RANGE, 0 },
+		{ "1000", 1, 999, VINT_RANGE, 0 },
+		{ "-5", -10, 10, VINT_OK, -5 },
+		{ "9223372036854775807", 0, INT64_MAX, VINT_OK, INT64_MAX },
+		{ "9223372036854775808", 0, INT64_MAX, VINT_RANGE, 0 },
+		{ "18446744073709551615", 0, INT64_MAX, VINT_RANGE, 0 },
+		{ "99999999999999999999", 0, INT64_MAX, VINT_RANGE, 0 },
+		{ "-9223372036854775807", INT64_MIN, 0, VINT_OK,
+		  -INT64_MAX },
+		{ "-9223372036854775808", INT64_MIN, 0, VINT_RANGE, 0 },
+		{ "-99999999999999999999", INT64_MIN, 0, VINT_RANGE, 0 },
+		{ "1.0", 0, 10, VINT_TYPE, 0 },
+		{ "\"5\"", 0, 10, VINT_TYPE, 0 },
+		{ "null", 0, 10, VINT_TYPE, 0 },
+	};
+	struct json_object *o;
+	int64_t v;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(vjson_int(NULL, 0, 1, &v), VINT_TYPE);
+	for (i = 0; i < NELEM(c); i++) {
+		o = json_tokener_parse(c[i].json);
+		v = 12345;
+		if (vjson_int(o, c[i].min, c[i].max, &v) != c[i].want)
+			print_error("vjson_int case %s\n", c[i].json);
+		assert_int_equal(vjson_int(o, c[i].min, c[i].max, &v),
+		    c[i].want);
+		if (c[i].want == VINT_OK)
+			assert_true(v == c[i].val);
+		json_object_put(o);
+	}
 }
 
 static void
@@ -961,6 +1204,8 @@ int
 main(void)
 {
 	static const struct CMUnitTest	 fixed[] = {
+		cmocka_unit_test(test_vstr_normalize),
+		cmocka_unit_test(test_vjson_int),
 		cmocka_unit_test(test_error_order),
 		cmocka_unit_test(test_messages_omit_values),
 		cmocka_unit_test(test_error_list_capped),
