@@ -240,3 +240,19 @@ raw_http() {
 	keep_answer "$T/raw.h" "$T/raw.body"
 }
 raw_code() { json_field "$T/raw.body" code; }
+
+# within_ms MS DESCRIPTION CMD...: run CMD (its status is left in
+# RUN_RC, its output in $T/run.out) and check it took under MS
+# milliseconds of wall-clock time.  A bound on work that must not grow
+# with hostile input: generous against a loaded machine, far below
+# what the input would cost unbounded.
+within_ms() {
+	local ms=$1 desc=$2 t0 t1; shift 2
+	t0=$(date +%s%N)
+	"$@" > "$T/run.out" 2>&1; RUN_RC=$?
+	t1=$(date +%s%N)
+	ELAPSED_MS=$(( (t1 - t0) / 1000000 ))
+	CHECKS=$((CHECKS + 1))
+	if [ "$ELAPSED_MS" -lt "$ms" ]; then ok "$desc (${ELAPSED_MS} ms)"
+	else fail "$desc: took ${ELAPSED_MS} ms, bound ${ms} ms"; fi
+}
