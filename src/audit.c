@@ -53,8 +53,6 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-extern char **environ;
-
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -591,6 +589,14 @@ audit_export_push(struct audit *a, const char *line)
 	pthread_mutex_unlock(&a->emu);
 }
 
+/*
+ * Run the seal command with the seal line on its stdin.  The child gets
+ * nothing of the gateway's but its stdout and stderr: a clean
+ * environment (a minimal PATH; never CRYPTOMATE_API_KEY or anything
+ * else the gateway was started with) and no descriptor above 2 (the
+ * audit log, the idempotency store, sockets, libevent's signal pair are
+ * closed in the child whether or not they are close-on-exec).
+ */
 static void
 audit_export_command(struct audit *a, const char *line)
 {
@@ -599,6 +605,7 @@ audit_export_command(struct audit *a, const char *line)
 	sigset_t none, dflt;
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", a->seal_command,
 	    NULL };
+	char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", NULL };
 	int p[2], status = 0;
 	pid_t pid;
 
@@ -608,6 +615,11 @@ audit_export_command(struct audit *a, const char *line)
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+	/* Everything above stderr, the pipe's ends included (without
+	 * it, close-on-exec on every descriptor the gateway opens). */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
 	posix_spawnattr_init(&attr);
 	/* The thread blocks every signal; the command must not inherit
 	 * that mask. */
@@ -618,7 +630,7 @@ audit_export_command(struct audit *a, const char *line)
 	posix_spawnattr_setsigdefault(&attr, &dflt);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	    POSIX_SPAWN_SETSIGDEF);
-	if (posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ) != 0) {
+	if (posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp) != 0) {
 		log_warn("audit: seal command: cannot start /bin/sh");
 		close(p[0]);
 		close(p[1]);

@@ -851,6 +851,20 @@ idem_env_open_sized(const char *path, bool write, size_t initial,
 		    mdb_strerror(rc));
 		goto fail;
 	}
+	{
+		/* LMDB opens the data file without O_CLOEXEC: a child (the
+		 * seal command) must not inherit it read-write. */
+		mdb_filehandle_t fd;
+		int fl;
+
+		if (mdb_env_get_fd(env, &fd) == 0 && fd != -1 &&
+		    ((fl = fcntl(fd, F_GETFD)) == -1 ||
+		    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)) {
+			snprintf(err, errlen, "idempotency.path: %s: "
+			    "close-on-exec: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
 	(void)mdb_reader_check(env, &dead);
 	if ((rc = mdb_txn_begin(env, NULL, write ? 0 : MDB_RDONLY,
 	    &txn)) != 0 ||
