@@ -571,7 +571,7 @@ conf_load(const char *file, char *err, size_t errlen)
 		    errlen) == -1)
 			goto fail;
 
-	if (read_file(file, CONF_MAX_FILE, &text, &len, rerr,
+	if (read_file_ex(file, CONF_MAX_FILE, RF_CONFIG, &text, &len, rerr,
 	    sizeof(rerr)) == -1) {
 		snprintf(err, errlen, "%s", rerr);
 		goto fail;

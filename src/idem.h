@@ -85,6 +85,8 @@ int	idem_parse_key(const char *value, char *out);
  * NULL with a message in err.
  */
 struct idem	*idem_open(const struct config *, char *err, size_t errlen);
+/* The checks idem_open makes before it opens anything (cmgate -t). */
+int		 idem_check(const struct config *, char *err, size_t errlen);
 /* Finish queued work, join the store thread, close; claims must be
  * gone (requests finished). */
 void		 idem_close(struct idem *);

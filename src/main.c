@@ -285,6 +285,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test_only) {
+		/* -t fails on whatever the start checks before it writes
+		 * (audit_open and idem_open run the same checks first): the
+		 * audit keys and files, the idempotency store's files. */
+		if (audit_check(gw.cfg, err, sizeof(err)) == -1 ||
+		    (gw.cfg->idempotency.enabled &&
+		    idem_check(gw.cfg, err, sizeof(err)) == -1)) {
+			fprintf(stderr, "cmgate: %s\n", err);
+			conf_unref(gw.cfg);
+			return 1;
+		}
 		printf("cmgate: the configuration file %s syntax is ok\n"
 		    "cmgate: configuration file %s test is successful\n",
 		    gw.conf_path, gw.conf_path);

@@ -17,6 +17,9 @@ CMGATE_AUDIT=$top_builddir/src/cmgate-audit
 MOCK=$top_builddir/tests/mock-upstream
 SEED=$top_srcdir/tests/data/seed.json
 
+# Configs and keys are made here as an operator would: cmgate refuses a
+# config others can write, whatever the umask the suite runs under.
+umask 022
 T=$(mktemp -d "${TMPDIR:-/tmp}/cmgate-test.XXXXXX")
 MOCK_PID=
 GW_PID=
