@@ -1581,12 +1581,18 @@ audit_check(const struct config *cfg, char *err, size_t errlen)
 	struct audit *a;
 	unsigned char k0[AFMT_KEY_LEN];
 	off_t lsize = 0, ssize = 0;
-	char *dir;
+	char *dir, defstate[PATH_MAX];
 	int have_log, have_state, rc;
 
-	if (cfg->audit.path == NULL || state == NULL) {
+	if (cfg->audit.path == NULL) {
 		snprintf(err, errlen, "audit.path is not set");
 		return -1;
+	}
+	if (state == NULL) {
+		/* As audit_open: <path>.state */
+		snprintf(defstate, sizeof(defstate), "%s.state",
+		    cfg->audit.path);
+		state = defstate;
 	}
 	if (strcmp(body, "digest") != 0 && strcmp(body, "redacted") != 0 &&
 	    strcmp(body, "full") != 0) {
