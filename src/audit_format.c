@@ -828,7 +828,7 @@ struct afmt_bad {
  * from the base): enough to find the first record of a log whose
  * earlier files are not given (a year of 60 s epochs) and to name a
  * re-MAC'd record, bounded against a file of forged lines whatever
- * epochs they claim (about 0.3 s at 0.3 us a step).
+ * epochs they claim (0.3 to 0.5 s at 0.3 to 0.45 us a step).
  */
 #define AFMT_STEP_BUDGET (1u << 20)
 /*
