@@ -358,6 +358,7 @@ start_cmgate() {
   "idempotency": { "path": "idem.db" }
 }
 EOF
+	chmod 644 "$D/$n/cmgate.json"	# cmgate refuses a group-writable config
 	"$CMGATE" -c "$D/$n/cmgate.json" 2>"$D/$n/gw.log" &
 	PIDS+=($!)
 	eval "PID_$n=$!"

@@ -53,8 +53,6 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-extern char **environ;
-
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -366,8 +364,8 @@ audit_state_load(struct audit *a, char *err, size_t errlen)
 	const char *id;
 	int rc = -1;
 
-	if (read_secret_file(a->state_path, AUDIT_STATE_CAP, &buf, &len, e2,
-	    sizeof(e2)) == -1) {
+	if (read_secret_file_ex(a->state_path, AUDIT_STATE_CAP, RF_NOFOLLOW,
+	    &buf, &len, e2, sizeof(e2)) == -1) {
 		snprintf(err, errlen, "key state: %s", e2);
 		return -1;
 	}
@@ -591,6 +589,14 @@ audit_export_push(struct audit *a, const char *line)
 	pthread_mutex_unlock(&a->emu);
 }
 
+/*
+ * Run the seal command with the seal line on its stdin.  The child gets
+ * nothing of the gateway's but its stdout and stderr: a clean
+ * environment (a minimal PATH; never CRYPTOMATE_API_KEY or anything
+ * else the gateway was started with) and no descriptor above 2 (the
+ * audit log, the idempotency store, sockets, libevent's signal pair are
+ * closed in the child whether or not they are close-on-exec).
+ */
 static void
 audit_export_command(struct audit *a, const char *line)
 {
@@ -599,6 +605,7 @@ audit_export_command(struct audit *a, const char *line)
 	sigset_t none, dflt;
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", a->seal_command,
 	    NULL };
+	char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", NULL };
 	int p[2], status = 0;
 	pid_t pid;
 
@@ -608,6 +615,11 @@ audit_export_command(struct audit *a, const char *line)
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+	/* Everything above stderr, the pipe's ends included (without
+	 * it, close-on-exec on every descriptor the gateway opens). */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
 	posix_spawnattr_init(&attr);
 	/* The thread blocks every signal; the command must not inherit
 	 * that mask. */
@@ -618,7 +630,7 @@ audit_export_command(struct audit *a, const char *line)
 	posix_spawnattr_setsigdefault(&attr, &dflt);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	    POSIX_SPAWN_SETSIGDEF);
-	if (posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ) != 0) {
+	if (posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp) != 0) {
 		log_warn("audit: seal command: cannot start /bin/sh");
 		close(p[0]);
 		close(p[1]);
@@ -1524,6 +1536,110 @@ audit_fault_hook(struct audit *a)
 	    a->fail_fsync ? "fdatasync" : "write", n);
 }
 
+/* The log or the state file at path: 1 there (a regular file; *size
+ * set), 0 absent, -1 anything else (a symbolic link is refused: the
+ * gateway would write its log or keys wherever it points). */
+static int
+audit_check_file(const char *what, const char *path, off_t *size,
+    char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(err, errlen, "%s %s is a symbolic link; refusing to "
+		    "follow it (give the real path)", what, path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s %s is not a regular file", what,
+		    path);
+		return -1;
+	}
+	*size = st.st_size;
+	return 1;
+}
+
+/*
+ * What audit_open checks before it writes anything: the body mode; the
+ * log and the state file are regular files, not symbolic links; the
+ * log's folder can be written; and the keys it would read (the state
+ * when there is one, else K0 with no log yet) read and parse.  cmgate
+ * -t runs it, and audit_open runs it first, so -t fails on whatever
+ * would make the start fail here.
+ */
+int
+audit_check(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *body = cfg->audit.body ? cfg->audit.body : "digest";
+	const char *state = cfg->audit.state_file;
+	struct audit *a;
+	unsigned char k0[AFMT_KEY_LEN];
+	off_t lsize = 0, ssize = 0;
+	char *dir, defstate[PATH_MAX];
+	int have_log, have_state, rc;
+
+	if (cfg->audit.path == NULL) {
+		snprintf(err, errlen, "audit.path is not set");
+		return -1;
+	}
+	if (state == NULL) {
+		/* As audit_open: <path>.state */
+		snprintf(defstate, sizeof(defstate), "%s.state",
+		    cfg->audit.path);
+		state = defstate;
+	}
+	if (strcmp(body, "digest") != 0 && strcmp(body, "redacted") != 0 &&
+	    strcmp(body, "full") != 0) {
+		snprintf(err, errlen, "audit.body: must be digest, redacted or "
+		    "full");
+		return -1;
+	}
+	if ((have_log = audit_check_file("the audit log", cfg->audit.path,
+	    &lsize, err, errlen)) == -1 ||
+	    (have_state = audit_check_file("the key state", state, &ssize,
+	    err, errlen)) == -1)
+		return -1;
+	if ((dir = audit_dirname(cfg->audit.path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = access(dir, W_OK | X_OK);
+	if (rc == -1)
+		snprintf(err, errlen, "the audit log's folder %s: %s", dir,
+		    strerror(errno));
+	free(dir);
+	if (rc == -1)
+		return -1;
+	if (!have_state) {
+		if (have_log && lsize > 0) {
+			snprintf(err, errlen, "the key state %s is missing but "
+			    "the log %s exists: restore the state file, or move "
+			    "the log away to begin a new one", state,
+			    cfg->audit.path);
+			return -1;
+		}
+		rc = audit_read_k0(cfg->audit.key_file, k0, err, errlen);
+		OPENSSL_cleanse(k0, sizeof(k0));
+		return rc;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	a->state_path = (char *)state;
+	rc = audit_state_load(a, err, errlen);
+	afmt_key_wipe(&a->key);
+	OPENSSL_cleanse(a->body_key, sizeof(a->body_key));
+	free(a);
+	return rc;
+}
+
 struct audit *
 audit_open(const struct config *cfg, char *err, size_t errlen)
 {
@@ -1544,6 +1660,8 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "audit.path is not set");
 		return NULL;
 	}
+	if (audit_check(cfg, err, errlen) == -1)
+		return NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -1626,9 +1744,10 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 	if (!fresh && !have_log)
 		rotation = true;	/* or refused below */
 
-	if ((a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0640)) == -1) {
-		snprintf(err, errlen, "%s: %s", a->path, strerror(errno));
+	if ((a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0640)) == -1) {
+		snprintf(err, errlen, "%s: %s", a->path, errno == ELOOP ?
+		    "a symbolic link; refusing to follow it" : strerror(errno));
 		goto fail;
 	}
 	if (fresh || rotation) {

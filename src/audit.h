@@ -34,6 +34,8 @@ typedef void (*audit_cb)(bool ok, uint64_t seq, void *arg);
  * "start" record, and start the writer thread.  Refuses (NULL, message
  * in err) when the tail cannot be verified or shows tampering.
  */
+/* The checks audit_open makes before writing anything (cmgate -t). */
+int		 audit_check(const struct config *, char *err, size_t errlen);
 struct audit	*audit_open(const struct config *, char *err, size_t errlen);
 
 /* One port per event loop (port.h); callbacks for records submitted

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -821,10 +822,21 @@ struct afmt_bad {
 
 #define AFMT_BAD_KEEP	64
 #define AFMT_MAX_STEPS	(1u << 24)	/* key steps for one lookup */
-/* Key steps a verifier may spend on lines whose epoch runs ahead of
- * the chain (about 10 s): enough to name a re-MAC'd record, bounded
- * against a file of forged lines. */
-#define AFMT_STEP_BUDGET (1u << 23)
+/*
+ * Key steps a verifier may spend, in all, on lines that need a key the
+ * chain has not reached (an epoch ahead of it, or a key derived afresh
+ * from the base): enough to find the first record of a log whose
+ * earlier files are not given (a year of 60 s epochs) and to name a
+ * re-MAC'd record, bounded against a file of forged lines whatever
+ * epochs they claim (0.3 to 0.5 s at 0.3 to 0.45 us a step).
+ */
+#define AFMT_STEP_BUDGET (1u << 20)
+/*
+ * How far ahead of the chain's epoch a record may claim to be, on top
+ * of the epochs the time since the last verified record allows: epochs
+ * that end early (a stop, a rotation) are not bound to the clock.
+ */
+#define AFMT_EPOCH_SLACK 1024
 #define AFMT_MAX_MISSING 65536
 
 struct afmt_range {
@@ -848,6 +860,10 @@ struct afmt_vfy {
 	struct afmt_key	 cur;		/* at epoch, when set */
 	struct afmt_key	 scratch;
 	uint64_t	 budget;	/* AFMT_STEP_BUDGET, spent */
+	/* Time of the last linked record (0: none yet) and the epoch
+	 * length a verified start record gave (0: not known). */
+	int64_t		 last_time;
+	uint64_t	 epoch_s;
 
 	const char	*file;
 	uint64_t	 lineno;
@@ -997,11 +1013,18 @@ afmt_vfy_file(struct afmt_vfy *v, const char *name)
 	v->lineno = 0;
 }
 
-/* The key of epoch e, derived from the current or the base key; NULL
- * when it cannot be (earlier than the base, or too far). */
+/*
+ * The key of epoch e, derived from the current or the base key; NULL
+ * when it cannot be: earlier than the base, later than max_epoch (what
+ * the chain can justify, see afmt_vfy_reach), or more key steps than
+ * the budget has left.  One step from a key already held is free (the
+ * chain moving on); any longer derivation is paid from the budget, so
+ * however many lines a file holds and whatever epochs they claim, the
+ * key work of a whole run stays under AFMT_STEP_BUDGET steps.
+ */
 static struct afmt_key *
 afmt_vfy_key(struct afmt_vfy *v, uint64_t e, const char *log_id,
-    uint64_t max_steps)
+    uint64_t max_epoch)
 {
 	struct afmt_key *from;
 
@@ -1011,7 +1034,8 @@ afmt_vfy_key(struct afmt_vfy *v, uint64_t e, const char *log_id,
 		return &v->base;
 	if (v->scratch.set && v->scratch.epoch == e)
 		return &v->scratch;
-	if (e < v->base.epoch || e - v->base.epoch > AFMT_MAX_STEPS)
+	if (e < v->base.epoch || e > max_epoch ||
+	    e - v->base.epoch > AFMT_MAX_STEPS)
 		return NULL;
 	/* Step from the nearest key below e. */
 	from = &v->base;
@@ -1020,8 +1044,7 @@ afmt_vfy_key(struct afmt_vfy *v, uint64_t e, const char *log_id,
 	if (v->scratch.set && v->scratch.epoch < e &&
 	    v->scratch.epoch > from->epoch)
 		from = &v->scratch;
-	if (e - from->epoch > max_steps) {
-		/* Beyond what the chain explains: pay from the budget. */
+	if (e - from->epoch > 1) {
 		if (e - from->epoch > v->budget)
 			return NULL;
 		v->budget -= e - from->epoch;
@@ -1033,6 +1056,53 @@ afmt_vfy_key(struct afmt_vfy *v, uint64_t e, const char *log_id,
 		return NULL;
 	}
 	return &v->scratch;
+}
+
+/* Seconds since the epoch of a record's ts ("YYYY-MM-DDTHH:MM:SS..."),
+ * 0 when it does not read as one. */
+static int64_t
+afmt_ts_time(const char *ts)
+{
+	struct tm tm;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
+	    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if ((t = timegm(&tm)) == (time_t)-1 || t < 0)
+		return 0;
+	return (int64_t)t;
+}
+
+/*
+ * The latest epoch the chain can justify for record r, so that a line
+ * claiming a far epoch costs no key work.  Every epoch ends with a
+ * seal, a record of its own, so an epoch is below its seq.  After a
+ * linked record, the epoch can only have moved on by one per seal
+ * since: at most one per epoch_s of the time elapsed between that
+ * record and now (its seals come from the epoch timer), plus
+ * AFMT_EPOCH_SLACK for epochs ended early (stops, rotations).  The
+ * seq a line claims is not evidence: the line is not verified yet.
+ */
+static uint64_t
+afmt_vfy_reach(const struct afmt_vfy *v, const struct afmt_rec *r)
+{
+	uint64_t reach, elapsed = 0;
+	int64_t now;
+
+	if (r->seq == 0)
+		return 0;
+	if (!v->started)
+		return r->seq - 1;
+	if (v->last_time > 0 && (now = (int64_t)time(NULL)) > v->last_time)
+		elapsed = (uint64_t)(now - v->last_time) /
+		    (v->epoch_s ? v->epoch_s : 1);
+	reach = v->epoch + 1 + AFMT_EPOCH_SLACK;
+	reach = elapsed > UINT64_MAX - reach ? UINT64_MAX : reach + elapsed;
+	return reach < r->seq - 1 ? reach : r->seq - 1;
 }
 
 /* Make the current key the key of epoch e. */
@@ -1289,6 +1359,13 @@ afmt_vfy_accept(struct afmt_vfy *v, const struct afmt_rec *r,
 	v->sum.records++;
 	v->sum.last_seq = r->seq;
 	memcpy(v->sum.last_ts, r->ts, sizeof(r->ts));
+	v->last_time = afmt_ts_time(r->ts);
+	if (strcmp(r->type, "start") == 0) {
+		uint64_t es = 0;
+		if (afmt_field_u64(r->fields, r->flen, "epoch_s", &es) == 0 &&
+		    es > 0)
+			v->epoch_s = es;
+	}
 	v->sum.last_is_seal = false;
 
 	if (!v->jump) {
@@ -1363,24 +1440,27 @@ afmt_vfy_line(struct afmt_vfy *v, const char *line, size_t len, uint64_t off)
 	struct afmt_rec r;
 	struct afmt_key *key = NULL;
 	unsigned char h[AFMT_HASH_LEN];
-	uint64_t gap, steps;
+	uint64_t gap, reach;
 	bool parsed, first = false;
 
 	v->lineno++;
 	v->sum.lines++;
 	parsed = afmt_parse(line, len, &r) == 0;
-	if (parsed && (!v->have_log || strcmp(r.log_id, v->log_id) == 0)) {
-		/* Each epoch has a seal, so a record's epoch is below its
-		 * seq; beyond the chain, allow one epoch per absent record.
-		 * This bounds the key steps a forged line can cost. */
-		if (r.epoch >= r.seq)
-			steps = 0;
-		else if (v->started && r.seq >= v->exp)
-			steps = r.seq - v->exp + 1;
-		else
-			steps = r.epoch;
-		if (r.epoch < r.seq)
-			key = afmt_vfy_key(v, r.epoch, r.log_id, steps);
+	if (parsed && (!v->have_log || strcmp(r.log_id, v->log_id) == 0) &&
+	    r.epoch < r.seq) {
+		reach = afmt_vfy_reach(v, &r);
+		if (r.epoch > reach && v->started) {
+			/* Reported now, with no key work: a file of such
+			 * lines costs what reading it costs. */
+			v->sum.mac_fail_lines++;
+			afmt_report(v, AFMT_EPOCH_VIOLATION, 0, 0, v->file,
+			    v->lineno, off, "a line claims epoch %llu, past "
+			    "the epoch %llu the chain can reach; not part of "
+			    "the chain", (unsigned long long)r.epoch,
+			    (unsigned long long)reach);
+			return;
+		}
+		key = afmt_vfy_key(v, r.epoch, r.log_id, reach);
 	}
 	if (key == NULL || afmt_check_mac(key, &r) == -1) {
 		afmt_vfy_bad_line(v, line, len, off, parsed, r.seq);

@@ -142,9 +142,57 @@ struct logfile {
 	const char	*name;
 	char		*map;
 	size_t		 size;
+	bool		 heap;		/* map was read, not mapped: free() */
 	uint64_t	 first_seq;	/* UINT64_MAX: none parsed */
 	size_t		 order;		/* as given */
 };
+
+/* A stream may hold no more than this (a log is rotated long before). */
+#define LOGFILE_STREAM_MAX	((size_t)1 << 34)
+
+/*
+ * Read a file that is not a regular file (a pipe, a FIFO, a character
+ * device such as /dev/stdin) to its end into memory, since neither
+ * its size nor mmap can be trusted with it.  0, or -1 with errno.
+ */
+static int
+logfile_read_stream(struct logfile *lf, int fd)
+{
+	size_t cap = 0, len = 0;
+	char *buf = NULL, *n;
+	ssize_t r;
+
+	for (;;) {
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 65536;
+			if (ncap > LOGFILE_STREAM_MAX) {
+				free(buf);
+				errno = EFBIG;
+				return -1;
+			}
+			if ((n = realloc(buf, ncap)) == NULL) {
+				free(buf);
+				return -1;
+			}
+			buf = n;
+			cap = ncap;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			free(buf);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	lf->map = buf;
+	lf->size = len;
+	lf->heap = true;
+	return 0;
+}
 
 static int
 logfile_open(struct logfile *lf, const char *name, size_t order)
@@ -163,13 +211,24 @@ logfile_open(struct logfile *lf, const char *name, size_t order)
 			close(fd);
 		return -1;
 	}
-	lf->size = (size_t)st.st_size;
-	if (lf->size > 0 && (lf->map = mmap(NULL, lf->size, PROT_READ,
-	    MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-		fprintf(stderr, "cmgate-audit: %s: %s\n", name, strerror(errno));
-		lf->map = NULL;
-		close(fd);
-		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		/* A pipe, /dev/stdin, a FIFO: its size says nothing. */
+		if (logfile_read_stream(lf, fd) == -1) {
+			fprintf(stderr, "cmgate-audit: %s: %s\n", name,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+	} else {
+		lf->size = (size_t)st.st_size;
+		if (lf->size > 0 && (lf->map = mmap(NULL, lf->size, PROT_READ,
+		    MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
+			fprintf(stderr, "cmgate-audit: %s: %s\n", name,
+			    strerror(errno));
+			lf->map = NULL;
+			close(fd);
+			return -1;
+		}
 	}
 	close(fd);
 	/* The first record that parses says where the file sits. */
@@ -195,7 +254,9 @@ logfile_open(struct logfile *lf, const char *name, size_t order)
 static void
 logfile_close(struct logfile *lf)
 {
-	if (lf->map)
+	if (lf->map && lf->heap)
+		free(lf->map);
+	else if (lf->map)
 		munmap(lf->map, lf->size);
 	lf->map = NULL;
 }
@@ -451,7 +512,8 @@ cmd_verify(int argc, char **argv)
 	if (fs.n > 1)
 		qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
 
-	if (sum.records == 0 && sum.lines > 0) {
+	if (sum.records == 0) {
+		/* No record: nothing was proven, whatever the reason. */
 		result = "unverifiable";
 		rc = EX_UNVERIFIABLE;
 	} else if (sum.failures > 0 || (strict && sum.unsealed > 0)) {
@@ -521,6 +583,11 @@ cmd_verify(int argc, char **argv)
 	if (sum.records == 0 && sum.lines > 0) {
 		printf("FAIL: no record verifies under %s: wrong key, or not a "
 		    "cmgate audit log\n", keyfile);
+		goto out;
+	}
+	if (sum.records == 0) {
+		printf("UNVERIFIABLE: no record in the file(s) given: an empty "
+		    "log proves nothing\n");
 		goto out;
 	}
 	printf("log %s: %llu record(s) verified in %d file(s)", sum.log_id,

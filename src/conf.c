@@ -481,6 +481,34 @@ check_config(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The key from CRYPTOMATE_API_KEY, taken out of the environment the
+ * first time it is read: the variable is unset and its bytes (in the
+ * initial environment, what /proc/PID/environ shows) wiped, so no
+ * child (the seal command) and no reader of environ finds it.  Reloads
+ * reuse this copy; it lives as long as the process.
+ */
+static char	*env_api_key;
+
+static const char *
+take_env_api_key(void)
+{
+	char *env;
+
+	if (env_api_key != NULL)
+		return env_api_key;
+	if ((env = getenv("CRYPTOMATE_API_KEY")) == NULL)
+		return NULL;
+	if ((env_api_key = strdup(env)) == NULL)
+		return NULL;
+	/* getenv points past "NAME=" in the entry: wipe the entry whole
+	 * once it is out of environ. */
+	env -= sizeof("CRYPTOMATE_API_KEY=") - 1;
+	(void)unsetenv("CRYPTOMATE_API_KEY");
+	explicit_bzero(env, strlen(env));
+	return env_api_key;
+}
+
 /* The API key: the file when configured, else the environment. */
 static int
 load_api_key(struct config *c, char *err, size_t errlen)
@@ -493,7 +521,7 @@ load_api_key(struct config *c, char *err, size_t errlen)
 		    &c->api_key, &c->api_key_len, kerr, sizeof(kerr)) == -1)
 			return fail(err, errlen, c->path,
 			    "upstream.api_key_file", "%s", kerr);
-	} else if ((env = getenv("CRYPTOMATE_API_KEY")) != NULL) {
+	} else if ((env = take_env_api_key()) != NULL) {
 		if ((c->api_key = strdup(env)) == NULL)
 			return fail(err, errlen, c->path, NULL, "out of memory");
 		c->api_key_len = strlen(c->api_key);
@@ -543,7 +571,7 @@ conf_load(const char *file, char *err, size_t errlen)
 		    errlen) == -1)
 			goto fail;
 
-	if (read_file(file, CONF_MAX_FILE, &text, &len, rerr,
+	if (read_file_ex(file, CONF_MAX_FILE, RF_CONFIG, &text, &len, rerr,
 	    sizeof(rerr)) == -1) {
 		snprintf(err, errlen, "%s", rerr);
 		goto fail;

@@ -815,11 +815,17 @@ idem_check_mode(const char *dir, const char *name, char *err,
 	struct stat st;
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	if (stat(p, &st) == -1) {
+	if (lstat(p, &st) == -1) {
 		if (errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "idempotency.path: %s: %s", p,
 		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "idempotency.path: %s is %s", p,
+		    S_ISLNK(st.st_mode) ? "a symbolic link; refusing to "
+		    "follow it" : "not a regular file");
 		return -1;
 	}
 	if (st.st_mode & 077) {
@@ -1278,6 +1284,20 @@ idem_env_open_sized(const char *path, bool write, size_t initial,
 		    mdb_strerror(rc));
 		goto fail;
 	}
+	{
+		/* LMDB opens the data file without O_CLOEXEC: a child (the
+		 * seal command) must not inherit it read-write. */
+		mdb_filehandle_t fd;
+		int fl;
+
+		if (mdb_env_get_fd(env, &fd) == 0 && fd != -1 &&
+		    ((fl = fcntl(fd, F_GETFD)) == -1 ||
+		    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)) {
+			snprintf(err, errlen, "idempotency.path: %s: "
+			    "close-on-exec: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
 	(void)mdb_reader_check(env, &dead);
 	if ((rc = mdb_txn_begin(env, NULL, write ? 0 : MDB_RDONLY,
 	    &txn)) != 0 ||
@@ -1308,6 +1328,60 @@ idem_env_open(const char *path, bool write, MDB_env **envp, MDB_dbi *dmain,
 {
 	return idem_env_open_sized(path, write, IDEM_MAP_INITIAL, envp, dmain,
 	    dexp, mapsize, err, errlen);
+}
+
+/*
+ * What idem_open checks before it creates or opens anything: the store
+ * is a folder (not a symbolic link: the store would go wherever it
+ * points) or can be made in its parent, and its files are regular
+ * files open to no one else.  cmgate -t runs it, and idem_open first.
+ */
+int
+idem_check(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *path = cfg->idempotency.path;
+	struct stat st;
+	char parent[4096], *slash;
+
+	if (path == NULL) {
+		snprintf(err, errlen, "idempotency.path is not set");
+		return -1;
+	}
+	if (lstat(path, &st) == -1) {
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "idempotency.path: %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		snprintf(parent, sizeof(parent), "%s", path);
+		if ((slash = strrchr(parent, '/')) == NULL)
+			snprintf(parent, sizeof(parent), ".");
+		else if (slash == parent)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (access(parent, W_OK | X_OK) == -1) {
+			snprintf(err, errlen, "idempotency.path: cannot create "
+			    "%s in %s: %s", path, parent, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(err, errlen, "idempotency.path: %s is a symbolic "
+		    "link; refusing to follow it (give the real path)", path);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "idempotency.path: %s: not a folder",
+		    path);
+		return -1;
+	}
+	if (idem_check_mode(path, "data.mdb", err, errlen) == -1 ||
+	    idem_check_mode(path, "lock.mdb", err, errlen) == -1 ||
+	    idem_check_mode(path, "cmgate.lock", err, errlen) == -1)
+		return -1;
+	return 0;
 }
 
 /* A size from the environment (tests), in whole 64 KiB, or def. */
@@ -1352,6 +1426,8 @@ idem_open(const struct config *cfg, char *err, size_t errlen)
 	initial = idem_env_bytes("CMGATE_IDEM_MAP_BYTES", IDEM_MAP_INITIAL);
 	im->map_max = idem_env_bytes("CMGATE_IDEM_MAP_MAX_BYTES", IDEM_MAP_MAX);
 
+	if (idem_check(cfg, err, errlen) == -1)
+		goto fail;
 	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "idempotency.path: %s: %s", path,
 		    strerror(errno));

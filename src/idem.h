@@ -94,6 +94,8 @@ struct idem	*idem_open(const struct config *, char *err, size_t errlen);
  * file and says what to do.  idem_open() and idem_db_open() call it.
  */
 int		 idem_check_store(const char *path, char *err, size_t errlen);
+/* The checks idem_open makes before it opens anything (cmgate -t). */
+int		 idem_check(const struct config *, char *err, size_t errlen);
 /* Finish queued work, join the store thread, close; claims must be
  * gone (requests finished). */
 void		 idem_close(struct idem *);

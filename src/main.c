@@ -14,6 +14,7 @@
 #include "workers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -68,6 +69,31 @@ usage(FILE *f)
 }
 
 /* The API key lives in this process: keep it out of core dumps. */
+/*
+ * Make every open descriptor above stderr close-on-exec: at start, the
+ * ones inherited from whoever started the gateway (a shell, a make
+ * jobserver); once the loops run, the ones libraries opened without
+ * O_CLOEXEC (libcurl's wakeup socketpair; LMDB's data file is done
+ * where it is opened).  The gateway's own opens all use O_CLOEXEC.  The
+ * seal command is spawned with everything above 2 closed besides.
+ * close_range(2) does it in one call on Linux 5.11 and later; older
+ * kernels take the loop.
+ */
+static void
+cloexec_all(void)
+{
+	struct rlimit rl;
+	int fd, fl, max = 1024;
+
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
+	for (fd = 3; fd < max; fd++)
+		if ((fl = fcntl(fd, F_GETFD)) != -1 && !(fl & FD_CLOEXEC))
+			(void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
 static void
 protect_memory(const struct config *c)
 {
@@ -248,6 +274,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	cloexec_all();
 	if ((gw.cfg = conf_load(gw.conf_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "cmgate: %s\n", err);
 		return 1;
@@ -258,6 +285,19 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test_only) {
+		/* -t fails on whatever the start checks before it writes
+		 * (audit_open and idem_open run the same checks first): the
+		 * audit keys and files, the idempotency store's files and their
+		 * contents (a damaged store fails -t as it fails the start). */
+		if (audit_check(gw.cfg, err, sizeof(err)) == -1 ||
+		    (gw.cfg->idempotency.enabled &&
+		    (idem_check(gw.cfg, err, sizeof(err)) == -1 ||
+		    idem_check_store(gw.cfg->idempotency.path, err,
+		    sizeof(err)) == -1))) {
+			fprintf(stderr, "cmgate: %s\n", err);
+			conf_unref(gw.cfg);
+			return 1;
+		}
 		printf("cmgate: the configuration file %s syntax is ok\n"
 		    "cmgate: configuration file %s test is successful\n",
 		    gw.conf_path, gw.conf_path);
@@ -315,6 +355,7 @@ main(int argc, char **argv)
 		log_error("cannot install signal handlers");
 		goto out;
 	}
+	cloexec_all();
 	log_info("cmgate %s starting: upstream %s, %zu callers, audit %s",
 	    PACKAGE_VERSION, gw.cfg->upstream.base_url, gw.cfg->ncallers,
 	    gw.cfg->audit.path);

@@ -87,17 +87,80 @@ sha256(const void *buf, size_t len, unsigned char *out)
 	return 0;
 }
 
+/*
+ * Check an open file the way its use asks (RF_* flags), on the
+ * descriptor itself so that what is checked is what is read: no
+ * window between a stat and the open for a rename or a symlink swap.
+ */
+static int
+read_file_check(int fd, const char *path, int flags, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((flags & (RF_SECRET | RF_CONFIG)) && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -1;
+	}
+	if ((flags & RF_SECRET) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		snprintf(err, errlen, "%s: permissions %03o are too open; "
+		    "a secret must not be group- or world-accessible "
+		    "(chmod 600)", path, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	if ((flags & RF_SECRET) && st.st_uid != me) {
+		snprintf(err, errlen, "%s: owned by uid %lu, not by the user "
+		    "this runs as (uid %lu): chown it", path,
+		    (unsigned long)st.st_uid, (unsigned long)me);
+		return -1;
+	}
+	if ((flags & RF_CONFIG) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "%s: permissions %03o let others than "
+		    "its owner change it (it can run commands as this user): "
+		    "chmod go-w", path, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	if ((flags & RF_CONFIG) && st.st_uid != 0 && st.st_uid != me) {
+		snprintf(err, errlen, "%s: owned by uid %lu, neither root nor "
+		    "the user this runs as (uid %lu): chown it", path,
+		    (unsigned long)st.st_uid, (unsigned long)me);
+		return -1;
+	}
+	return 0;
+}
+
 int
 read_file(const char *path, size_t cap, char **out, size_t *outlen,
     char *err, size_t errlen)
+{
+	return read_file_ex(path, cap, 0, out, outlen, err, errlen);
+}
+
+int
+read_file_ex(const char *path, size_t cap, int flags, char **out,
+    size_t *outlen, char *err, size_t errlen)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	ssize_t r;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC |
+	    (flags & RF_NOFOLLOW ? O_NOFOLLOW : 0))) == -1) {
+		if (errno == ELOOP && (flags & RF_NOFOLLOW))
+			snprintf(err, errlen, "%s: a symbolic link; refusing to "
+			    "follow it", path);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (read_file_check(fd, path, flags, err, errlen) == -1) {
+		close(fd);
 		return -1;
 	}
 	if ((buf = malloc(cap + 2)) == NULL) {
@@ -139,21 +202,18 @@ int
 read_secret_file(const char *path, size_t cap, char **out, size_t *outlen,
     char *err, size_t errlen)
 {
-	struct stat st;
+	return read_secret_file_ex(path, cap, 0, out, outlen, err, errlen);
+}
+
+int
+read_secret_file_ex(const char *path, size_t cap, int flags, char **out,
+    size_t *outlen, char *err, size_t errlen)
+{
 	char *buf;
 	size_t len, start = 0;
 
-	if (stat(path, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "%s: permissions %03o are too open; "
-		    "a secret must not be group- or world-accessible "
-		    "(chmod 600)", path, (unsigned)(st.st_mode & 0777));
-		return -1;
-	}
-	if (read_file(path, cap, &buf, &len, err, errlen) == -1)
+	if (read_file_ex(path, cap, flags | RF_SECRET, &buf, &len, err,
+	    errlen) == -1)
 		return -1;
 	while (len > 0 && isspace((unsigned char)buf[len - 1]))
 		buf[--len] = '\0';

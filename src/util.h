@@ -26,12 +26,26 @@ int		 sha256(const void *buf, size_t len, unsigned char *out);
 int		 read_file(const char *path, size_t cap, char **out,
 		    size_t *outlen, char *err, size_t errlen);
 
+/* Checks read_file_ex makes on the open descriptor (fstat). */
+#define RF_SECRET	0x1	/* regular, no group/other bits, owned by
+				   the effective user */
+#define RF_CONFIG	0x2	/* regular, not group/other-writable, owned
+				   by root or the effective user (OpenSSH's
+				   StrictModes) */
+#define RF_NOFOLLOW	0x4	/* refuse a symbolic link (O_NOFOLLOW) */
+int		 read_file_ex(const char *path, size_t cap, int flags,
+		    char **out, size_t *outlen, char *err, size_t errlen);
+
 /*
- * Read a secret file: refuses it when group- or world-readable (as
- * OpenSSH does for private keys); trims surrounding whitespace.
+ * Read a secret file: refuses it when group- or world-accessible or
+ * owned by another user (as OpenSSH does for private keys), checked on
+ * the open descriptor; trims surrounding whitespace.  The _ex form adds
+ * RF_* flags (RF_NOFOLLOW).
  */
 int		 read_secret_file(const char *path, size_t cap, char **out,
 		    size_t *outlen, char *err, size_t errlen);
+int		 read_secret_file_ex(const char *path, size_t cap, int flags,
+		    char **out, size_t *outlen, char *err, size_t errlen);
 
 /* PATH when absolute, else DIR/PATH; malloc'd. */
 char		*path_resolve(const char *dir, const char *path);

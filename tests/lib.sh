@@ -17,6 +17,9 @@ CMGATE_AUDIT=$top_builddir/src/cmgate-audit
 MOCK=$top_builddir/tests/mock-upstream
 SEED=$top_srcdir/tests/data/seed.json
 
+# Configs and keys are made here as an operator would: cmgate refuses a
+# config others can write, whatever the umask the suite runs under.
+umask 022
 T=$(mktemp -d "${TMPDIR:-/tmp}/cmgate-test.XXXXXX")
 MOCK_PID=
 GW_PID=
@@ -240,3 +243,19 @@ raw_http() {
 	keep_answer "$T/raw.h" "$T/raw.body"
 }
 raw_code() { json_field "$T/raw.body" code; }
+
+# within_ms MS DESCRIPTION CMD...: run CMD (its status is left in
+# RUN_RC, its output in $T/run.out) and check it took under MS
+# milliseconds of wall-clock time.  A bound on work that must not grow
+# with hostile input: generous against a loaded machine, far below
+# what the input would cost unbounded.
+within_ms() {
+	local ms=$1 desc=$2 t0 t1; shift 2
+	t0=$(date +%s%N)
+	"$@" > "$T/run.out" 2>&1; RUN_RC=$?
+	t1=$(date +%s%N)
+	ELAPSED_MS=$(( (t1 - t0) / 1000000 ))
+	CHECKS=$((CHECKS + 1))
+	if [ "$ELAPSED_MS" -lt "$ms" ]; then ok "$desc (${ELAPSED_MS} ms)"
+	else fail "$desc: took ${ELAPSED_MS} ms, bound ${ms} ms"; fi
+}

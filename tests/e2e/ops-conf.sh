@@ -66,6 +66,8 @@ check "example config: clean exit" "$GW_RC" 0
 mkdir -p "$T/qs/conf" "$T/qs/run"
 cp "$top_srcdir/conf/quickstart.json" "$T/qs/conf/"
 ( umask 077; printf 'cm-quick-%s\n' "$$" > "$T/qs/run/api-key" )
+# as scripts/quickstart.sh does before its -t: the start needs K0
+"$CMGATE_AUDIT" keygen "$T/qs/run/audit.key" 2> /dev/null
 out=$("$CMGATE" -t -c "$T/qs/conf/quickstart.json" 2>&1); rc=$?
 check "cmgate -t on conf/quickstart.json" "$rc" 0
 [ $rc -eq 0 ] || echo "# $out"
