@@ -45,10 +45,10 @@ check_match "the 429 is an audit reject record" \
 
 # ---- new keys in flight at once take places, not more ---------------------
 # backoffice holds 1 key: of 8 new keys sent at once, 2 pass.
-: > "$T/par.cfg"
+: > "$T/par.cfg.secret"
 for i in $(seq 8); do
-	[ "$i" -gt 1 ] && echo next >> "$T/par.cfg"
-	cat >> "$T/par.cfg" <<EOF
+	[ "$i" -gt 1 ] && echo next >> "$T/par.cfg.secret"
+	cat >> "$T/par.cfg.secret" <<EOF
 url = "$GW_URL/management/clients/individuals"
 header = "Authorization: Bearer $TOKEN_B"
 header = "Content-Type: application/json"
@@ -58,13 +58,13 @@ output = "/dev/null"
 write-out = "%{http_code}\n"
 EOF
 done
-curl -s --parallel --parallel-max 8 --parallel-immediate -K "$T/par.cfg" > "$T/par.codes" 2>/dev/null
+curl -s --parallel --parallel-max 8 --parallel-immediate -K "$T/par.cfg.secret" > "$T/par.codes" 2>/dev/null
 check "concurrent new keys: 2 pass" "$(grep -c '^200$' "$T/par.codes")" 2
 check "concurrent new keys: 6 get 429" "$(grep -c '^429$' "$T/par.codes")" 6
 
 # ---- the count survives a restart -------------------------------------------
 stop_gw
-cap_config 1
+cap_config 3
 start_gw
 st=$(post_key q-5 "$SEED")
 check "after a restart: still at the cap" "$st/$(json_field "$T/resp" code)" 429/idempotency_quota_exceeded
@@ -72,23 +72,29 @@ st=$(post_key q-2 "$SEED")
 check "after a restart: stored keys replay" "$st/$(resp_header Idempotent-Replayed)" 200/true
 
 # ---- and goes down as keys expire -------------------------------------------
-# ttl_s is now 1 s.  A fresh caller's keys expire; once purged, the caller
+# ttl_s is now 3 s.  A fresh caller's keys expire; once purged, the caller
 # has places again.
 sed -i "s/\"name\": \"backoffice\"/\"name\": \"partner\"/" "$T/cmgate.json"
 kill -HUP "$GW_PID"
 wait_for "$T/gw.log" 'reload: config .* loaded' 100 || fail "no reload line"
+te=$(date +%s%N)
 for k in e-1 e-2 e-3; do
 	check "partner key $k" "$(TOKEN=$TOKEN_B post_key $k "$SEED")" 200
 done
 st=$(TOKEN=$TOKEN_B post_key e-4 "$SEED")
-check "partner at the cap" "$st/$(json_field "$T/resp" code)" 429/idempotency_quota_exceeded
-# Wait (bounded) for a purge that deletes them: one more purge line.
-p0=$(grep -c 'purged [0-9]* expired keys' "$T/gw.log")
+if [ $(( ($(date +%s%N) - te) / 1000000 )) -lt 2500 ]; then
+	check "partner at the cap" "$st/$(json_field "$T/resp" code)" 429/idempotency_quota_exceeded
+else
+	# The machine was too slow: the keys may have expired already.
+	echo "# skipped 'partner at the cap': the keys were near their expiry"
+fi
+# Wait (bounded, 15 s) until the purge has deleted them from the store.
 i=0
-while [ "$(grep -c 'purged [0-9]* expired keys' "$T/gw.log")" -le "$p0" ] && [ $i -lt 100 ]; do
+while "$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" list 2>/dev/null |
+    grep -q '"key":"e-[123]"' && [ $i -lt 300 ]; do
 	sleep 0.05; i=$((i + 1))
 done
-check "the expired keys are purged" "$([ $i -lt 100 ] && echo yes)" yes
+check "the expired keys are purged" "$([ $i -lt 300 ] && echo yes)" yes
 st=$(TOKEN=$TOKEN_B post_key e-4 "$SEED")
 check "after the purge: places again" "$st" 200
 finish
