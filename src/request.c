@@ -84,6 +84,8 @@ struct gw_req {
 };
 
 static void req_free(struct gw_req *);
+static void req_idem_members(const struct gw_req *, const char *, char *,
+    size_t);
 
 /* ---- replies: the only exits ------------------------------------- */
 
@@ -277,6 +279,7 @@ req_reject(struct gw_req *r, int status, const char *code,
 {
 	struct json_object *paths;
 	char caller[80], *fields = NULL, peer[64], peerq[80], from[96];
+	char im[2 * IDEM_KEY_MAX + 64];
 	const char *pj;
 	size_t i, n, flen;
 
@@ -307,12 +310,15 @@ req_reject(struct gw_req *r, int status, const char *code,
 	if (r->caller == NULL || json_quote(r->caller->name, caller,
 	    sizeof(caller)) == -1)
 		strcpy(caller, "null");
-	flen = strlen(pj) + 512;
+	/* A keyed request refused before sending (its key is kept for
+	 * the audit, nothing is stored under it). */
+	req_idem_members(r, "", im, sizeof(im));
+	flen = strlen(pj) + sizeof(im) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
 		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s", r->id, caller, r->route->method,
-		    r->route->path, status, code, pj, from);
+		    "\"fields\":%s%s%s", r->id, caller, r->route->method,
+		    r->route->path, status, code, pj, im, from);
 	json_object_put(paths);
 	/* The details wait until the record is durable. */
 	r->details = details;

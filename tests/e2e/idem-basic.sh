@@ -115,6 +115,8 @@ check "invalid body: request_id = X-Request-Id" "$(json_field "$T/resp" request_
 st=$(post_key k-basic-invalid "$T/invalid.json")
 check "invalid body again: 422 recomputed, not replayed" "$st/$(resp_header Idempotent-Replayed)" 422/
 check "nothing upstream for the 422s" "$(mock_count)" 8
+check_match "the 422 is a reject record with the key" \
+    "$(grep '"type":"reject".*"code":"validation_failed"' "$T/audit.log")" '"idempotency_key":"k-basic-invalid"'
 st=$(post_key k-basic-invalid "$SEED")
 check "valid body under a key refused before sending: processed" "$st/$(resp_header Idempotent-Replayed)" 200/
 check "the corrected body went upstream" "$(mock_count)" 9
