@@ -25,6 +25,7 @@
 #endif
 #include "audit.h"
 #include "audit_format.h"
+#include "audit_flood.h"
 #include "conf.h"
 #include "log.h"
 #include "port.h"
@@ -109,6 +110,10 @@ struct audit {
 	uint64_t		 run_records;
 	struct afmt_idset	 open;		/* requests without outcome */
 
+	/* Unauthenticated refusals past their allowance (audit_flood.h):
+	 * counted on the loops, summarized by the writer. */
+	struct audit_flood	*flood;
+
 	/* The batch being built. */
 	char			*buf;
 	size_t			 buflen, bufcap;
@@ -153,7 +158,7 @@ static const double audit_buckets[12] = {
 };
 
 static const char *const audit_reserved_types[] = {
-	"start", "seal", "recover", "stop", "carry", NULL,
+	"start", "seal", "recover", "stop", "carry", "reject_summary", NULL,
 };
 
 const double *
@@ -248,6 +253,7 @@ audit_get_stats(const struct audit *ca, struct audit_stats *out)
 	pthread_mutex_lock(&a->smu);
 	*out = a->st;
 	pthread_mutex_unlock(&a->smu);
+	out->rejects_summarized = audit_flood_summarized(a->flood);
 }
 
 void
@@ -926,8 +932,8 @@ static void
 audit_writer_round(struct audit *a, struct audit_item **items, size_t n,
     bool stop, bool seal)
 {
-	char ex[512], stopf[96];
-	size_t i, good = 0;
+	char ex[512], stopf[96], sumf[AUDIT_FLOOD_FIELDS_MAX];
+	size_t i, good = 0, slen, nsum = 0;
 	int len;
 
 	if (atomic_load(&a->poisoned)) {
@@ -949,6 +955,18 @@ audit_writer_round(struct audit *a, struct audit_item **items, size_t n,
 		good++;
 		audit_track_item(a, it);
 	}
+	/* Refusals counted since the last summary: due after a second,
+	 * and always before a seal or the stop record, so that they are
+	 * in the epoch they happened in. */
+	if ((slen = audit_flood_take(a->flood, stop || seal, now_mono_ns(),
+	    sumf, sizeof(sumf))) > 0) {
+		if (audit_add(a, "reject_summary", sumf, slen, NULL, NULL,
+		    NULL) == 0) {
+			nsum = 1;
+		} else
+			log_error("audit: a reject_summary record could not "
+			    "be built");
+	}
 	if (stop) {
 		len = snprintf(stopf, sizeof(stopf), "\"reason\":\"shutdown\","
 		    "\"records\":%llu", (unsigned long long)(a->run_records + 1));
@@ -962,6 +980,7 @@ audit_writer_round(struct audit *a, struct audit_item **items, size_t n,
 	}
 	pthread_mutex_lock(&a->smu);
 	a->st.records += good;
+	a->st.reject_summaries += nsum;
 	pthread_mutex_unlock(&a->smu);
 	a->submitted_done += good;
 	audit_complete(a, items, n);
@@ -1003,13 +1022,23 @@ audit_writer_main(void *arg)
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		size_t n = 0, bytes = 0;
-		bool stop, seal, rotate;
+		bool stop, seal, rotate, summary;
 		long long room = -1;
+		uint64_t wake;
 
-		audit_deadline(&dl, deadline);
-		while (a->qh == NULL && !a->closing && !a->rotate_req &&
-		    !a->seal_req && now_mono_ns() < deadline)
+		/* Wake for the seal, or for a pending reject summary
+		 * (audit_reject_admit signals when one opens). */
+		for (;;) {
+			wake = audit_flood_due(a->flood);
+			if (wake == 0 || wake > deadline)
+				wake = deadline;
+			if (a->qh != NULL || a->closing || a->rotate_req ||
+			    a->seal_req || now_mono_ns() >= wake)
+				break;
+			audit_deadline(&dl, wake);
 			pthread_cond_timedwait(&a->cv, &a->mu, &dl);
+		}
+		summary = wake < deadline && now_mono_ns() >= wake;
 
 		/* With the fault armed, end a batch exactly where the
 		 * failure is due, so N records succeed. */
@@ -1037,7 +1066,7 @@ audit_writer_main(void *arg)
 		a->rotate_req = false;
 		pthread_mutex_unlock(&a->mu);
 
-		if (n > 0 || seal || stop)
+		if (n > 0 || seal || stop || summary)
 			audit_writer_round(a, a->items, n,
 			    stop && !atomic_load(&a->poisoned), seal);
 		if (seal)
@@ -1431,6 +1460,7 @@ audit_free(struct audit *a)
 	afmt_key_wipe(&a->key);
 	OPENSSL_cleanse(a->body_key, sizeof(a->body_key));
 	afmt_idset_free(&a->open);
+	audit_flood_free(a->flood);
 	while ((it = a->qh) != NULL) {
 		a->qh = AITEM(it->link.next);
 		free(it);
@@ -1668,6 +1698,12 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 	}
 	a->fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
+	if ((a->flood = audit_flood_new()) == NULL) {
+		pthread_mutex_destroy(&a->mu);
+		free(a);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -1954,6 +1990,24 @@ audit_port_free(struct audit_port *p)
 	a->nports--;
 	pthread_mutex_unlock(&a->mu);
 	free(p);
+}
+
+bool
+audit_reject_admit(struct audit *a, const char *addr, const char *reason)
+{
+	bool opened = false, own;
+
+	if (a == NULL)
+		return true;
+	own = audit_flood_admit(a->flood, addr, reason, now_mono_ns(),
+	    &opened);
+	if (opened) {
+		/* The writer learns the summary's deadline. */
+		pthread_mutex_lock(&a->mu);
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+	return own;
 }
 
 static bool

@@ -57,6 +57,18 @@ void		 audit_port_free(struct audit_port *);
 int		 audit_submit(struct audit_port *, const char *type,
 		    const char *fields, audit_cb cb, void *arg);
 
+/*
+ * A refusal of an unauthenticated request (no or unknown token), from
+ * peer address addr, for reason (its error code): true when it is to
+ * be recorded as a "reject" record of its own, false when it has been
+ * counted for a "reject_summary" record instead (audit_flood.h: a
+ * token bucket of 4 a second, burst 8, for the whole process).  A
+ * summary is written within about a second, before the next seal and
+ * at shutdown; the refusal needs no record of its own then.
+ */
+bool		 audit_reject_admit(struct audit *, const char *addr,
+		    const char *reason);
+
 /* False once any write/fsync error has poisoned the log (fail closed). */
 bool		 audit_healthy(const struct audit *);
 
@@ -104,6 +116,8 @@ struct audit_stats {
 	/* cumulative histogram buckets, see audit_stats_buckets() */
 	uint64_t fsync_le[12];
 	uint64_t write_le[12];
+	uint64_t rejects_summarized;	/* refusals counted, not recorded */
+	uint64_t reject_summaries;	/* reject_summary records written */
 };
 void		 audit_get_stats(const struct audit *, struct audit_stats *);
 /* Upper bounds in seconds of the 12 histogram buckets (last = +Inf). */

@@ -139,6 +139,9 @@ static const struct ckey conf_keys[] = {
 	  "86400", NULL, 0, "how long a key is remembered" },
 	{ "idempotency.required", C_BOOL, O(idempotency.required), 0, 0,
 	  "false", NULL, 0, "refuse creates without a key" },
+	{ "idempotency.max_keys_per_caller", C_LONG,
+	  O(idempotency.max_keys_per_caller), 1, 1000000000, "100000", NULL,
+	  0, "stored keys one caller may hold (then 429)" },
 
 	{ "log", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "log.level", C_ENUM, O(log.level), 0, 0, "info",

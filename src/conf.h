@@ -81,6 +81,7 @@ struct config {
 		char	*path;		/* LMDB folder */
 		long	 ttl_s;
 		bool	 required;
+		long	 max_keys_per_caller;
 	} idempotency;
 
 	struct {

@@ -17,6 +17,15 @@
  *           not yet expired.  A key stored again leaves its old "exp"
  *           entry behind; the purge drops it without touching the newer
  *           record (the expiry times differ).
+ *
+ * Keys per caller (idempotency.max_keys_per_caller): the store thread
+ * counts each caller's records once when it starts (before any job),
+ * then keeps the counts as its commits add records and its purge
+ * deletes them, under mu.  A lookup that finds no record reserves a
+ * place in its caller's count until the outcome is stored or the claim
+ * released, so concurrent new keys cannot overshoot the cap; a caller
+ * at the cap gets IDEM_OVER_QUOTA for a new key (its stored keys still
+ * replay).
  */
 #include "idem.h"
 #include "conf.h"
@@ -51,6 +60,9 @@
 #define IDEM_PURGE_MS		60000
 #define IDEM_PURGE_BATCH	1000
 #define IDEM_CT_MAX		1024
+#define IDEM_CALLER_MAX		64	/* characters of a caller name */
+/* Distinct callers in one purge batch; more end the batch early. */
+#define IDEM_PURGE_CALLERS	16
 
 struct idem_claim {
 	struct idem		*im;
@@ -67,6 +79,21 @@ struct idem_claim {
 	bool			 storing;
 	/* Under im->mu: */
 	bool			 in_map;
+	bool			 reserved;	/* a place in the key count */
+};
+
+/* Records held by one caller (the store's, under im->mu). */
+struct idem_count {
+	char			 caller[IDEM_CALLER_MAX + 1];
+	uint64_t		 stored;
+	uint64_t		 reserved;	/* new keys not yet stored */
+};
+
+/* Records a write round added (+) or purged (-) for one caller; applied
+ * to the counts only once the round has committed. */
+struct idem_delta {
+	char			 caller[IDEM_CALLER_MAX + 1];
+	uint64_t		 purged;
 };
 
 enum idem_job_kind { IDEM_JOB_LOOKUP, IDEM_JOB_STORE };
@@ -80,8 +107,10 @@ struct idem_job {
 	idem_lookup_cb		 lcb;
 	idem_store_cb		 scb;
 	void			*arg;
-	int			 found;		/* lookup: 1, 0, -1 */
+	int			 found;		/* lookup: 1, 0, -1, -2 */
+	uint64_t		 max_keys;	/* lookup: the caller's cap */
 	bool			 ok;		/* store: durable */
+	bool			 is_new;	/* store: a key not held before */
 	uint64_t		 expires_ms;	/* store */
 	unsigned char		*val;		/* encoded record */
 	size_t			 vlen;
@@ -109,6 +138,8 @@ struct idem {
 	struct idem_job		*qh, *qt;	/* under mu */
 	bool			 stopping;	/* under mu */
 	void			*inflight; /* tsearch root, under mu */
+	struct idem_count	*counts;	/* under mu */
+	size_t			 ncounts, capcounts;
 	atomic_bool		 failed;
 };
 
@@ -182,6 +213,59 @@ idem_dbkey(const char *caller, const char *key, char *out)
 	memcpy(out + c + 1, key, k);
 	out[c + 1 + k] = '\0';
 	return (int)(c + 1 + k);
+}
+
+/* The caller part of a store key ("caller NUL key") into out. */
+static void
+idem_key_caller(const char *k, size_t klen, char out[IDEM_CALLER_MAX + 1])
+{
+	size_t n = strnlen(k, klen);
+
+	if (n > IDEM_CALLER_MAX)
+		n = IDEM_CALLER_MAX;
+	memcpy(out, k, n);
+	out[n] = '\0';
+}
+
+/* Under im->mu: the count of caller, made when create; NULL if none
+ * (or out of memory). */
+static struct idem_count *
+idem_count_of(struct idem *im, const char *caller, bool create)
+{
+	struct idem_count *nc;
+	size_t i, cap;
+
+	for (i = 0; i < im->ncounts; i++)
+		if (strcmp(im->counts[i].caller, caller) == 0)
+			return &im->counts[i];
+	if (!create)
+		return NULL;
+	if (im->ncounts == im->capcounts) {
+		cap = im->capcounts ? im->capcounts * 2 : 16;
+		if ((nc = realloc(im->counts, cap * sizeof(*nc))) == NULL)
+			return NULL;
+		im->counts = nc;
+		im->capcounts = cap;
+	}
+	nc = &im->counts[im->ncounts++];
+	memset(nc, 0, sizeof(*nc));
+	snprintf(nc->caller, sizeof(nc->caller), "%s", caller);
+	return nc;
+}
+
+/* Under im->mu: give back a claim's place in its caller's count. */
+static void
+idem_unreserve(struct idem *im, struct idem_claim *c)
+{
+	char caller[IDEM_CALLER_MAX + 1];
+	struct idem_count *n;
+
+	if (!c->reserved)
+		return;
+	c->reserved = false;
+	idem_key_caller(c->key, c->klen, caller);
+	if ((n = idem_count_of(im, caller, false)) != NULL && n->reserved > 0)
+		n->reserved--;
 }
 
 /*
@@ -371,6 +455,7 @@ idem_release(struct idem_claim *c)
 	if (!c->storing) {
 		pthread_mutex_lock(&im->mu);
 		idem_unmap(im, c);
+		idem_unreserve(im, c);
 		pthread_mutex_unlock(&im->mu);
 	}
 	idem_claim_unref(c);
@@ -388,13 +473,15 @@ idem_send(struct idem_job *j)
 }
 
 int
-idem_lookup(struct idem_claim *c, idem_lookup_cb cb, void *arg)
+idem_lookup(struct idem_claim *c, uint64_t max_keys, idem_lookup_cb cb,
+    void *arg)
 {
 	struct idem_job *j;
 
 	if (atomic_load(&c->im->failed) || (j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
 	j->kind = IDEM_JOB_LOOKUP;
+	j->max_keys = max_keys;
 	j->claim = c;
 	j->port = c->port;
 	j->lcb = cb;
@@ -538,6 +625,33 @@ idem_port_free(struct idem_port *p)
 
 /* ---- the store thread ------------------------------------------- */
 
+/*
+ * A lookup found no record: the key is new to its caller.  Reserve a
+ * place in the caller's count, or IDEM_OVER_QUOTA when the caller holds
+ * max_keys already (stored, or reserved by its other new keys in
+ * flight).  A claim released meanwhile reserves nothing.
+ */
+static int
+idem_reserve(struct idem *im, struct idem_job *j)
+{
+	char caller[IDEM_CALLER_MAX + 1];
+	struct idem_count *n;
+	int found = 0;
+
+	idem_key_caller(j->claim->key, j->claim->klen, caller);
+	pthread_mutex_lock(&im->mu);
+	if ((n = idem_count_of(im, caller, true)) != NULL) {
+		if (n->stored + n->reserved >= j->max_keys)
+			found = IDEM_OVER_QUOTA;
+		else if (j->claim->in_map) {
+			n->reserved++;
+			j->claim->reserved = true;
+		}
+	}
+	pthread_mutex_unlock(&im->mu);
+	return found;
+}
+
 static void
 idem_lookups(struct idem *im, struct idem_job *jobs)
 {
@@ -567,7 +681,7 @@ idem_lookups(struct idem *im, struct idem_job *jobs)
 		k.mv_size = j->claim->klen;
 		grc = mdb_get(txn, im->dbi_main, &k, &v);
 		if (grc == MDB_NOTFOUND) {
-			j->found = 0;
+			j->found = idem_reserve(im, j);
 			continue;
 		}
 		if (grc != 0 || v.mv_size < IDEM_HDR_LEN) {
@@ -594,19 +708,47 @@ idem_lookups(struct idem *im, struct idem_job *jobs)
 		mdb_txn_abort(txn);
 }
 
-/* One purge batch inside txn; *more when the batch was full. */
+/* Note one purged record of key's caller in dl (*ndl used); -1 when
+ * dl is full with other callers. */
+static int
+idem_delta_add(struct idem_delta *dl, size_t *ndl, const char *key,
+    size_t klen)
+{
+	char caller[IDEM_CALLER_MAX + 1];
+	size_t i;
+
+	idem_key_caller(key, klen, caller);
+	for (i = 0; i < *ndl; i++)
+		if (strcmp(dl[i].caller, caller) == 0) {
+			dl[i].purged++;
+			return 0;
+		}
+	if (*ndl == IDEM_PURGE_CALLERS)
+		return -1;
+	memcpy(dl[*ndl].caller, caller, sizeof(caller));
+	dl[(*ndl)++].purged = 1;
+	return 0;
+}
+
+/*
+ * One purge batch inside txn; *more when the batch was full (or held
+ * records of more callers than dl has room for).  Each record deleted
+ * from "main" is noted in dl for the key counts.
+ */
 static int
 idem_purge_batch(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, uint64_t now,
-    size_t *n, bool *more)
+    size_t *n, bool *more, struct idem_delta *dl, size_t *ndl)
 {
 	MDB_cursor *cur;
 	MDB_val k, v, mk, mv;
 	unsigned char kb[8 + IDEM_DBKEY_MAX];
 	uint64_t exp;
 	int rc;
+	bool live;
 
 	*n = 0;
 	*more = false;
+	*ndl = 0;
 	if ((rc = mdb_cursor_open(txn, dexp, &cur)) != 0)
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
@@ -621,10 +763,16 @@ idem_purge_batch(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, uint64_t now,
 				break;
 			mk.mv_data = kb + 8;
 			mk.mv_size = k.mv_size - 8;
-			if (mdb_get(txn, dmain, &mk, &mv) == 0 &&
+			live = mdb_get(txn, dmain, &mk, &mv) == 0 &&
 			    (mv.mv_size < IDEM_HDR_LEN || idem_get_le(
-			    (const unsigned char *)mv.mv_data + 16, 8) ==
-			    exp) && (rc = mdb_del(txn, dmain, &mk, NULL)) != 0)
+			    (const unsigned char *)mv.mv_data + 16, 8) == exp);
+			if (live && idem_delta_add(dl, ndl,
+			    (const char *)mk.mv_data, mk.mv_size) == -1) {
+				/* The rest in the next batch. */
+				*more = true;
+				break;
+			}
+			if (live && (rc = mdb_del(txn, dmain, &mk, NULL)) != 0)
 				break;
 		}
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
@@ -635,16 +783,21 @@ idem_purge_batch(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, uint64_t now,
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Put a record (*is_new: the key had none). */
 static int
 idem_put(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, const char *key,
-    size_t klen, uint64_t expires, unsigned char *val, size_t vlen)
+    size_t klen, uint64_t expires, unsigned char *val, size_t vlen,
+    bool *is_new)
 {
 	unsigned char kb[8 + IDEM_DBKEY_MAX];
-	MDB_val k, v;
+	MDB_val k, v, old;
 	int rc;
 
 	k.mv_data = (void *)key;
 	k.mv_size = klen;
+	if ((rc = mdb_get(txn, dmain, &k, &old)) != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	*is_new = rc == MDB_NOTFOUND;
 	v.mv_data = val;
 	v.mv_size = vlen;
 	if ((rc = mdb_put(txn, dmain, &k, &v, 0)) != 0)
@@ -664,7 +817,7 @@ idem_put(MDB_txn *txn, MDB_dbi dmain, MDB_dbi dexp, const char *key,
  */
 static int
 idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
-    size_t *purged, bool *more)
+    size_t *purged, bool *more, struct idem_delta *dl, size_t *ndl)
 {
 	struct idem_job *j;
 	MDB_txn *txn;
@@ -673,6 +826,7 @@ idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
 
 	*purged = 0;
 	*more = false;
+	*ndl = 0;
 	for (j = jobs; j; j = j->next)
 		nstore += j->kind == IDEM_JOB_STORE;
 	if (nstore == 0 && !purge)
@@ -688,10 +842,11 @@ idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
 			if (j->kind == IDEM_JOB_STORE)
 				rc = idem_put(txn, im->dbi_main, im->dbi_exp,
 				    j->claim->key, j->claim->klen,
-				    j->expires_ms, j->val, j->vlen);
+				    j->expires_ms, j->val, j->vlen,
+				    &j->is_new);
 		if (rc == 0 && purge)
 			rc = idem_purge_batch(txn, im->dbi_main, im->dbi_exp,
-			    idem_now_ms(), purged, more);
+			    idem_now_ms(), purged, more, dl, ndl);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);	/* fdatasync */
 		else
@@ -731,11 +886,15 @@ static void
 idem_round(struct idem *im, struct idem_job *jobs, bool purge,
     size_t *purged, bool *more)
 {
+	struct idem_delta dl[IDEM_PURGE_CALLERS];
+	struct idem_count *cnt;
 	struct idem_job *j;
+	char caller[IDEM_CALLER_MAX + 1];
+	size_t ndl = 0, i;
 	int rc;
 
 	idem_lookups(im, jobs);
-	rc = idem_writes(im, jobs, purge, purged, more);
+	rc = idem_writes(im, jobs, purge, purged, more, dl, &ndl);
 	if (rc != 0) {
 		/* Fail closed: without a durable store, a retry could make
 		 * a duplicate; keyed requests get 503 from now on. */
@@ -745,9 +904,20 @@ idem_round(struct idem *im, struct idem_job *jobs, bool purge,
 			    mdb_strerror(rc));
 	}
 	pthread_mutex_lock(&im->mu);
+	/* The key counts follow what was committed. */
+	for (i = 0; rc == 0 && i < ndl; i++)
+		if ((cnt = idem_count_of(im, dl[i].caller, false)) != NULL)
+			cnt->stored -= cnt->stored < dl[i].purged ?
+			    cnt->stored : dl[i].purged;
 	for (j = jobs; j; j = j->next) {
 		if (j->kind != IDEM_JOB_STORE)
 			continue;
+		idem_unreserve(im, j->claim);
+		if (rc == 0 && j->is_new) {
+			idem_key_caller(j->claim->key, j->claim->klen, caller);
+			if ((cnt = idem_count_of(im, caller, true)) != NULL)
+				cnt->stored++;
+		}
 		j->ok = rc == 0;
 		if (rc != 0)
 			log_error("idempotency: the outcome of request %s was "
@@ -761,6 +931,44 @@ idem_round(struct idem *im, struct idem_job *jobs, bool purge,
 	idem_complete(im, jobs);
 }
 
+/*
+ * Count each caller's records (the key counts), in one read
+ * transaction, before the first job: the counts then survive a restart
+ * without a counter of their own in the store.  Expired records not
+ * yet purged count until the purge deletes them.  -1 on a read error.
+ */
+static int
+idem_count_all(struct idem *im)
+{
+	char caller[IDEM_CALLER_MAX + 1];
+	struct idem_count *cnt;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_txn_begin(im->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, im->dbi_main, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	pthread_mutex_lock(&im->mu);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		idem_key_caller(k.mv_data, k.mv_size, caller);
+		if ((cnt = idem_count_of(im, caller, true)) == NULL) {
+			rc = ENOMEM;
+			break;
+		}
+		cnt->stored++;
+	}
+	pthread_mutex_unlock(&im->mu);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : -1;
+}
+
 static void *
 idem_main(void *arg)
 {
@@ -769,6 +977,11 @@ idem_main(void *arg)
 	uint64_t next_purge = now_mono_ms(), now;
 	size_t purged, total = 0;
 	bool stop, purge, more;
+
+	/* Fail closed without the counts: the cap could not hold. */
+	if (idem_count_all(im) == -1 && !atomic_exchange(&im->failed, true))
+		log_error("idempotency: cannot count the stored keys; keyed "
+		    "requests are refused until a restart");
 
 	for (;;) {
 		pthread_mutex_lock(&im->mu);
@@ -1494,6 +1707,7 @@ idem_close(struct idem *im)
 		close(im->lockfd);	/* drops the flock */
 	/* Claims left in the set belong to requests cut off by the exit. */
 	tdestroy(im->inflight, free);
+	free(im->counts);
 	pthread_cond_destroy(&im->cv);
 	pthread_mutex_destroy(&im->mu);
 	free(im);

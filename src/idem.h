@@ -64,7 +64,9 @@ struct idem_record {
 	size_t		 body_len;
 };
 
-/* found: 1 with rec, 0 (none, or expired), -1 the store failed. */
+/* found: 1 with rec, 0 (none, or expired), -1 the store failed,
+ * IDEM_OVER_QUOTA: none, and the caller already holds its cap of keys. */
+#define IDEM_OVER_QUOTA	(-2)
 typedef void (*idem_lookup_cb)(int found, const struct idem_record *rec,
 		    void *arg);
 /* ok: the record is durable (false: not stored; the store is failed). */
@@ -115,8 +117,11 @@ enum idem_begin_result idem_begin(struct idem_port *, const char *caller,
 		    const char *request_id, struct idem_claim **out);
 
 /* Read the stored record of a claimed key (store thread); cb runs on
- * the claim's loop unless the claim was released first.  0 or -1. */
-int		 idem_lookup(struct idem_claim *, idem_lookup_cb, void *arg);
+ * the claim's loop unless the claim was released first.  A key new to
+ * its caller takes a place among the caller's max_keys (given back if
+ * its outcome is not stored), or is IDEM_OVER_QUOTA.  0 or -1. */
+int		 idem_lookup(struct idem_claim *, uint64_t max_keys,
+		    idem_lookup_cb, void *arg);
 
 /*
  * Store the claimed key's outcome, kept for ttl_s seconds.  body and

@@ -630,6 +630,15 @@ m_render_audit(struct evbuffer *o, const struct audit *a)
 	    "Bytes written to the audit log.");
 	evbuffer_add_printf(o, "cmgate_audit_written_bytes_total %" PRIu64
 	    "\n", st.bytes);
+	m_head(o, "cmgate_audit_rejects_summarized_total", "counter",
+	    "Refusals of unauthenticated requests past their allowance of "
+	    "own records, counted in reject_summary records instead.");
+	evbuffer_add_printf(o, "cmgate_audit_rejects_summarized_total %"
+	    PRIu64 "\n", st.rejects_summarized);
+	m_head(o, "cmgate_audit_reject_summaries_total", "counter",
+	    "reject_summary records written.");
+	evbuffer_add_printf(o, "cmgate_audit_reject_summaries_total %" PRIu64
+	    "\n", st.reject_summaries);
 	m_head(o, "cmgate_audit_healthy", "gauge",
 	    "1 while the audit log can record; 0 once it failed (every "
 	    "request then gets 503).");

@@ -79,12 +79,13 @@ struct gw_req {
 	char			*idem_fields;
 	int			 idem_wait;
 	bool			 idem_audit_ok;
-	bool			 idem_invalid;	/* a validation 422 */
 	bool			 idem_replayed;
 	char			 idem_msg[160];
 };
 
 static void req_free(struct gw_req *);
+static void req_idem_members(const struct gw_req *, const char *, char *,
+    size_t);
 
 /* ---- replies: the only exits ------------------------------------- */
 
@@ -184,9 +185,10 @@ req_reply_upstream(struct gw_req *r)
 }
 
 /*
- * Answer with bytes held in r (a replay, or a validation 422 stored
- * under an Idempotency-Key): r->status, r->resp_ct, r->resp.  A replay
- * is the stored response unchanged, marked Idempotent-Replayed.
+ * Answer with bytes held in r (a replay): r->status, r->resp_ct,
+ * r->resp.  A replay is the stored response unchanged, marked
+ * Idempotent-Replayed.  (A store written by an earlier cmgate may hold
+ * the gateway's own validation 422s; they replay the same way.)
  */
 static void
 req_reply_stored(struct gw_req *r)
@@ -245,22 +247,57 @@ on_reject_durable(bool ok, uint64_t seq, void *arg)
 	req_reply_error(r, r->status, r->code, r->message, details);
 }
 
+/* The caller's address as evhttp saw it at accept (never a header). */
+static void
+req_peer(const struct gw_req *r, char *out, size_t outlen)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(out, outlen, "%s", addr != NULL && addr[0] ? addr :
+	    "unknown");
+}
+
 /*
  * A request the gateway turns down (auth, media type, JSON, fields):
  * record the reject (field paths, never values), then answer.
+ *
+ * A refusal of an unauthenticated request is a record of its own only
+ * within a small allowance for the whole process (audit_reject_admit);
+ * past it, it is counted into a "reject_summary" record and answered
+ * at once, so a stranger cannot grow the log faster than a few KiB a
+ * second however fast it sends.  Refusals of a known caller stay
+ * records of their own: the caller is accountable for them (and its
+ * token can be revoked).
  */
 static void
 req_reject(struct gw_req *r, int status, const char *code,
     const char *message, struct json_object *details)
 {
-	struct json_object *paths = json_object_new_array();
-	char caller[80], *fields = NULL;
+	struct json_object *paths;
+	char caller[80], *fields = NULL, peer[64], peerq[80], from[96];
+	char im[2 * IDEM_KEY_MAX + 64];
 	const char *pj;
 	size_t i, n, flen;
 
 	r->status = status;
 	r->code = code;
 	r->message = message;
+	from[0] = '\0';
+	if (r->caller == NULL) {
+		req_peer(r, peer, sizeof(peer));
+		if (!audit_reject_admit(r->loop->audit, peer, code)) {
+			req_reply_error(r, status, code, message, details);
+			return;
+		}
+		if (json_quote(peer, peerq, sizeof(peerq)) != -1)
+			snprintf(from, sizeof(from), ",\"remote_addr\":%s",
+			    peerq);
+	}
+	paths = json_object_new_array();
 	n = details ? json_object_array_length(details) : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *f = NULL;
@@ -273,12 +310,15 @@ req_reject(struct gw_req *r, int status, const char *code,
 	if (r->caller == NULL || json_quote(r->caller->name, caller,
 	    sizeof(caller)) == -1)
 		strcpy(caller, "null");
-	flen = strlen(pj) + 512;
+	/* A keyed request refused before sending (its key is kept for
+	 * the audit, nothing is stored under it). */
+	req_idem_members(r, "", im, sizeof(im));
+	flen = strlen(pj) + sizeof(im) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
 		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s", r->id, caller, r->route->method,
-		    r->route->path, status, code, pj);
+		    "\"fields\":%s%s%s", r->id, caller, r->route->method,
+		    r->route->path, status, code, pj, im, from);
 	json_object_put(paths);
 	/* The details wait until the record is durable. */
 	r->details = details;
@@ -302,9 +342,7 @@ req_outcome_reply(struct gw_req *r)
 		req_audit_failed(r);
 		return;
 	}
-	if (r->idem_invalid)
-		req_reply_stored(r);
-	else if (r->up_status > 0 && r->code == NULL)
+	if (r->up_status > 0 && r->code == NULL)
 		req_reply_upstream(r);
 	else
 		req_reply_error(r, r->status, r->code, r->message, NULL);
@@ -741,61 +779,22 @@ req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 		req_audit_failed(r);
 }
 
-/*
- * A keyed request whose body failed validation, with nothing stored
- * under its key: the 422 is an outcome too.  The answer's bytes are
- * made here (as server_send_error makes them) so that what is stored
- * is what is sent; record and store run in parallel.
- */
-static void
-req_idem_store_invalid(struct gw_req *r)
-{
-	struct json_object *o = json_object_new_object();
-	const char *s;
-	char *fields;
-	size_t len;
-
-	r->status = 422;
-	r->code = "validation_failed";
-	r->message = "the body has invalid fields";
-	fields = req_idem_reject_fields(r, r->details, "");
-	json_object_object_add(o, "code", json_object_new_string(r->code));
-	json_object_object_add(o, "message",
-	    json_object_new_string(r->message));
-	json_object_object_add(o, "details", r->details);
-	r->details = NULL;
-	json_object_object_add(o, "request_id", json_object_new_string(r->id));
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (s != NULL && (r->resp = malloc(len)) != NULL) {
-		memcpy(r->resp, s, len);
-		r->resp_len = len;
-	}
-	r->resp_ct = strdup("application/json");
-	json_object_put(o);
-	if (fields == NULL || r->resp == NULL || r->resp_ct == NULL) {
-		free(fields);
-		req_reply_error(r, 500, "internal_error", "out of memory",
-		    NULL);
-		return;
-	}
-	r->idem_wait = 1;
-	r->idem_audit_ok = false;
-	if (idem_store(r->idem_claim, IDEM_COMPLETED, 422, r->resp_ct,
-	    r->resp, r->resp_len, r->cfg->idempotency.ttl_s, on_idem_stored,
-	    r) == 0)
-		r->idem_wait++;
-	if (audit_submit(r->loop->aport, "reject", fields,
-	    on_outcome_durable, r) == -1)
-		req_audit_failed(r);
-	free(fields);
-}
-
 static void
 on_idem_lookup(int found, const struct idem_record *rec, void *arg)
 {
 	struct gw_req *r = arg;
 
+	if (found == IDEM_OVER_QUOTA) {
+		/* This caller alone: its stored keys still replay, and it
+		 * gets places back as its keys expire. */
+		snprintf(r->idem_msg, sizeof(r->idem_msg), "this caller holds "
+		    "%ld Idempotency-Keys already (idempotency.max_keys_per_"
+		    "caller); a new key is refused until older ones expire",
+		    r->cfg->idempotency.max_keys_per_caller);
+		req_idem_reject(r, 429, "idempotency_quota_exceeded",
+		    r->idem_msg, NULL);
+		return;
+	}
 	if (found == -1) {
 		req_idem_reject(r, 503, "idempotency_unavailable",
 		    "the idempotency store cannot be read; nothing is "
@@ -804,10 +803,6 @@ on_idem_lookup(int found, const struct idem_record *rec, void *arg)
 	}
 	if (found == 0) {
 		/* First use: on as usual, holding the claim. */
-		if (r->idem_invalid) {
-			req_idem_store_invalid(r);
-			return;
-		}
 		req_audit_request(r, r->idem_fields);
 		r->idem_fields = NULL;
 		return;
@@ -832,15 +827,13 @@ on_idem_lookup(int found, const struct idem_record *rec, void *arg)
 }
 
 /*
- * Claim the key for this body (data: the normalized body, or the raw
- * one when it failed validation), synchronously: a duplicate in flight
- * is turned away here, without I/O.  Then read what is stored.
+ * Claim the key for this (normalized) body, synchronously: a duplicate
+ * in flight is turned away here, without I/O.  Then read what is
+ * stored.
  */
 static void
-req_idem_begin(struct gw_req *r, const void *data, size_t len,
-    bool invalid)
+req_idem_begin(struct gw_req *r, const void *data, size_t len)
 {
-	r->idem_invalid = invalid;
 	if (sha256(data, len, r->idem_digest) == -1) {
 		req_reply_error(r, 500, "internal_error", "cannot hash the "
 		    "body", NULL);
@@ -867,7 +860,9 @@ req_idem_begin(struct gw_req *r, const void *data, size_t len,
 		    "forwarded", NULL);
 		return;
 	}
-	if (idem_lookup(r->idem_claim, on_idem_lookup, r) == -1)
+	if (idem_lookup(r->idem_claim,
+	    (uint64_t)r->cfg->idempotency.max_keys_per_caller,
+	    on_idem_lookup, r) == -1)
 		req_idem_reject(r, 503, "idempotency_unavailable",
 		    "the idempotency store is unavailable; nothing is "
 		    "forwarded", NULL);
@@ -1023,13 +1018,10 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		struct json_object *d = details_from(&errs);
 		metrics_validation_failed(loop->metrics, &errs);
 		verrors_free(&errs);
-		if (r->idem_key != NULL) {
-			/* The 422 is stored under the key, which covers the
-			 * raw body (there is no normalized one). */
-			r->details = d;
-			req_idem_begin(r, raw ? raw : "", r->bytes_in, true);
-			return;
-		}
+		/* Even under an Idempotency-Key: a request refused before
+		 * it was sent stores nothing (Stripe's rule), since a retry
+		 * gets the same answer anyway; storing it would let a caller
+		 * fill the store with bodies that were never sent. */
 		req_reject(r, 422, "validation_failed",
 		    "the body has invalid fields", d);
 		return;
@@ -1059,7 +1051,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		/* The request record waits for the key's lookup: a replay
 		 * or a refusal is recorded as such instead. */
 		r->idem_fields = fields;
-		req_idem_begin(r, r->body, r->body_len, false);
+		req_idem_begin(r, r->body, r->body_len);
 		return;
 	}
 	req_audit_request(r, fields);

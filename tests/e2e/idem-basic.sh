@@ -1,7 +1,7 @@
 #!/bin/sh
 # Idempotency-Key: replay after success (byte for byte, one upstream
 # request), normalized-body matching, 422 on another body, per-caller
-# scope, header syntax, stored 4xx and validation 422, audit members,
+# scope, header syntax, stored 4xx, a validation 422 not stored, audit members,
 # idempotency.required and idempotency.enabled.
 . "$top_srcdir/tests/lib.sh"
 start_mock
@@ -104,20 +104,30 @@ check "201 replayed" "$st/$(resp_header Idempotent-Replayed)/$(cat "$T/resp")" '
 check "201 replay: charset kept" "$(resp_header Content-Type)" "application/json; charset=utf-8"
 check "4xx/2xx replays sent nothing upstream" "$(mock_count)" 8
 
-# ---- the gateway's own 422 (validation) is stored under the raw body ------
+# ---- a refusal before sending stores nothing (Stripe's rule) --------------
+# The gateway's own 422 (validation) is not stored under the key: a retry
+# recomputes it, and the key stays free for the corrected body.
 printf '{"first_name":"Maria"}' > "$T/invalid.json"
 st=$(post_key k-basic-invalid "$T/invalid.json")
 check "invalid body: 422" "$st/$(json_field "$T/resp" code)" 422/validation_failed
 check_match "invalid body: details listed" "$(cat "$T/resp")" '"details":\[\{"field":'
 check "invalid body: request_id = X-Request-Id" "$(json_field "$T/resp" request_id)" "$(resp_header X-Request-Id)"
-save inv
 st=$(post_key k-basic-invalid "$T/invalid.json")
-check "invalid body again: 422 replayed" "$st/$(resp_header Idempotent-Replayed)" 422/true
-if cmp -s "$T/inv.body" "$T/resp"; then ok "validation 422 replay: byte for byte"; CHECKS=$((CHECKS+1))
-else fail "validation 422 replay: body differs"; fi
-st=$(post_key k-basic-invalid "$SEED")
-check "valid body under a key spent on an invalid one: 422 reused" "$st/$(json_field "$T/resp" code)" 422/idempotency_key_reused
+check "invalid body again: 422 recomputed, not replayed" "$st/$(resp_header Idempotent-Replayed)" 422/
 check "nothing upstream for the 422s" "$(mock_count)" 8
+check_match "the 422 is a reject record with the key" \
+    "$(grep '"type":"reject".*"code":"validation_failed"' "$T/audit.log")" '"idempotency_key":"k-basic-invalid"'
+st=$(post_key k-basic-invalid "$SEED")
+check "valid body under a key refused before sending: processed" "$st/$(resp_header Idempotent-Replayed)" 200/
+check "the corrected body went upstream" "$(mock_count)" 9
+st=$(post_key k-basic-invalid "$SEED")
+check "and its outcome is the one stored" "$st/$(resp_header Idempotent-Replayed)" 200/true
+# A refused request holds no claim: the same key at once is not 409.
+st=$(post_key k-basic-inv2 "$T/invalid.json")
+"$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" show onboarding k-basic-inv2 >/dev/null 2>&1
+check "the store holds nothing for a key refused with 422" "$st/$?" 422/1
+st=$(post_key k-basic-inv2 "$SEED")
+check "a claim is released with a refusal" "$st" 200
 
 # ---- audit records carry the key and "replayed" -------------------------
 a_req=$(grep '"type":"request"' "$T/audit.log" | grep "\"request_id\":\"$rid1\"")
@@ -138,7 +148,7 @@ IDEM_REQUIRED=true make_config
 start_gw
 st=$(post "$SEED")
 check "required, no key: 400" "$st/$(json_field "$T/resp" code)" 400/idempotency_key_required
-check "required, no key: nothing upstream" "$(mock_count)" 8
+check "required, no key: nothing upstream" "$(mock_count)" 10
 st=$(post_key k-basic-req "$SEED")
 check "required, with a key: processed" "$st" 200
 st=$(post_key k-basic-1 "$SEED")
