@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # kill -9 under load, 20 times over one audit log.  Afterwards: the
 # gateway recovers the tail, the log verifies, every request the upstream
 # saw has a durable "request" record, and every 2xx a caller got has an

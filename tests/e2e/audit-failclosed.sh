@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Fail closed: once the audit log cannot write (an injected write error,
 # then a real full disk when a small tmpfs can be mounted), requests get
 # 503 audit_unavailable, /healthz goes red, and nothing more reaches the

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # scripts/bench.sh --smoke: a few seconds of the benchmark on the
 # binaries just built, so the script cannot rot (issue 8).  It proves
 # nothing about speed; it checks that every section runs, that the

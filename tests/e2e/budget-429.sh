@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # CryptoMate's 429: "Retry-After: 2" pauses all forwarding for 2 s,
 # every caller's, and the request that got it goes back to the head of
 # its queue; the paused requests then succeed.  When the pause is longer

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # scripts/burst.sh (the quick start's burst demo) against a test
 # gateway: it reports the mock's max_per_second within the budget and
 # exits 0; with the budget off it says so.

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Bounded queue: over upstream.max_queued a request is answered 429
 # rate_limited with Retry-After at once, recorded, never forwarded; the
 # queued ones wait their turn (time in queue in the access log line).

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The upstream budget under a flood: 300 requests from one caller over
 # 3 s reach the mock at no more than rate_limit_per_sec in any 1 s
 # window (and at about that rate: the budget is used, not wasted); what

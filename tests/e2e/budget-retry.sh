@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # What the budget retries and what it never does.  A request that may
 # have reached CryptoMate (a timeout after sending, an answer broken
 # off) is never sent again.  One that never left (connection refused)

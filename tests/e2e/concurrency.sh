@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Non-blocking forwarding: 100 concurrent requests against an upstream
 # that takes 0.5 s each finish in well under 2 s (a blocking design
 # would take 50 s).

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Config checking (-t), the API key sources, and refusals that name the key.
 . "$top_srcdir/tests/lib.sh"
 MOCK_URL=http://127.0.0.1:9 make_config

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Forwarding: the server key is injected and the caller's never passes,
 # hop-by-hop and caller headers are dropped, the upstream sees the
 # normalized body, and upstream answers are relayed unchanged.

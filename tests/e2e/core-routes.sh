@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The front end: routes, methods, auth, media type, body limits, and the
 # JSON error shape with a request id that matches X-Request-Id.
 . "$top_srcdir/tests/lib.sh"

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Hostile configs: a JSON null, a wrong type or an out-of-range value
 # for a key is refused with a message naming the key (never a crash),
 # by `cmgate -t` and by a SIGHUP reload, which keeps the running

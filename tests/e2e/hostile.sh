@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The bad-input table: each hostile input, the exact status and error
 # code it must get, and afterwards the gateway still answers /healthz
 # and still forwards a good request.  Nothing hostile reaches the

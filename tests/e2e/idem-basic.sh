@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key: replay after success (byte for byte, one upstream
 # request), normalized-body matching, 422 on another body, per-caller
 # scope, header syntax, stored 4xx and validation 422, audit members,

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key under concurrency: a duplicate while the first is in
 # flight gets 409 (Retry-After: 1), another body 422; a retry storm (the
 # same key 50 times at once) makes exactly one upstream request; other

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key durability: a stored outcome survives a restart and a
 # kill -9 taken right after the answer (it is stored before it is
 # sent); a request cut off in flight is not stored; a timeout is stored

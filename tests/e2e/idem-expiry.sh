@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key: what is not stored, and expiry.  CryptoMate's 5xx
 # and 429 and the gateway's 502 when nothing was sent are not stored (a
 # retry goes through); an answer broken off after sending is stored as

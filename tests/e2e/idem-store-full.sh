@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key store limits: the LMDB map grows when full; when it
 # cannot (here a 2 MiB cap, a test hook), the answer being stored still
 # goes out, and keyed requests then fail closed with 503

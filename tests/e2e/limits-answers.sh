@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Answers at the limits: the upstream's answer is bounded by
 # upstream.max_response_bytes (one byte over is a 502, never buffered
 # whole), and a large answer reaches a slow reader whole, with

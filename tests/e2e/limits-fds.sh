@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Out of file descriptors: a gateway whose open files limit is far
 # below limits.max_connections warns at startup; when callers open
 # more connections than it has descriptors, the surplus is closed

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Request heads at the limits: limits.max_headers and
 # limits.max_header_bytes exactly at and one over; heads that arrive in
 # pieces (the line ends split between reads) and pipelined requests

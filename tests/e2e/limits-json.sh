@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Body limits from the config: limits.max_json_depth (json-c's depth:
 # the top-level object is level 1, and a value may nest at most
 # max_json_depth - 1 levels deep) and limits.max_string_length (in

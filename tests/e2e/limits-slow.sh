@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Slow callers: one sending its head a byte a second, one sending its
 # body a byte a second, and one sending nothing at all are each cut off
 # (limits.request_timeout_ms, limits.idle_timeout_ms), while other

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # conf/ and the documentation: the example config holds every key that
 # `cmgate --help` lists, each one commented, passes `cmgate -t` and
 # runs; the quick start's config passes -t; --help on both binaries;

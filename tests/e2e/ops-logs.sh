@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Logs: one JSON line per request with every field an on-call engineer
 # needs and never a body or a secret; startup, reload and shutdown
 # lines; log.level honoured at start and on reload.

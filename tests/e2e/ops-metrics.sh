@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # GET /metrics: Prometheus text format (ops-promtext.awk, itself shown
 # to reject broken input first), counters that move as requests are
 # sent, the gauges of work in flight, bounded labels, no secrets, and

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # SIGHUP: the request in flight finishes with the old API key and the
 # next one uses the new; a rotation under load fails no request; the
 # caller list changes; a broken config (bad JSON, missing, too open or

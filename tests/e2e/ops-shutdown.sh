@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # SIGTERM/SIGINT: stop accepting at once, let the requests in flight
 # finish with their answers, write the audit log's closing record, exit
 # 0; shutdown_timeout_ms caps the wait for a request that takes longer.

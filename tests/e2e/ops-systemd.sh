@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # conf/cmgate.service: `systemd-analyze verify` passes on it (skipped,
 # 77, where systemd-analyze is missing), it carries the sandbox the
 # deployment relies on, and its paths agree with the example config.

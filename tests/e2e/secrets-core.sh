@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The API key lives in the gateway's memory, so by default no core dump
 # may be written (RLIMIT_CORE 0) and the process is not dumpable
 # (PR_SET_DUMPABLE 0): another process of the same user can read

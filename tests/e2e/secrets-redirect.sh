@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Redirects are never followed: an upstream that answers 307 or 302
 # with a Location on another host gets its answer relayed, and the key
 # never reaches that other host (here: the mock, which logs every

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Secrets never leave the gateway except in the upstream header: no log
 # line, error body, audit record, /metrics output or test output holds
 # the API key or a caller token.

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The gateway's own 502 (nothing listening) and 504 (upstream too slow).
 . "$top_srcdir/tests/lib.sh"
 start_mock

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Upstream connections (src/upstream.c): kept alive and reused from one
 # request to the next, over plain HTTP and over TLS verified against
 # upstream.ca_file; a kept connection the server closes while idle is

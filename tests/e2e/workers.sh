@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # "workers": more event loops, each on its own SO_REUSEPORT socket on
 # the same port, all serving; SIGHUP reaches every loop (the new API key
 # is used whichever loop a request lands on); SIGTERM drains the
