@@ -20,9 +20,7 @@
  * files), <path>.broken-<time> (torn tails cut at start), the state
  * file (default <path>.state, 0600).  See docs/audit.md.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
+#include "config.h"	/* PACKAGE_VERSION, from configure.ac */
 #include "audit.h"
 #include "audit_format.h"
 #include "conf.h"
@@ -54,10 +52,6 @@
 #include <openssl/crypto.h>
 
 extern char **environ;
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
 
 #define AUDIT_BATCH_CAP		(1024 * 1024)	/* bytes of one write */
 #define AUDIT_EXPORT_QUEUE	64		/* seals waiting for export */
