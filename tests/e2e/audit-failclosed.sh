@@ -3,7 +3,7 @@
 # then a real full disk when a small tmpfs can be mounted), requests get
 # 503 audit_unavailable, /healthz goes red, and nothing more reaches the
 # upstream.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 

@@ -2,7 +2,7 @@
 # cmgate-audit as an auditor runs it: keygen, verify (exit codes, the
 # finding names, --json, --strict, --anchor), show and its filters,
 # digest, on logs written by the gateway's own writer (tests/audit-gen).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 GEN=$top_builddir/tests/audit-gen
 A=$CMGATE_AUDIT
 

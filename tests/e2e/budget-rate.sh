@@ -6,7 +6,7 @@
 # never forwarded; a second caller's requests sent during the flood
 # wait no longer than their fair share (round-robin: one interval per
 # caller waiting, here 2 x 100 ms), not behind the flood.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/e2e/budget-common.sh"
 start_mock
 RATE=10 BURST=1 MAX_QUEUE_WAIT=3000 make_config

@@ -4,7 +4,7 @@
 # off) is never sent again.  One that never left (connection refused)
 # goes back to its queue after a 1 s pause and is sent when CryptoMate
 # is back, or, when its max_queue_wait_ms runs out first, answered 502.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/e2e/budget-common.sh"
 start_mock
 RATE=10 TIMEOUT_MS=700 MAX_QUEUE_WAIT=5000 make_config

@@ -2,7 +2,7 @@
 # Non-blocking forwarding: 100 concurrent requests against an upstream
 # that takes 0.5 s each finish in well under 2 s (a blocking design
 # would take 50 s).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock -d 500
 make_config
 start_gw

@@ -7,7 +7,7 @@
 # Rows:  jrow STATUS CODE NAME BODY     POST BODY (printf %b) with curl
 #        rrow STATUS CODE NAME REQUEST  send REQUEST (printf %b) as is
 # STATUS 000 with CODE - means: no answer, the connection is closed.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "request_timeout_ms": 1000' make_config
 start_gw

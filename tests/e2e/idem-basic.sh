@@ -3,7 +3,7 @@
 # request), normalized-body matching, 422 on another body, per-caller
 # scope, header syntax, stored 4xx and validation 422, audit members,
 # idempotency.required and idempotency.enabled.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

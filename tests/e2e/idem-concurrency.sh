@@ -3,7 +3,7 @@
 # flight gets 409 (Retry-After: 1), another body 422; a retry storm (the
 # same key 50 times at once) makes exactly one upstream request; other
 # keys do not wait for each other.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

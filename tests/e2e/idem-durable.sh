@@ -6,7 +6,7 @@
 # restart) until an operator runs cmgate-idem forget; the store's files
 # are 0600 whatever the umask; one process per store; a store others
 # may read is refused.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 IDEM=$top_builddir/src/cmgate-idem
 start_mock
 TIMEOUT_MS=1000 make_config

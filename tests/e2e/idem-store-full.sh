@@ -3,7 +3,7 @@
 # cannot (here a 2 MiB cap, a test hook), the answer being stored still
 # goes out, and keyed requests then fail closed with 503
 # idempotency_unavailable (nothing forwarded) while unkeyed ones go on.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 CMGATE_IDEM_MAP_BYTES=1048576; CMGATE_IDEM_MAP_MAX_BYTES=2097152
 export CMGATE_IDEM_MAP_BYTES CMGATE_IDEM_MAP_MAX_BYTES
 start_mock

@@ -6,7 +6,7 @@
 # part of the answer still waits to be written), however long it takes
 # as long as it keeps reading; a caller that stops reading is cut off
 # after limits.idle_timeout_ms.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 command -v perl >/dev/null || { echo "SKIP: no perl"; exit 77; }
 
 # An upstream that answers each request with $T/size bytes of 'a' (the

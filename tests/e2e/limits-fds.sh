@@ -4,7 +4,7 @@
 # more connections than it has descriptors, the surplus is closed
 # (one warning a second at most, not one per attempt), the loop does
 # not spin, and once they are gone everyone is served again.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 ticks() { cut -d')' -f2 "/proc/$GW_PID/stat" | awk '{ print $12 + $13 }'; }

@@ -4,7 +4,7 @@
 # pieces (the line ends split between reads) and pipelined requests
 # are read right; a caller that pipelines without reading the answers
 # cannot make the gateway queue answers without end.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "max_headers": 10, "max_header_bytes": 1024' make_config
 start_gw

@@ -4,7 +4,7 @@
 # (limits.request_timeout_ms, limits.idle_timeout_ms), while other
 # callers are served the whole time, and 40 slow callers at once do
 # not slow anyone else down either.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "request_timeout_ms": 2000, "idle_timeout_ms": 3000' make_config
 start_gw

@@ -4,7 +4,7 @@
 # runs; the quick start's config passes -t; --help on both binaries;
 # the man pages render cleanly and document every key, option, signal
 # and command.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 EXAMPLE=$top_srcdir/conf/cmgate.example.json
 MAN=$top_srcdir/man
 

@@ -2,7 +2,7 @@
 # Logs: one JSON line per request with every field an on-call engineer
 # needs and never a body or a secret; startup, reload and shutdown
 # lines; log.level honoured at start and on reload.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

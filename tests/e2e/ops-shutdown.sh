@@ -2,7 +2,7 @@
 # SIGTERM/SIGINT: stop accepting at once, let the requests in flight
 # finish with their answers, write the audit log's closing record, exit
 # 0; shutdown_timeout_ms caps the wait for a request that takes longer.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock -d 1000
 make_config
 start_gw

@@ -3,7 +3,7 @@
 # ("gateway":"cmgate/X") and the metrics' build_info all print the
 # version configure.ac gives AC_INIT (config.h's PACKAGE_VERSION; no
 # source file carries a fallback copy of it).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 want=$(sed -n 's/^AC_INIT(\[cmgate\], *\[\([^]]*\)\].*/\1/p' \
     "$top_srcdir/configure.ac")

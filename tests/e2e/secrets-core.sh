@@ -8,7 +8,7 @@
 # Dumpability is seen from /proc: the files of a non-dumpable process
 # belong to root, and a process of the same user is refused.  Run as
 # root, the gateway is started as nobody so the difference shows.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 

@@ -14,7 +14,7 @@
 # "cm-test-key-" and the token prefixes "tok-onboarding-" and
 # "tok-backoffice-" of tests/lib.sh.  The mock's files (upstream.*) may
 # hold the key, which is the upstream header, but never a token.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 AUDIT_BODY=full EXTRA=', "log": { "level": "debug" }' make_config
 start_gw

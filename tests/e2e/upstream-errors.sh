@@ -1,6 +1,6 @@
 #!/bin/bash
 # The gateway's own 502 (nothing listening) and 504 (upstream too slow).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 TIMEOUT_MS=500 make_config
 start_gw

@@ -4,7 +4,7 @@
 # upstream.ca_file; a kept connection the server closes while idle is
 # dropped quietly (no busy loop) and replaced by a new one; a
 # certificate that does not verify gets nothing sent.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 mkcert() { # mkcert NAME: a self-signed cert for 127.0.0.1 in $T/NAME.pem
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
