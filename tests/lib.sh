@@ -246,6 +246,18 @@ start_gw() {
 # received) means all of them are in $T/gw.log.  One loop only.
 log_settle() { curl -s -o /dev/null "$GW_URL/healthz" || true; }
 
+# mock_idle: the mock holds no request (delayed or hung ones answered).
+mock_idle() { mock_stats | grep -q '"inflight":0[,}]'; }
+
+# reload_gw: SIGHUP, then wait for one more "reload: config" line (a
+# reload that loads; at log level warn wait on the metric instead).
+reload_gw() {
+	local n
+	n=$(grep -c '"msg":"reload: config' "$T/gw.log")
+	kill -HUP "$GW_PID"
+	wait_until eval '[ "$(grep -c "\"msg\":\"reload: config" "$T/gw.log")" -gt '"$n"' ]'
+}
+
 stop_gw() { # SIGTERM and wait; sets GW_RC
 	kill -TERM "$GW_PID" 2>/dev/null
 	wait "$GW_PID"; GW_RC=$?

@@ -73,7 +73,7 @@ while [ $i -lt 50 ]; do
 done
 check "storm: one answer is the processed one" "$first" 1
 check "storm: the others are 409 in progress or replays" "$((busy + replays))/$other" "49/0"
-check_match "storm: most were in progress" "$busy" '^([1-4][0-9])$'
+check_range "storm: most were in progress" "$busy" 10 49
 # A retry after the storm replays the one outcome.
 st=$(post_key k-storm "$SEED")
 check "after the storm: replayed" "$st/$(resp_header Idempotent-Replayed)" 200/true
@@ -96,5 +96,5 @@ wait $pids
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "10 keys: 10 upstream requests" "$(mock_count)" $((n0 + 10))
 check "10 keys: all 200" "$(cat "$T"/p*.st | tr -d '\n')" "$(printf '200%.0s' 1 2 3 4 5 6 7 8 9 10)"
-check_match "10 keys ran side by side (${ms} ms)" "$ms" '^([0-9]{1,3}|1[0-9]{3})$'
+check_range "10 keys ran side by side (ms)" "$ms" 0 1999
 finish

@@ -55,7 +55,7 @@ CUT=$!
 i=0; while [ $i -lt 100 ] && ! mock_stats | grep -q '"inflight":1[,}]'; do sleep 0.05; i=$((i + 1)); done
 kill9_gw
 wait $CUT 2>/dev/null
-sleep 1
+wait_until mock_idle || fail "the mock still holds the cut request"
 start_gw
 n0=$(mock_count)
 st=$(post_key k-dur-cut "$SEED")
@@ -67,7 +67,8 @@ mock_behave '{"count":1,"delay_ms":2500}'
 st=$(post_key k-dur-504 "$SEED")
 check "upstream too slow: 504" "$st" 504
 rid504=$(resp_header X-Request-Id)
-sleep 1.6			# the mock answers (too late) meanwhile
+# The mock answers (too late) meanwhile.
+wait_until mock_idle || fail "the mock still holds the slow request"
 n0=$(mock_count)
 st=$(post_key k-dur-504 "$SEED")
 check "retry after a 504: 409" "$st" 409

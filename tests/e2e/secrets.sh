@@ -81,8 +81,7 @@ NEW_KEY=cm-test-key-$$-rotated
 printf '%s\n' "$NEW_KEY" > "$T/api-key"
 chmod 600 "$T/api-key"
 curl -s -X POST "$MOCK_URL/_mock/reset" > /dev/null
-kill -HUP "$GW_PID"
-sleep 0.5
+reload_gw || fail "no reload line"
 st=$(ask -H "Authorization: Bearer $TOKEN_A" -H "$J" --data-binary @"$SEED" "$API")
 check "after the rotation the new key is sent" "$(tail -n1 "$T/mock.log" | grep -c "$NEW_KEY")" 1
 "$CMGATE_AUDIT" show "$T/audit.log" > "$T/audit-show.out" 2>&1
