@@ -115,8 +115,8 @@ check_match "positive control: a planted token is found" "$(scan "$T/control.out
 rm -f "$T/control.out"
 
 mine=$OUTPUTS_DIR/secrets.$$
-check_match "this session's outputs were saved" "$(ls "$mine" | wc -l)" '^[1-9][0-9]*$'
-check_match "its upstream saw the key" "$(cat "$mine"/upstream.* | grep -c -- "$KEY_RE")" '^[1-9][0-9]*$'
+check_range "this session's outputs were saved" "$(ls "$mine" | wc -l)" 1 1000000
+check_range "its upstream saw the key" "$(cat "$mine"/upstream.* | grep -c -- "$KEY_RE")" 1 1000000
 found=$(scan "$mine"/*)
 check "this session's outputs hold no secret" "$found" ""
 

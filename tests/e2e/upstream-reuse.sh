@@ -25,8 +25,8 @@ posts() { # posts N: N requests one after the other; prints the codes
 idle_round() { # after the mock (-t 1) closes the kept connection
 	sleep 2
 	t0=$(ticks); sleep 1; t1=$(ticks)
-	check_match "$1: idle, server closed the connection: no busy loop ($((t1 - t0)) ticks in 1 s)" \
-	    "$((t1 - t0))" '^[0-5]$'
+	check_range "$1: idle, server closed the connection: no busy loop (ticks in 1 s)" \
+	    "$((t1 - t0))" 0 5
 	check "$1: the next request works" "$(posts 1)" "200:1 "
 }
 
