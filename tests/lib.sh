@@ -136,16 +136,18 @@ wait_for() {
 	return 1
 }
 
-# wait_until [-n TRIES] COMMAND...: poll (0.05 s steps, 200 tries by
-# default) until COMMAND succeeds; 1 if it never did.
+# wait_until [-n TRIES] COMMAND...: poll (0.05 s steps) until COMMAND
+# succeeds, for at most TRIES x 0.05 s of wall-clock time (200: 10 s),
+# however long each try takes on a busy machine; 1 if it never did.
 wait_until() {
-	local i=0 tries=200
+	local tries=200 end
 	if [ "$1" = -n ]; then tries=$2; shift 2; fi
-	while [ $i -lt "$tries" ]; do
+	end=$(( ${EPOCHREALTIME/[.,]/} + tries * 50000 ))
+	while :; do
 		"$@" 2>/dev/null && return 0
-		sleep 0.05; i=$((i + 1))
+		[ "${EPOCHREALTIME/[.,]/}" -lt "$end" ] || return 1
+		sleep 0.05
 	done
-	return 1
 }
 
 # healthz_matches REGEX: GET /healthz (blanks removed) matches REGEX.
@@ -178,6 +180,10 @@ TOKEN_A=tok-onboarding-$$-abcdef
 TOKEN_B=tok-backoffice-$$-ghijkl
 
 start_mock() { # extra args are passed to the mock
+	# Emptied here, not by the redirection below: that runs in the
+	# background child, and a second start_mock could meanwhile read
+	# the first mock's "listening on" line (and then an empty port).
+	: > "$T/mock.out"
 	"$MOCK" -l 127.0.0.1:0 -k "$API_KEY" -L "$T/mock.log" "$@" \
 	    >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!

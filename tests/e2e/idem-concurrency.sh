@@ -96,5 +96,12 @@ wait $pids
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "10 keys: 10 upstream requests" "$(mock_count)" $((n0 + 10))
 check "10 keys: all 200" "$(cat "$T"/p*.st | tr -d '\n')" "$(printf '200%.0s' 1 2 3 4 5 6 7 8 9 10)"
-check_range "10 keys ran side by side (ms)" "$ms" 0 1999
+# One after the other they would take 10 x 800 ms; side by side each
+# takes about 800 ms by the gateway's clock (the shell's, on a busy
+# machine, only bounds it).
+check_range "10 keys ran side by side (ms from the shell)" "$ms" 0 7999
+log_settle
+slowest=$(grep '"msg":"request"' "$T/gw.log" | tail -n 10 |
+    sed -n 's/.*"total_ms":\([0-9]*\).*/\1/p' | sort -n | tail -n1)
+check_range "10 keys ran side by side (slowest total_ms)" "$slowest" 800 1599
 finish
