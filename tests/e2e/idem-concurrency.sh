@@ -20,9 +20,9 @@ wait_inflight() {
 }
 
 # ---- a duplicate while the first is in flight -------------------------
-# Held 5 s: the three asks below must all come while it is in flight,
-# on a busy machine too.
-mock_behave '{"count":1,"delay_ms":5000}'
+# Held 3.5 s (under timeout_ms, 5 s): the three asks below must all
+# come while it is in flight, on a busy machine too.
+mock_behave '{"count":1,"delay_ms":3500}'
 curl -s -o "$T/a.body" -D "$T/a.h" -w '%{http_code}' -H "Authorization: Bearer $TOKEN_A" \
     -H 'Content-Type: application/json' -H 'Idempotency-Key: k-conc-1' \
     --data-binary @"$SEED" "$GW_URL/management/clients/individuals" > "$T/a.st" &
