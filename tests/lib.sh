@@ -180,17 +180,19 @@ TOKEN_A=tok-onboarding-$$-abcdef
 TOKEN_B=tok-backoffice-$$-ghijkl
 
 start_mock() { # extra args are passed to the mock
-	# Emptied here, not by the redirection below: that runs in the
-	# background child, and a second start_mock could meanwhile read
-	# the first mock's "listening on" line (and then an empty port).
+	# Emptied before the start, not after: the redirection below runs
+	# in the background child, and a second start_mock could meanwhile
+	# read the first mock's "listening on" line (and then an empty
+	# port); and a request that reaches a mock just up must stay in its
+	# log (the mock appends to it).
 	: > "$T/mock.out"
+	: > "$T/mock.log"
 	"$MOCK" -l 127.0.0.1:0 -k "$API_KEY" -L "$T/mock.log" "$@" \
 	    >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	wait_for "$T/mock.out" "listening on" || { echo "mock did not start"; cat "$T/mock.err"; exit 99; }
 	MOCK_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$T/mock.out" | head -n1)
 	MOCK_URL=http://127.0.0.1:$MOCK_PORT
-	: > "$T/mock.log"
 }
 
 mock_behave() { curl -s -X POST -d "$1" "$MOCK_URL/_mock/behave" >/dev/null; }
