@@ -20,9 +20,7 @@
  * files), <path>.broken-<time> (torn tails cut at start), the state
  * file (default <path>.state, 0600).  See docs/audit.md.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
+#include "config.h"	/* PACKAGE_VERSION, from configure.ac */
 #include "audit.h"
 #include "audit_format.h"
 #include "audit_flood.h"
@@ -54,9 +52,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
+extern char **environ;
 
 #define AUDIT_BATCH_CAP		(1024 * 1024)	/* bytes of one write */
 #define AUDIT_EXPORT_QUEUE	64		/* seals waiting for export */
@@ -451,6 +447,26 @@ audit_reserve(struct audit *a, size_t more)
 	return 0;
 }
 
+size_t
+audit_record_line(char *out, size_t cap, const char *log_id, uint64_t seq,
+    struct afmt_key *key, const unsigned char *prev, const char *type,
+    const char *fields, size_t flen, unsigned char *head, unsigned char *mac,
+    char *ts)
+{
+	struct afmt_head h;
+	char now[32];
+
+	now_iso8601(now, sizeof(now));
+	h.log_id = log_id;
+	h.seq = seq;
+	h.epoch = key->epoch;
+	h.ts = now;
+	h.type = type;
+	if (ts != NULL)
+		memcpy(ts, now, sizeof(now));
+	return afmt_build(out, cap, &h, fields, flen, prev, key, head, mac);
+}
+
 /*
  * Append one record to the batch: it takes the next seq and chains
  * to the previous record.  head/mac/ts (may be NULL) describe it.
@@ -459,21 +475,15 @@ static int
 audit_add(struct audit *a, const char *type, const char *fields, size_t flen,
     unsigned char *head_out, unsigned char *mac_out, char *ts_out)
 {
-	struct afmt_head h;
 	unsigned char head[AFMT_HASH_LEN];
 	char ts[32];
 	size_t n;
 
 	if (audit_reserve(a, AFMT_OVERHEAD + 64 + flen) == -1)
 		return -1;
-	now_iso8601(ts, sizeof(ts));
-	h.log_id = a->log_id;
-	h.seq = a->next_seq;
-	h.epoch = a->key.epoch;
-	h.ts = ts;
-	h.type = type;
-	n = afmt_build(a->buf + a->buflen, a->bufcap - a->buflen, &h, fields,
-	    flen, a->head, &a->key, head, mac_out);
+	n = audit_record_line(a->buf + a->buflen, a->bufcap - a->buflen,
+	    a->log_id, a->next_seq, &a->key, a->head, type, fields, flen, head,
+	    mac_out, ts);
 	if (n == 0)
 		return -1;
 	a->buflen += n;

@@ -21,6 +21,7 @@ struct event_base;
 struct json_object;
 struct audit;
 struct audit_port;
+struct afmt_key;
 
 /* Called on the port's event loop once the record is durable (ok=true)
  * or the log has failed (ok=false: the caller must answer 503). */
@@ -122,5 +123,20 @@ struct audit_stats {
 void		 audit_get_stats(const struct audit *, struct audit_stats *);
 /* Upper bounds in seconds of the 12 histogram buckets (last = +Inf). */
 const double	*audit_stats_buckets(void);
+
+/*
+ * One record line, as the writer makes each: stamped with the time
+ * now, record seq of log log_id chained after prev (AFMT_HASH_LEN
+ * bytes) under key, into out (cap bytes).  head receives the line's
+ * chain head (AFMT_HASH_LEN); mac (AFMT_HASH_LEN) and ts (32 bytes,
+ * the stamp) may be NULL.  The line's length, 0 when it does not fit.
+ * The writer's add path calls it; so does tests/bench/bench-micro, so
+ * the benchmark measures this very code.
+ */
+size_t		 audit_record_line(char *out, size_t cap, const char *log_id,
+		    uint64_t seq, struct afmt_key *key,
+		    const unsigned char *prev, const char *type,
+		    const char *fields, size_t flen, unsigned char *head,
+		    unsigned char *mac, char *ts);
 
 #endif

@@ -2,6 +2,7 @@
  * main.c: startup, signals, the event loop, and wiring the rooms
  * together.  Nothing here knows about a request's details.
  */
+#include "config.h"	/* PACKAGE_VERSION, from configure.ac */
 #include "audit.h"
 #include "conf.h"
 #include "guard.h"
@@ -30,10 +31,6 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <json-c/json.h>
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
 
 struct gateway {
 	struct event_base	*base;

@@ -39,10 +39,6 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
-
 #define M_MAX_CALLERS	64
 #define M_NAME_MAX	65		/* caller names are 1..64 (conf.c) */
 #define M_MAX_FIELDS	64

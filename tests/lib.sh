@@ -5,10 +5,27 @@
 # (port 0, read back from its output), curl as the caller, and the exit
 # code as the verdict (0 pass, 1 fail, 77 skip, 99 hard error).
 #
-# Knobs: CMGATE_WRAPPER="valgrind ..." runs the gateway under a tool.
+# Knobs: CMGATE_WRAPPER="valgrind ..." runs the gateway under a tool;
+# SEED=N (or TEST_SEED=N) replays a randomized test (use_seed).
+#
+# Never sleep and then assert: wait for the condition (wait_for a log
+# line, wait_until a command, wait_healthz, wait_metric), and give a
+# timing its bounds with check_range rather than a regex.
 
 set -u
+# A numeric SEED in the environment is a random seed to replay (SEED is
+# then reused below for the seed request's path).
+case ${SEED:-} in
+''|*[!0-9]*) ;;
+*) : "${TEST_SEED:=$SEED}" ;;
+esac
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+# Run by hand (bash tests/e2e/NAME.sh): the build is the current
+# folder if it holds one (cd build && bash ../tests/e2e/NAME.sh), else
+# the source tree (an in-tree build).
+if [ -z "${top_builddir:-}" ] && [ -x src/cmgate ] && [ -x tests/mock-upstream ]; then
+	top_builddir=$(pwd)
+fi
 : "${top_builddir:=$top_srcdir}"
 top_srcdir=$(cd "$top_srcdir" && pwd)
 top_builddir=$(cd "$top_builddir" && pwd)
@@ -16,6 +33,11 @@ CMGATE=$top_builddir/src/cmgate
 CMGATE_AUDIT=$top_builddir/src/cmgate-audit
 MOCK=$top_builddir/tests/mock-upstream
 SEED=$top_srcdir/tests/data/seed.json
+if [ ! -x "$CMGATE" ] || [ ! -x "$MOCK" ]; then
+	echo "no build in $top_builddir: build first (scripts/build.sh), run from"
+	echo "the build folder, or set top_builddir"
+	exit 99
+fi
 
 # Configs and keys are made here as an operator would: cmgate refuses a
 # config others can write, whatever the umask the suite runs under.
@@ -60,6 +82,9 @@ cleanup() {
 	fi
 	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
 	save_outputs
+	if [ "$FAILS" -ne 0 ] && [ -n "${USED_SEED:-}" ]; then
+		echo "# replay with: SEED=$USED_SEED bash $0"
+	fi
 	if [ "$FAILS" -ne 0 ] || [ -n "${KEEP_TMP:-}" ]; then
 		echo "# kept $T for inspection"
 		echo "# --- gateway log (tail) ---"; tail -n 30 "$T/gw.log" 2>/dev/null
@@ -87,6 +112,16 @@ check_nomatch() {
 	if printf '%s' "$2" | grep -Eq -- "$3"; then fail "$1: '$2' matches /$3/"
 	else ok "$1"; fi
 }
+# check_range DESCRIPTION VALUE MIN MAX: VALUE is an integer in
+# [MIN, MAX] (timings in ms, counts).
+check_range() {
+	CHECKS=$((CHECKS + 1))
+	case $2 in
+	''|-|*[!0-9-]*|?*-*) fail "$1: '$2' is not an integer"; return ;;
+	esac
+	if [ "$2" -ge "$3" ] && [ "$2" -le "$4" ]; then ok "$1 ($2 in $3..$4)"
+	else fail "$1: $2 is not in $3..$4"; fi
+}
 finish() {
 	echo "# $CHECKS checks, $FAILS failed"
 	[ "$CHECKS" -gt 0 ] || { echo "FAIL: no checks ran"; exit 1; }
@@ -104,18 +139,63 @@ wait_for() {
 	return 1
 }
 
+# wait_until [-n TRIES] COMMAND...: poll (0.05 s steps) until COMMAND
+# succeeds, for at most TRIES x 0.05 s of wall-clock time (200: 10 s),
+# however long each try takes on a busy machine; 1 if it never did.
+wait_until() {
+	local tries=200 end
+	if [ "$1" = -n ]; then tries=$2; shift 2; fi
+	end=$(( ${EPOCHREALTIME/[.,]/} + tries * 50000 ))
+	while :; do
+		"$@" 2>/dev/null && return 0
+		[ "${EPOCHREALTIME/[.,]/}" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+# healthz_matches REGEX: GET /healthz (blanks removed) matches REGEX.
+healthz_matches() {
+	curl -s "$GW_URL/healthz" | tr -d ' \n' | grep -Eq -- "$1"
+}
+# wait_healthz REGEX [TRIES]: until /healthz matches REGEX.
+wait_healthz() { wait_until -n "${2:-200}" healthz_matches "$1"; }
+
+# metric_value URL NAME: the value of the unlabelled sample NAME in the
+# /metrics of URL (the gateway's, or a separate metrics port's).
+metric_value() {
+	curl -s "$1/metrics" | sed -n "s/^$2 \([0-9.e+-]*\)\$/\1/p" | head -n1
+}
+metric_is() { [ "$(metric_value "$1" "$2")" = "$3" ]; }
+# wait_metric URL NAME VALUE [TRIES]: until the sample NAME is VALUE.
+wait_metric() { wait_until -n "${4:-200}" metric_is "$1" "$2" "$3"; }
+
+# use_seed: seed bash's RANDOM from $TEST_SEED (SEED=N in the
+# environment) or a fresh one, and print it; a failing run prints how
+# to replay it.
+use_seed() {
+	USED_SEED=${TEST_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
+	echo "# SEED=$USED_SEED"
+	RANDOM=$USED_SEED
+}
+
 API_KEY=cm-test-key-$$-0123456789
 TOKEN_A=tok-onboarding-$$-abcdef
 TOKEN_B=tok-backoffice-$$-ghijkl
 
 start_mock() { # extra args are passed to the mock
+	# Emptied before the start, not after: the redirection below runs
+	# in the background child, and a second start_mock could meanwhile
+	# read the first mock's "listening on" line (and then an empty
+	# port); and a request that reaches a mock just up must stay in its
+	# log (the mock appends to it).
+	: > "$T/mock.out"
+	: > "$T/mock.log"
 	"$MOCK" -l 127.0.0.1:0 -k "$API_KEY" -L "$T/mock.log" "$@" \
 	    >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	wait_for "$T/mock.out" "listening on" || { echo "mock did not start"; cat "$T/mock.err"; exit 99; }
 	MOCK_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$T/mock.out" | head -n1)
 	MOCK_URL=http://127.0.0.1:$MOCK_PORT
-	: > "$T/mock.log"
 }
 
 mock_behave() { curl -s -X POST -d "$1" "$MOCK_URL/_mock/behave" >/dev/null; }
@@ -176,6 +256,18 @@ start_gw() {
 # from a later pass (a /healthz, read after every earlier answer was
 # received) means all of them are in $T/gw.log.  One loop only.
 log_settle() { curl -s -o /dev/null "$GW_URL/healthz" || true; }
+
+# mock_idle: the mock holds no request (delayed or hung ones answered).
+mock_idle() { mock_stats | grep -q '"inflight":0[,}]'; }
+
+# reload_gw: SIGHUP, then wait for one more "reload: config" line (a
+# reload that loads; at log level warn wait on the metric instead).
+reload_gw() {
+	local n
+	n=$(grep -c '"msg":"reload: config' "$T/gw.log")
+	kill -HUP "$GW_PID"
+	wait_until eval '[ "$(grep -c "\"msg\":\"reload: config" "$T/gw.log")" -gt '"$n"' ]'
+}
 
 stop_gw() { # SIGTERM and wait; sets GW_RC
 	kill -TERM "$GW_PID" 2>/dev/null

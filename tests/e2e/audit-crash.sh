@@ -1,9 +1,11 @@
-#!/bin/sh
+#!/bin/bash
 # kill -9 under load, 20 times over one audit log.  Afterwards: the
 # gateway recovers the tail, the log verifies, every request the upstream
 # saw has a durable "request" record, and every 2xx a caller got has an
-# "outcome" record.
-. "$top_srcdir/tests/lib.sh"
+# "outcome" record.  When each kill comes is random: the run prints its
+# SEED, and SEED=N bash tests/e2e/audit-crash.sh replays it.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+use_seed
 start_mock -d 100
 make_config
 
@@ -47,7 +49,7 @@ tail -n 3 "$T/verify.out"
 grep -o '"x-request-id":"[0-9a-f]*"' "$T/mock.log" | cut -d'"' -f4 | sort -u > "$T/up_ids"
 grep '^2[0-9][0-9] ' "$T/answers" | cut -d' ' -f2 | tr -d '\r' | sort -u > "$T/ok_ids"
 echo "# upstream saw $(wc -l < "$T/up_ids"), callers got $(wc -l < "$T/ok_ids") 2xx"
-check_match "some requests went through" "$(wc -l < "$T/ok_ids")" '^[1-9]'
+check_range "some requests went through" "$(wc -l < "$T/ok_ids")" 1 100000
 check "every upstream request has a request record" "$(comm -23 "$T/up_ids" "$T/req_ids" | wc -l)" 0
 check "every 2xx has an outcome record" "$(comm -23 "$T/ok_ids" "$T/out_ids" | wc -l)" 0
 check "no request left open (abandoned outcomes written)" "$(comm -23 "$T/req_ids" "$T/out_ids" | wc -l)" 0

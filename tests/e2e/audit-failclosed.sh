@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Fail closed: once the audit log cannot write (an injected write error,
 # then a real full disk when a small tmpfs can be mounted), requests get
 # 503 audit_unavailable, /healthz goes red, and nothing more reaches the
 # upstream.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 

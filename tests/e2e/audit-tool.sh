@@ -2,7 +2,7 @@
 # cmgate-audit as an auditor runs it: keygen, verify (exit codes, the
 # finding names, --json, --strict, --anchor), show and its filters,
 # digest, on logs written by the gateway's own writer (tests/audit-gen).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 GEN=$top_builddir/tests/audit-gen
 A=$CMGATE_AUDIT
 
@@ -135,7 +135,7 @@ mkdir -p "$T/r" && cp "$K" "$T/r/k0"
 "$GEN" gen "$T/r" --requests 80 --max-bytes 8192 > /dev/null 2>&1
 ROT=$(ls "$T"/r/audit.log.0* | sort -r)
 nrot=$(echo "$ROT" | wc -l)
-check_match "rotation made several files" "$nrot" '^([3-9]|[1-9][0-9]+)$'
+check_range "rotation made several files" "$nrot" 3 1000000
 check "all files verify as one chain" "$(vrc "$T/r/audit.log" $ROT)" 0
 check_match "... from seq 1" "$(cat "$T/v.out")" "seq 1\.\."
 check "a glob that takes in the state file too" "$(vrc "$T"/r/audit.log*)" 0

@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # scripts/bench.sh --smoke: a few seconds of the benchmark on the
 # binaries just built, so the script cannot rot (issue 8).  It proves
 # nothing about speed; it checks that every section runs, that the
 # table holds both systems side by side, that the report is written
 # between its markers, and that a non-2xx answer is caught.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 for t in nginx wrk; do
 	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] ||
 	    { echo "skip: $t is not installed (scripts/install-deps.sh)"; exit 77; }

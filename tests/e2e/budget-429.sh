@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # CryptoMate's 429: "Retry-After: 2" pauses all forwarding for 2 s,
 # every caller's, and the request that got it goes back to the head of
 # its queue; the paused requests then succeed.  When the pause is longer
 # than max_queue_wait_ms the 429 is relayed as is, and requests arriving
 # during the pause are answered 429 at once, never forwarded.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/e2e/budget-common.sh"
 start_mock
 RATE=10 MAX_QUEUE_WAIT=5000 make_config
@@ -20,12 +20,12 @@ h=$(healthz)
 check_match "healthz: paused" "$h" '"upstream_budget":\{[^}]*"paused":true'
 check_match "healthz: paused_until" "$h" '"paused_until":"20[0-9-]+T[0-9:.]+Z"'
 check_match "healthz: the 429'd request waits at the head of its queue" "$h" '"onboarding":\{"queued":1'
-sleep 0.5
 fire 2 "$TOKEN_A" later a &
 p2=$!
 fire 2 "$TOKEN_B" later b &
 p3=$!
-sleep 0.3
+wait_healthz '"onboarding":\{"queued":3.*"backoffice":\{"queued":2|"backoffice":\{"queued":2.*"onboarding":\{"queued":3' ||
+    fail "the 4 later requests were not all queued within 10 s"
 h=$(healthz)
 check_match "healthz: queue depth per caller (A)" "$h" '"onboarding":\{"queued":3'
 check_match "healthz: queue depth per caller (B)" "$h" '"backoffice":\{"queued":2'
@@ -39,13 +39,13 @@ check "the requests paused meanwhile succeed" "$(count_codes later '2[0-9][0-9]'
 check "6 arrivals (the 429 and 5 successes)" "$(mock_count)" 6
 first=$(arrivals | head -n1)
 gap=$(arrivals | sed -n 2p | awk -v f="$first" '{ printf "%d\n", ($1 - f) * 1000 }')
-check_match "nothing reached the mock for 2 s after the 429 ($gap ms)" "$gap" '^(199[0-9]|2[0-9]{3})$'
+check_range "nothing reached the mock for 2 s after the 429 (ms)" "$gap" 1990 2999
 lmps=$(arrivals | max_per_second)
-check_match "after the pause, still at most 10 per second ($lmps)" "$lmps" '^([0-9]|10)$'
+check_range "after the pause, still at most 10 per second" "$lmps" 0 10
 ms=$(( (t1 - t0) / 1000000 ))
-check_match "about 2 s in all ($ms ms)" "$ms" '^(2[0-9]{3}|3[0-4][0-9]{2})$'
+check_range "about 2 s in all (ms)" "$ms" 2000 3499
 q=$(max_queue_ms onboarding)
-check_match "the 429'd request's time in queue is logged ($q ms)" "$q" '^(19[0-9]{2}|2[0-9]{3})$'
+check_range "the 429'd request's time in queue is logged (ms)" "$q" 1900 2999
 log_settle
 check_match "its access log line shows the final 2xx" \
     "$(grep '"msg":"request"' "$T/gw.log" | grep '"caller":"onboarding"' | head -n1)" \
@@ -67,7 +67,7 @@ n=$(mock_count)
 st=$(TOKEN=$TOKEN_B post "$SEED")
 check "during the pause: 429 at once" "$st" 429
 check_match "the gateway's code" "$(cat "$T/resp")" '"code":"rate_limited"'
-check_match "Retry-After from the pause left (3 s - 1 s wait)" "$(resp_header Retry-After)" '^[12]$'
+check_range "Retry-After from the pause left (3 s - 1 s wait)" "$(resp_header Retry-After)" 1 2
 rid=$(resp_header X-Request-Id)
 check "not forwarded" "$(mock_count)" "$n"
 check_match "outcome recorded in the audit log" \
@@ -76,7 +76,7 @@ check_match "outcome recorded in the audit log" \
 log_settle
 check_match "access log: rate_limited" \
     "$(grep "\"request_id\":\"$rid\"" "$T/gw.log")" '"status":429,"upstream_status":0.*"code":"rate_limited"'
-sleep 3
+wait_healthz '"paused":false' 200 || fail "still paused 10 s after a 3 s pause"
 st=$(post "$SEED")
 check "after the pause, forwarded again" "$st" 200
 finish

@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # scripts/burst.sh (the quick start's burst demo) against a test
 # gateway: it reports the mock's max_per_second within the budget and
 # exits 0; with the budget off it says so.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 RATE=5 make_config
 start_gw

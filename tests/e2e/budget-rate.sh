@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The upstream budget under a flood: 300 requests from one caller over
 # 3 s reach the mock at no more than rate_limit_per_sec in any 1 s
 # window (and at about that rate: the budget is used, not wasted); what
@@ -6,7 +6,7 @@
 # never forwarded; a second caller's requests sent during the flood
 # wait no longer than their fair share (round-robin: one interval per
 # caller waiting, here 2 x 100 ms), not behind the flood.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/e2e/budget-common.sh"
 start_mock
 RATE=10 BURST=1 MAX_QUEUE_WAIT=3000 make_config
@@ -40,24 +40,35 @@ check "the second caller is never turned away" "$ok_b" 8
 stats=$(mock_stats)
 mps=$(printf '%s' "$stats" | sed -n 's/.*"max_per_second":\([0-9]*\).*/\1/p')
 echo "# mock stats: $stats"
-check_match "mock max_per_second $mps <= 10" "$mps" '^([0-9]|10)$'
-check_match "the budget is used: max_per_second $mps >= 9" "$mps" '^(9|10)$'
+check_range "mock max_per_second <= 10" "$mps" 0 10
+check_range "the budget is used: max_per_second >= 9" "$mps" 9 10
 lmps=$(arrivals | max_per_second)
-check_match "arrival log: at most 10 in any 1 s window ($lmps)" "$lmps" '^([0-9]|10)$'
+check_range "arrival log: at most 10 in any 1 s window" "$lmps" 0 10
 # Spaced by the bucket (burst 1: 100 ms at the gateway, give or take
 # the mock's own jitter), not sent in bunches.
 gap=$(arrivals | min_gap)
-check_match "burst 1: arrivals spaced out (min $gap ms >= 50)" "$gap" '^([5-9][0-9]|[1-9][0-9]{2,})$'
+check_range "burst 1: arrivals spaced out (min gap, ms)" "$gap" 50 999999
 total=$(arrivals | wc -l | tr -d ' ')
 check "only the 2xx were forwarded (429s never reached the mock)" "$total" "$((ok_a + ok_b))"
-# About 3 s of flood plus up to 3 s of queue at 10/s.
-check_match "forwarded at the budget, not below it ($total)" "$total" '^([4-6][0-9]|7[0-5])$'
+# At the budget, not below it, for as long as there was demand (about
+# 3 s of flood plus up to 3 s of queue, longer when the machine is
+# busy and the shell slow to start the waves): one send per 105 ms over
+# the span of the arrivals, at most, and no fewer than 3/4 of that (a
+# loop starved by a busy machine wakes late).
+span=$(arrivals | awk 'NR == 1 { f = $1 } { l = $1 } END { printf "%d\n", (l - f) * 1000 }')
+want=$((span / 105 + 1))
+echo "# $total arrivals over $span ms"
+check_range "forwarded at the budget, not below it" "$total" $((want * 3 / 4)) $((want + 1))
+check_range "the flood kept the budget busy (span, ms)" "$span" 3000 20000
 
 # Turned away at once, with a Retry-After.  The only late ones are
 # those admitted before B came whose turns B then took (one per B
 # request, give or take): answered at max_queue_wait_ms, never later.
-slow=$(awk '$1 == 429 && $3 > 1.0' "$T/flood.codes" | wc -l | tr -d ' ')
-check_match "429s answered at once (late ones: $slow <= 12)" "$slow" '^([0-9]|1[0-2])$'
+# Timed by the gateway (total_ms), not by curl on a busy machine.
+log_settle
+slow=$(grep '"msg":"request"' "$T/gw.log" | grep '"status":429' |
+    sed -n 's/.*"total_ms":\([0-9]*\).*/\1/p' | awk '$1 > 1000' | wc -l | tr -d ' ')
+check_range "429s answered at once (late ones)" "$slow" 0 12
 late=$(awk '$1 == 429 && $3 > 3.5' "$T/flood.codes" | wc -l | tr -d ' ')
 check "no 429 after max_queue_wait_ms" "$late" 0
 nora=$(awk '$1 == 429 && $2 !~ /^[1-9][0-9]*$/' "$T/flood.codes" | wc -l | tr -d ' ')
@@ -67,15 +78,15 @@ check_match "429 body" "$(cat "$f")" '"code":"rate_limited"'
 
 # Bounded waiting: nobody waited past max_queue_wait_ms.
 qa=$(max_queue_ms onboarding)
-check_match "caller A waited at most 3000 ms ($qa ms)" "$qa" '^([0-9]{1,3}|[12][0-9]{3}|30[0-4][0-9])$'
-check_match "caller A really queued ($qa ms)" "$qa" '^([5-9][0-9]{2}|[0-9]{4})$'
+check_range "caller A waited at most 3000 ms (ms)" "$qa" 0 3049
+check_range "caller A really queued (ms)" "$qa" 500 9999
 
 # Fairness: B waits for its own turn (at most 2 intervals of 105 ms,
 # the spacing of 10/s), not behind A's queue (up to 3000 ms).
 qb=$(max_queue_ms backoffice)
-check_match "caller B waited its fair share only ($qb ms <= 300)" "$qb" '^([0-9]{1,2}|[12][0-9]{2}|300)$'
+check_range "caller B waited its fair share only (ms)" "$qb" 0 300
 tb=$(awk '{ if ($3 > m) m = $3 } END { printf "%d\n", m * 1000 }' "$T/fair.codes")
-check_match "caller B answered within 1 s each (max $tb ms)" "$tb" '^[0-9]{1,3}$'
+check_range "caller B answered within 1 s each (max ms)" "$tb" 0 999
 b_arr=$(arrivals backoffice | wc -l | tr -d ' ')
 check "caller B's requests all reached the mock" "$b_arr" 8
 finish

@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # Non-blocking forwarding: 100 concurrent requests against an upstream
 # that takes 0.5 s each finish in well under 2 s (a blocking design
 # would take 50 s).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock -d 500
 make_config
 start_gw
@@ -24,5 +24,5 @@ check "100 answers" "$(wc -l < "$T/codes" | tr -d ' ')" 100
 check "all 200" "$(grep -c '^200$' "$T/codes")" 100
 check "upstream saw 100" "$(mock_count)" 100
 echo "# 100 requests on a 0.5 s upstream took $ms ms"
-check_match "finished in under 2 s ($ms ms)" "$ms" '^([0-9]{1,3}|1[0-9]{3})$'
+check_range "finished in under 2 s (ms)" "$ms" 0 1999
 finish

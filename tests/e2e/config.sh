@@ -1,6 +1,6 @@
-#!/bin/sh
+#!/bin/bash
 # Config checking (-t), the API key sources, and refusals that name the key.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 MOCK_URL=http://127.0.0.1:9 make_config
 
 out=$("$CMGATE" -t -c "$T/cmgate.json" 2>&1); rc=$?

@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # Forwarding: the server key is injected and the caller's never passes,
 # hop-by-hop and caller headers are dropped, the upstream sees the
 # normalized body, and upstream answers are relayed unchanged.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

@@ -1,7 +1,7 @@
-#!/bin/sh
+#!/bin/bash
 # The front end: routes, methods, auth, media type, body limits, and the
 # JSON error shape with a request id that matches X-Request-Id.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 MAX_BODY=2048 make_config
 start_gw

@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Hostile configs: a JSON null, a wrong type or an out-of-range value
 # for a key is refused with a message naming the key (never a crash),
 # by `cmgate -t` and by a SIGHUP reload, which keeps the running
 # config.  (A null integer once crashed the parser: fuzz_config.)
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 cp "$T/cmgate.json" "$T/good.json"

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The bad-input table: each hostile input, the exact status and error
 # code it must get, and afterwards the gateway still answers /healthz
 # and still forwards a good request.  Nothing hostile reaches the
@@ -7,7 +7,7 @@
 # Rows:  jrow STATUS CODE NAME BODY     POST BODY (printf %b) with curl
 #        rrow STATUS CODE NAME REQUEST  send REQUEST (printf %b) as is
 # STATUS 000 with CODE - means: no answer, the connection is closed.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "request_timeout_ms": 1000' make_config
 start_gw
@@ -103,7 +103,7 @@ t0=$(date +%s%N)
 rrow 000 - "truncated body: cut at limits.request_timeout_ms" \
     "$P\r\nContent-Length: 100\r\n\r\n{\"first_name\":"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check_match "truncated body closed after about 1 s ($ms ms)" "$ms" '^(9[0-9]{2}|1[0-9]{3})$'
+check_range "truncated body closed after about 1 s (ms)" "$ms" 900 1999
 rrow 400 invalid_json "POST without a body or a length" \
     "$P\r\nConnection: close\r\n\r\n"
 rrow 401 unauthenticated "600-byte bearer token" \
@@ -184,7 +184,7 @@ jrow 422 validation_failed "unknown field" "$V,\"admin\":true}"
 keys=$(i=0; while [ $i -lt 1000 ]; do printf ',"k%d":1' $i; i=$((i + 1)); done)
 jrow 422 validation_failed "1000 unknown fields" "$V$keys}"
 n=$(grep -o '"field":' "$T/resp" | wc -l)
-check_match "the error list is capped ($n entries)" "$n" '^(3[0-3])$'
+check_range "the error list is capped (entries)" "$n" 30 33
 
 # Every answer above was the gateway's own, a JSON error body.
 st=$(post_json "$V,\"second_name\":\"a\\u0000b\"}")

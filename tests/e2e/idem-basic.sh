@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key: replay after success (byte for byte, one upstream
 # request), normalized-body matching, 422 on another body, per-caller
 # scope, header syntax, stored 4xx, a validation 422 not stored, audit members,
 # idempotency.required and idempotency.enabled.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key durability: a stored outcome survives a restart and a
 # kill -9 taken right after the answer (it is stored before it is
 # sent); a request cut off in flight is not stored; a timeout is stored
@@ -6,7 +6,7 @@
 # restart) until an operator runs cmgate-idem forget; the store's files
 # are 0600 whatever the umask; one process per store; a store others
 # may read is refused.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 IDEM=$top_builddir/src/cmgate-idem
 start_mock
 TIMEOUT_MS=1000 make_config
@@ -55,7 +55,7 @@ CUT=$!
 i=0; while [ $i -lt 100 ] && ! mock_stats | grep -q '"inflight":1[,}]'; do sleep 0.05; i=$((i + 1)); done
 kill9_gw
 wait $CUT 2>/dev/null
-sleep 1
+wait_until mock_idle || fail "the mock still holds the cut request"
 start_gw
 n0=$(mock_count)
 st=$(post_key k-dur-cut "$SEED")
@@ -67,7 +67,8 @@ mock_behave '{"count":1,"delay_ms":2500}'
 st=$(post_key k-dur-504 "$SEED")
 check "upstream too slow: 504" "$st" 504
 rid504=$(resp_header X-Request-Id)
-sleep 1.6			# the mock answers (too late) meanwhile
+# The mock answers (too late) meanwhile.
+wait_until mock_idle || fail "the mock still holds the slow request"
 n0=$(mock_count)
 st=$(post_key k-dur-504 "$SEED")
 check "retry after a 504: 409" "$st" 409

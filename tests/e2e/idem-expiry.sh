@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key: what is not stored, and expiry.  CryptoMate's 5xx
 # and 429 and the gateway's 502 when nothing was sent are not stored (a
 # retry goes through); an answer broken off after sending is stored as
 # outcome unknown; an expired key is processed anew; the store thread
 # purges expired keys.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 IDEM=$top_builddir/src/cmgate-idem
 # Test hook: purge every 300 ms instead of every 60 s.
 CMGATE_IDEM_PURGE_MS=300; export CMGATE_IDEM_PURGE_MS

@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Idempotency-Key store limits: the LMDB map grows when full; when it
 # cannot (here a 2 MiB cap, a test hook), the answer being stored still
 # goes out, and keyed requests then fail closed with 503
 # idempotency_unavailable (nothing forwarded) while unkeyed ones go on.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 CMGATE_IDEM_MAP_BYTES=1048576; CMGATE_IDEM_MAP_MAX_BYTES=2097152
 export CMGATE_IDEM_MAP_BYTES CMGATE_IDEM_MAP_MAX_BYTES
 start_mock
@@ -28,7 +28,7 @@ check_match "then the store failed" "$(cat "$T/gw.log")" 'idempotency: store fai
 check "the answer that could not be stored still went out" "$last" 200
 check_match "... and its request is named in the log" "$(cat "$T/gw.log")" "the outcome of request $(resp_header X-Request-Id) was not stored"
 size=$(wc -c < "$T/resp" | tr -d ' ')
-check_match "... whole (${size} bytes)" "$size" '^3000[0-9]{2}$'
+check_range "... whole (bytes)" "$size" 300000 300099
 
 n0=$(mock_count)
 st=$(post_key k-big-after "$SEED")
@@ -51,5 +51,5 @@ unset CMGATE_IDEM_MAP_MAX_BYTES
 start_gw
 st=$(post_key k-big-1 "$SEED")
 check "after a restart: replayed" "$st/$(resp_header Idempotent-Replayed)" 200/true
-check_match "... whole" "$(wc -c < "$T/resp" | tr -d ' ')" '^3000[0-9]{2}$'
+check_range "... whole (bytes)" "$(wc -c < "$T/resp" | tr -d ' ')" 300000 300099
 finish

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Answers at the limits: the upstream's answer is bounded by
 # upstream.max_response_bytes (one byte over is a 502, never buffered
 # whole), and a large answer reaches a slow reader whole, with
@@ -6,7 +6,7 @@
 # part of the answer still waits to be written), however long it takes
 # as long as it keeps reading; a caller that stops reading is cut off
 # after limits.idle_timeout_ms.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 command -v perl >/dev/null || { echo "SKIP: no perl"; exit 77; }
 
 # An upstream that answers each request with $T/size bytes of 'a' (the
@@ -69,7 +69,7 @@ got=$(perl -MIO::Socket::INET -e '
 	print length($all) - $+[0], "\n";' "$GW_PORT" "$TOKEN_A" "$SEED")
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "a slow but steady reader gets it all ($ms ms)" "$got" 8000000
-check_match "and it was slow (more than 2 s)" "$ms" '^([2-9][0-9]{3}|[0-9]{5})$'
+check_range "and it was slow (more than 2 s, ms)" "$ms" 2000 99999
 # A reader that stops: cut off after idle_timeout_ms; all it gets is
 # what the kernel buffers held.
 len=$(wc -c < "$SEED" | tr -d ' ')
@@ -79,7 +79,7 @@ cat "$SEED" >&4
 sleep 3
 got=$(timeout 5 cat <&4 | wc -c | tr -d ' ')
 exec 4<&-
-check_match "a reader that stops is cut off (got $got of 8000000 bytes)" "$got" '^[0-9]{1,7}$'
+check_range "a reader that stops is cut off (bytes of 8000000)" "$got" 0 7999999
 st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
 check "healthy afterwards" "$st" 200
 

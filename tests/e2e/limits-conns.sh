@@ -5,7 +5,7 @@
 # upstream.max_inflight: past it, a request is turned away at once and
 # never reaches the upstream; once the transfers in flight end,
 # requests go through again.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 TIMEOUT_MS=3000 LIMITS_EXTRA=', "max_connections": 4, "request_timeout_ms": 1500, "idle_timeout_ms": 20000' \
     EXTRA=', "workers": 1, "metrics": { "listen": "127.0.0.1:0" }' make_config
@@ -20,7 +20,9 @@ exec 4<>"/dev/tcp/127.0.0.1/$GW_PORT"
 exec 5<>"/dev/tcp/127.0.0.1/$GW_PORT"
 exec 6<>"/dev/tcp/127.0.0.1/$GW_PORT"
 exec 7<>"/dev/tcp/127.0.0.1/$GW_PORT"
-sleep 0.2
+wait_metric "$MURL" cmgate_open_connections 4
+check "the gateway holds the four (cmgate_open_connections)" \
+    "$(metric_value "$MURL" cmgate_open_connections)" 4
 st=$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' "$GW_URL/healthz")
 check "fifth connection" "$st" 503
 check "its code" "$(json_field "$T/resp" code)" too_many_connections
@@ -34,7 +36,7 @@ exec 8<>"/dev/tcp/127.0.0.1/$GW_PORT"
 timeout 5 cat <&8 > /dev/null
 ms=$(( $(now_ms) - t0 ))
 exec 8<&-
-check_match "silent surplus connection closed after ~1.5 s ($ms ms)" "$ms" '^(1[4-9][0-9]{2}|2[0-9]{3})$'
+check_range "silent surplus connection closed after ~1.5 s (ms)" "$ms" 1400 2999
 
 # The four inside are still served.
 printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >&4
@@ -51,23 +53,30 @@ mfds=
 for i in $(seq 1 64); do
 	exec {fd}<>"/dev/tcp/127.0.0.1/$MPORT" && mfds="$mfds $fd"
 done
-sleep 0.2
-st=$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' "$MURL/metrics")
-check "65th metrics connection" "$st" 503
+# No gauge counts the metrics port's connections: ask until the loop
+# has taken all 64 (each ask before that is served and closed).
+metrics_full() {
+	[ "$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
+	    "$MURL/metrics")" = 503 ]
+}
+wait_until metrics_full
+check "65th metrics connection" "$(head -n1 "$T/resp.h" | cut -d' ' -f2)" 503
 check "its code" "$(json_field "$T/resp" code)" too_many_connections
 check_match "it is closed" "$(cat "$T/resp.h")" 'Connection: close'
 for fd in $mfds; do exec {fd}<&-; done
-sleep 0.3
-st=$(curl -s -o /dev/null -w '%{http_code}' "$MURL/metrics")
-check "metrics served again once places are free" "$st" 200
+metrics_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$MURL/metrics")" = 200 ]; }
+wait_until metrics_ok
+check "metrics served again once places are free" "$?" 0
 
 # Closing two gives their places back.
 exec 4<&- 5<&-
-sleep 0.3
+wait_metric "$MURL" cmgate_open_connections 2
+check "two places given back (cmgate_open_connections)" \
+    "$(metric_value "$MURL" cmgate_open_connections)" 2
 st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
 check "served once places are free" "$st" 200
 exec 6<&- 7<&-
-sleep 0.3
+wait_metric "$MURL" cmgate_open_connections 0
 # Many connections one after the other: the count goes down each time.
 n=0
 for i in $(seq 1 30); do
@@ -77,9 +86,12 @@ done
 check "30 connections in a row under a cap of 4" "$n" 30
 # Connections cut by the request deadline give their places back too.
 for fd in 4 5 6 7; do eval "exec $fd<>/dev/tcp/127.0.0.1/$GW_PORT"; printf 'GET /' >&$fd; done
-sleep 2
+wait_metric "$MURL" cmgate_open_connections 4
+# request_timeout_ms (1.5 s) cuts them; the gateway closes its ends.
+wait_metric "$MURL" cmgate_open_connections 0
+check "the four slow connections were cut" \
+    "$(metric_value "$MURL" cmgate_open_connections)" 0
 for fd in 4 5 6 7; do eval "exec $fd<&-"; done
-sleep 0.2
 st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
 check "served after four slow connections were cut" "$st" 200
 
@@ -89,11 +101,7 @@ post "$SEED" -m 10 > "$T/st1" &
 p1=$!
 post "$SEED" -m 10 > "$T/st2" &
 p2=$!
-i=0
-while [ $i -lt 100 ]; do
-	mock_stats | grep -q '"inflight":2' && break
-	sleep 0.05; i=$((i + 1))
-done
+wait_until eval 'mock_stats | grep -q "\"inflight\":2"'
 check_match "two transfers in flight" "$(mock_stats)" '"inflight":2'
 t0=$(now_ms)
 st=$(curl -s -o "$T/resp" -w '%{http_code}' -m 10 -H "Authorization: Bearer $TOKEN_A" \
@@ -103,7 +111,7 @@ ms=$(( $(now_ms) - t0 ))
 code=$(json_field "$T/resp" code)
 # src/upstream.c refuses with EBUSY; request.c answers 503 upstream_busy.
 check "third request turned away ($st $code)" "$st $code" "503 upstream_busy"
-check_match "at once ($ms ms)" "$ms" '^[0-9]{1,3}$'
+check_range "at once (ms)" "$ms" 0 999
 check "the upstream saw only two" "$(mock_count)" 2
 check_match "healthz shows 2 in flight" "$(curl -s "$GW_URL/healthz")" '"upstream_inflight":2'
 wait $p1 $p2

@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # Request heads at the limits: limits.max_headers and
 # limits.max_header_bytes exactly at and one over; heads that arrive in
 # pieces (the line ends split between reads) and pipelined requests
 # are read right; a caller that pipelines without reading the answers
 # cannot make the gateway queue answers without end.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "max_headers": 10, "max_header_bytes": 1024' make_config
 start_gw
@@ -96,7 +96,7 @@ r1=$(rss)
 kill $flood 2>/dev/null; wait $flood 2>/dev/null
 exec 4<&-
 echo "# RSS 1 s into the flood ${r0} kB, 2.5 s in ${r1} kB"
-check_match "memory stays flat (grew $((r1 - r0)) kB)" "$((r1 - r0))" '^-?[0-9]{1,4}$'
+check_range "memory stays flat (growth, kB)" "$((r1 - r0))" -9999 9999
 st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")
 check "healthy after the flood" "$st" 200
 finish

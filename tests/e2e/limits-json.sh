@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Body limits from the config: limits.max_json_depth (json-c's depth:
 # the top-level object is level 1, and a value may nest at most
 # max_json_depth - 1 levels deep) and limits.max_string_length (in
 # characters, not bytes), each exactly at the limit and one over.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "max_json_depth": 3, "max_string_length": 12' make_config
 start_gw

@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # Slow callers: one sending its head a byte a second, one sending its
 # body a byte a second, and one sending nothing at all are each cut off
 # (limits.request_timeout_ms, limits.idle_timeout_ms), while other
 # callers are served the whole time, and 40 slow callers at once do
 # not slow anyone else down either.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "request_timeout_ms": 2000, "idle_timeout_ms": 3000' make_config
 start_gw
@@ -42,7 +42,7 @@ check "5 other callers served promptly during the slow head" "$fast" 5
 ms=$(closed_after 4 "$T/slow1")
 kill $tr1 2>/dev/null; wait $tr1 2>/dev/null
 exec 4<&-
-check_match "slow head cut at request_timeout_ms 2000 ($ms ms)" "$ms" '^(19[0-9]{2}|2[0-9]{3}|3[0-4][0-9]{2})$'
+check_range "slow head cut at request_timeout_ms 2000 (ms)" "$ms" 1900 3499
 check "no answer to the slow head" "$(wc -c < "$T/slow1" | tr -d ' ')" 0
 
 # 2. A complete head, then the body a byte a second.
@@ -57,7 +57,7 @@ check "another caller forwarded during the slow body" "$st" 200
 ms=$(closed_after 4 "$T/slow2")
 kill $tr2 2>/dev/null; wait $tr2 2>/dev/null
 exec 4<&-
-check_match "slow body cut at request_timeout_ms ($ms ms)" "$ms" '^(19[0-9]{2}|2[0-9]{3}|3[0-4][0-9]{2})$'
+check_range "slow body cut at request_timeout_ms (ms)" "$ms" 1900 3499
 check "the slow body never reached the upstream" "$(mock_count)" 1
 
 # 3. A connection that sends nothing, and one left idle after a request.
@@ -69,10 +69,10 @@ IFS= read -r -t 2 line <&5
 check "keep-alive request answered" "${line%?}" "HTTP/1.1 200 OK"
 ms=$(closed_after 4 "$T/idle")
 exec 4<&-
-check_match "silent connection closed at idle_timeout_ms 3000 ($ms ms)" "$ms" '^(29[0-9]{2}|3[0-9]{3}|4[0-4][0-9]{2})$'
+check_range "silent connection closed at idle_timeout_ms 3000 (ms)" "$ms" 2900 4499
 ms=$(closed_after 5 "$T/idle2")
 exec 5<&-
-check_match "idle keep-alive connection closed too ($ms ms)" "$ms" '^(29[0-9]{2}|3[0-9]{3}|4[0-4][0-9]{2})$'
+check_range "idle keep-alive connection closed too (ms)" "$ms" 2900 4499
 
 # 4. Forty slow callers at once, each a byte every 0.2 s: everyone
 # else is served as fast as before, and the forty are cut off.
@@ -95,11 +95,18 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 ms=$(( $(now_ms) - t0 ))
 check "10 requests served among 40 slow callers" "$ok200" 10
-check_match "and quickly ($ms ms for 10)" "$ms" '^([0-9]{1,3}|[12][0-9]{3})$'
-# All forty are gone by request_timeout_ms (plus slack).
-sleep 2.5
-left=0
-for p in $pids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
+# Quickly by the gateway's own clock (total_ms of each); the time the
+# shell took (its 40 writers spawn 200 sleeps a second) only has to
+# stay below what a loop held by the slow callers would take.
+log_settle
+slowest=$(grep '"msg":"request"' "$T/gw.log" | tail -n 10 |
+    sed -n 's/.*"total_ms":\([0-9]*\).*/\1/p' | sort -n | tail -n1)
+check_range "and quickly (slowest total_ms of the 10)" "$slowest" 0 500
+check_range "and quickly (ms for 10, from the shell)" "$ms" 0 9999
+# All forty are gone by request_timeout_ms (plus slack): wait up to
+# 3.5 s for their writers to find the connection closed.
+alive() { left=0; for p in $pids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done; [ $left -eq 0 ]; }
+wait_until -n 70 alive
 check "the 40 slow callers were cut off" "$left" 0
 for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 st=$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/healthz")

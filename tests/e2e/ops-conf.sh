@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # conf/ and the documentation: the example config holds every key that
 # `cmgate --help` lists, each one commented, passes `cmgate -t` and
 # runs; the quick start's config passes -t; --help on both binaries;
 # the man pages render cleanly and document every key, option, signal
 # and command.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 EXAMPLE=$top_srcdir/conf/cmgate.example.json
 MAN=$top_srcdir/man
 

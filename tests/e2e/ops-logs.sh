@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # Logs: one JSON line per request with every field an on-call engineer
 # needs and never a body or a secret; startup, reload and shutdown
 # lines; log.level honoured at start and on reload.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw
@@ -80,7 +80,16 @@ cp "$T/warn.json" "$T/cmgate.json"
 : > "$T/gw.log"
 "$CMGATE" -c "$T/cmgate.json" 2>>"$T/gw.log" &
 GW_PID=$!
-sleep 0.5
+# At warn it does not log "listening on": wait for its listening socket.
+gw_listens() {
+	local inodes
+	inodes=$(ls -l "/proc/$GW_PID/fd" 2>/dev/null |
+	    sed -n 's/.*socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ')
+	[ -n "$inodes" ] && awk -v l="$inodes" '
+	    BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) w[a[i]] = 1 }
+	    $4 == "0A" && ($10 in w) { f = 1 } END { exit !f }' /proc/net/tcp
+}
+wait_until gw_listens || fail "no listening socket at level warn"
 check "still running at level warn" "$(kill -0 "$GW_PID" && echo yes)" yes
 check "nothing below warn at startup" "$(grep -c '"level":"info"' "$T/gw.log")" 0
 stop_gw

@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # GET /metrics: Prometheus text format (ops-promtext.awk, itself shown
 # to reject broken input first), counters that move as requests are
 # sent, the gauges of work in flight, bounded labels, no secrets, and
 # the optional separate metrics.listen port.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 PROMCHECK="$top_srcdir/tests/e2e/ops-promtext.awk"
 
 promcheck() { awk -f "$PROMCHECK" "$1"; }

@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # SIGHUP: the request in flight finishes with the old API key and the
 # next one uses the new; a rotation under load fails no request; the
 # caller list changes; a broken config (bad JSON, missing, too open or
 # empty key file, bad value) keeps the running one, says why, and shows
 # in /metrics.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 # The mock WITHOUT a key check: its log shows which x-api-key came.
 "$MOCK" -l 127.0.0.1:0 -L "$T/mock.log" >"$T/mock.out" 2>"$T/mock.err" &

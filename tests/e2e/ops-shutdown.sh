@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # SIGTERM/SIGINT: stop accepting at once, let the requests in flight
 # finish with their answers, write the audit log's closing record, exit
 # 0; shutdown_timeout_ms caps the wait for a request that takes longer.
-. "$top_srcdir/tests/lib.sh"
-start_mock -d 1000
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+start_mock
 make_config
 start_gw
 
@@ -24,6 +24,9 @@ last_types() { # the types of the audit log's last two records
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---- SIGTERM with 5 requests in flight ---------------------------------
+# Each held 4 s at the mock: long enough for all five to be seen in
+# flight together on a busy machine.
+mock_behave '{"count":5,"delay_ms":4000}'
 pids=
 for i in 1 2 3 4 5; do call $i & pids="$pids $!"; done
 wait_inflight 5

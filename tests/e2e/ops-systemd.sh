@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # conf/cmgate.service: `systemd-analyze verify` passes on it (skipped,
 # 77, where systemd-analyze is missing), it carries the sandbox the
 # deployment relies on, and its paths agree with the example config.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 UNIT=$top_srcdir/conf/cmgate.service
 EXAMPLE=$top_srcdir/conf/cmgate.example.json
 if ! command -v systemd-analyze > /dev/null 2>&1; then

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The API key lives in the gateway's memory, so by default no core dump
 # may be written (RLIMIT_CORE 0) and the process is not dumpable
 # (PR_SET_DUMPABLE 0): another process of the same user can read
@@ -8,7 +8,7 @@
 # Dumpability is seen from /proc: the files of a non-dumpable process
 # belong to root, and a process of the same user is refused.  Run as
 # root, the gateway is started as nobody so the difference shows.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 

@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Redirects are never followed: an upstream that answers 307 or 302
 # with a Location on another host gets its answer relayed, and the key
 # never reaches that other host (here: the mock, which logs every
 # request it gets).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 command -v perl >/dev/null || { echo "SKIP: no perl"; exit 77; }
 start_mock
 

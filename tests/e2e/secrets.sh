@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Secrets never leave the gateway except in the upstream header: no log
 # line, error body, audit record, /metrics output or test output holds
 # the API key or a caller token.
@@ -14,7 +14,7 @@
 # "cm-test-key-" and the token prefixes "tok-onboarding-" and
 # "tok-backoffice-" of tests/lib.sh.  The mock's files (upstream.*) may
 # hold the key, which is the upstream header, but never a token.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 AUDIT_BODY=full EXTRA=', "log": { "level": "debug" }' make_config
 start_gw
@@ -81,8 +81,7 @@ NEW_KEY=cm-test-key-$$-rotated
 printf '%s\n' "$NEW_KEY" > "$T/api-key"
 chmod 600 "$T/api-key"
 curl -s -X POST "$MOCK_URL/_mock/reset" > /dev/null
-kill -HUP "$GW_PID"
-sleep 0.5
+reload_gw || fail "no reload line"
 st=$(ask -H "Authorization: Bearer $TOKEN_A" -H "$J" --data-binary @"$SEED" "$API")
 check "after the rotation the new key is sent" "$(tail -n1 "$T/mock.log" | grep -c "$NEW_KEY")" 1
 "$CMGATE_AUDIT" show "$T/audit.log" > "$T/audit-show.out" 2>&1
@@ -116,8 +115,8 @@ check_match "positive control: a planted token is found" "$(scan "$T/control.out
 rm -f "$T/control.out"
 
 mine=$OUTPUTS_DIR/secrets.$$
-check_match "this session's outputs were saved" "$(ls "$mine" | wc -l)" '^[1-9][0-9]*$'
-check_match "its upstream saw the key" "$(cat "$mine"/upstream.* | grep -c -- "$KEY_RE")" '^[1-9][0-9]*$'
+check_range "this session's outputs were saved" "$(ls "$mine" | wc -l)" 1 1000000
+check_range "its upstream saw the key" "$(cat "$mine"/upstream.* | grep -c -- "$KEY_RE")" 1 1000000
 found=$(scan "$mine"/*)
 check "this session's outputs hold no secret" "$found" ""
 

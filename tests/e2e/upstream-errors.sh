@@ -1,6 +1,6 @@
-#!/bin/sh
+#!/bin/bash
 # The gateway's own 502 (nothing listening) and 504 (upstream too slow).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 TIMEOUT_MS=500 make_config
 start_gw
@@ -12,7 +12,7 @@ t1=$(date +%s%N)
 check "hung upstream" "$st" 504
 check_match "504 code" "$(cat "$T/resp")" '"code":"upstream_timeout"'
 ms=$(( (t1 - t0) / 1000000 ))
-check_match "504 after about timeout_ms (${ms} ms)" "$ms" '^([5-9][0-9]{2}|1[0-9]{3})$'
+check_range "504 after about timeout_ms (ms)" "$ms" 500 1999
 
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; MOCK_PID=
 st=$(post "$SEED")

@@ -1,10 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # Upstream connections (src/upstream.c): kept alive and reused from one
 # request to the next, over plain HTTP and over TLS verified against
 # upstream.ca_file; a kept connection the server closes while idle is
 # dropped quietly (no busy loop) and replaced by a new one; a
 # certificate that does not verify gets nothing sent.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 mkcert() { # mkcert NAME: a self-signed cert for 127.0.0.1 in $T/NAME.pem
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
@@ -25,8 +25,8 @@ posts() { # posts N: N requests one after the other; prints the codes
 idle_round() { # after the mock (-t 1) closes the kept connection
 	sleep 2
 	t0=$(ticks); sleep 1; t1=$(ticks)
-	check_match "$1: idle, server closed the connection: no busy loop ($((t1 - t0)) ticks in 1 s)" \
-	    "$((t1 - t0))" '^[0-5]$'
+	check_range "$1: idle, server closed the connection: no busy loop (ticks in 1 s)" \
+	    "$((t1 - t0))" 0 5
 	check "$1: the next request works" "$(posts 1)" "200:1 "
 }
 

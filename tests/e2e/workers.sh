@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # "workers": more event loops, each on its own SO_REUSEPORT socket on
 # the same port, all serving; SIGHUP reaches every loop (the new API key
 # is used whichever loop a request lands on); SIGTERM drains the
@@ -7,7 +7,7 @@
 # Each mechanism has a check that fails without it: the new key on all
 # 150 requests, the 60 answered after SIGTERM and the count of a cut
 # drain (60, not one loop's share).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 # The mock without a key check: its log shows which x-api-key came.
 "$MOCK" -l 127.0.0.1:0 -L "$T/mock.log" >"$T/mock.out" 2>"$T/mock.err" &
