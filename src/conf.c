@@ -88,6 +88,9 @@ static const struct ckey conf_keys[] = {
 	  NULL, 0, "largest upstream response body accepted" },
 	{ "upstream.max_connections", C_INT, O(upstream.max_connections), 1,
 	  100000, "512", NULL, 0, "upstream connection cache size" },
+	{ "upstream.retry_unsent_ms", C_LONG, O(upstream.retry_unsent_ms), 0,
+	  600000, "1000", NULL, 0,
+	  "how long a request that never reached upstream is retried" },
 
 	{ "audit", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "audit.path", C_PATH, O(audit.path), 0, 0, "audit.log", NULL, 0,
