@@ -433,9 +433,10 @@ record_outcome(struct gw_req *r)
  * max_queue_wait_ms allows; a request that never left does the same
  * after a short pause, but only within upstream.retry_unsent_ms of its
  * first try (then it is a 502 at once: a closed port must not hold the
- * caller for the whole queue wait).  true when it was queued again.  A request that
- * may have reached CryptoMate (a timeout or a broken answer after
- * sending) is never sent again: it comes back as 504 or 502.
+ * caller for the whole queue wait).  true when it was queued again.
+ * A request that may have reached CryptoMate (a timeout or a broken
+ * answer after sending) is never sent again: it comes back as 504 or
+ * 502.
  */
 static bool
 req_retry(struct gw_req *r, const struct up_result *res)
