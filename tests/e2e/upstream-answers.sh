@@ -103,6 +103,7 @@ stop_gw
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; MOCK_PID=
 
 # ---- Idempotency-Key stays at the gateway ----
+rm -f "$T/mock.out"	# the last mock's "listening on" is not this one's
 start_mock
 make_config
 start_gw

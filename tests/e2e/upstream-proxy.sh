@@ -72,6 +72,7 @@ kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null; MOCK_PID=
 
 # ---- TLS to the mock, proxies http:// (curl would CONNECT) ----
 mkcert up
+rm -f "$T/mock.out"	# the last mock's "listening on" is not this one's
 start_mock --tls "$T/up.pem" "$T/up.key"
 UPSTREAM_URL=https://127.0.0.1:$MOCK_PORT CA_FILE="\"$T/up.pem\"" make_config
 start_gw_proxied http
