@@ -29,7 +29,7 @@ command -v "$CC_FUZZ" >/dev/null 2>&1 || {
 }
 CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -D_GNU_SOURCE -I$top/src"
-LIBS_FUZZ=$(pkg-config --cflags --libs json-c libcrypto) || exit 1
+LIBS_FUZZ=$(pkg-config --cflags --libs json-c libcrypto libcurl) || exit 1
 
 build() { # build TARGET
 	case $1 in

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
@@ -86,6 +88,9 @@ static const struct ckey conf_keys[] = {
 	  NULL, 0, "largest upstream response body accepted" },
 	{ "upstream.max_connections", C_INT, O(upstream.max_connections), 1,
 	  100000, "512", NULL, 0, "upstream connection cache size" },
+	{ "upstream.retry_unsent_ms", C_LONG, O(upstream.retry_unsent_ms), 0,
+	  600000, "1000", NULL, 0,
+	  "how long a request that never reached upstream is retried" },
 
 	{ "audit", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "audit.path", C_PATH, O(audit.path), 0, 0, "audit.log", NULL, 0,
@@ -435,39 +440,134 @@ walk(struct config *c, struct json_object *obj, const char *prefix,
 	return 0;
 }
 
+/*
+ * The host part of base_url, exactly as written, for the loopback rule:
+ * the authority after "://" up to the first '/', '?' or '#', without a
+ * ":port" (a bracketed IPv6 literal keeps its brackets).  0 when it
+ * does not fit in buf (host names are at most 255 characters).
+ */
 static int
-is_loopback_host(const char *url)
+raw_url_host(const char *url, char *buf, size_t buflen)
 {
-	const char *h = strstr(url, "://");
+	const char *a = strstr(url, "://"), *e;
 	size_t n;
 
-	if (h == NULL)
+	if (a == NULL)
 		return 0;
-	h += 3;
-	n = strcspn(h, ":/");
-	return (n == 9 && strncmp(h, "localhost", 9) == 0) ||
-	    (n >= 4 && strncmp(h, "127.", 4) == 0) ||
-	    (n == 5 && strncmp(h, "[::1]", 5) == 0) ||
-	    strncmp(h, "[::1]", 5) == 0;
+	a += 3;
+	n = strcspn(a, "/?#");
+	if (a[0] == '[')
+		e = memchr(a, ']', n) ? (const char *)memchr(a, ']', n) + 1 :
+		    a + n;
+	else
+		e = memchr(a, ':', n) ? (const char *)memchr(a, ':', n) :
+		    a + n;
+	if ((size_t)(e - a) >= buflen)
+		return 0;
+	memcpy(buf, a, (size_t)(e - a));
+	buf[e - a] = '\0';
+	return 1;
+}
+
+/* "127.d.d.d": four decimal octets, each 0..255 without leading zeros
+ * (a leading zero reads as octal to inet_aton), the first 127. */
+static int
+is_loopback_quad(const char *h)
+{
+	int part, digits;
+	long v;
+
+	if (strncmp(h, "127.", 4) != 0)
+		return 0;
+	h += 4;
+	for (part = 1; part < 4; part++) {
+		v = 0;
+		for (digits = 0; isdigit((unsigned char)*h); digits++, h++)
+			v = v * 10 + (*h - '0');
+		if (digits == 0 || digits > 3 || v > 255 ||
+		    (digits > 1 && h[-digits] == '0'))
+			return 0;
+		if (part < 3 && *h++ != '.')
+			return 0;
+	}
+	return *h == '\0';
+}
+
+/*
+ * upstream.base_url, parsed with libcurl's own URL parser (the one the
+ * transfers use), so the check and the connection read the same host.
+ * Refused: a scheme other than https:// and http://, userinfo
+ * ("user@", "user:pass@") whatever the scheme, a query or a fragment
+ * (the request path is appended to the URL), and plain http:// unless
+ * the host is loopback.  Loopback is only a dotted-quad IPv4 literal in
+ * 127.0.0.0/8, "[::1]" and the name "localhost" (any case), as written
+ * and as libcurl reads it: "127.0.0.1.example.com", "127.1",
+ * "0x7f000001", "0.0.0.0", "localhost.localdomain" and
+ * "[::ffff:127.0.0.1]" are not.  Trailing slashes are dropped.
+ */
+static int
+check_base_url(struct config *c, char *err, size_t errlen)
+{
+	static const char key[] = "upstream.base_url";
+	char *u = c->upstream.base_url, raw[256];
+	char *scheme = NULL, *host = NULL, *part = NULL;
+	const char *why = NULL;
+	CURLU *h;
+	int loopback = 0;
+	size_t n;
+
+	if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+		return fail(err, errlen, c->path, key,
+		    "must start with https:// (or http:// for loopback)");
+	if ((h = curl_url()) == NULL)
+		return fail(err, errlen, c->path, key, "out of memory");
+	n = strcspn(u + (u[4] == 's' ? 8 : 7), "/?#");
+	if (memchr(u + (u[4] == 's' ? 8 : 7), '@', n) != NULL)
+		why = "must not hold a user name or password (user@host)";
+	else if (curl_url_set(h, CURLUPART_URL, u, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    !raw_url_host(u, raw, sizeof(raw)))
+		why = "is not a valid URL";
+	else if (curl_url_get(h, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_OPTIONS, &part, 0) == CURLUE_OK)
+		why = "must not hold a user name or password (user@host)";
+	else if (curl_url_get(h, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		why = "must not hold a query or a fragment (?, #)";
+	else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+		why = "must start with https:// (or http:// for loopback)";
+	if (why == NULL) {
+		/* As written and as curl reads it: curl turns "127.1"
+		 * into "127.0.0.1", and that is not a dotted quad. */
+		loopback = strcasecmp(raw, host) == 0 &&
+		    (is_loopback_quad(raw) || strcmp(raw, "[::1]") == 0 ||
+		    strcasecmp(raw, "localhost") == 0);
+		if (strcmp(scheme, "http") == 0 && !loopback)
+			why = "plain http:// is refused for a non-loopback "
+			    "host (the API key would travel in clear text)";
+	}
+	curl_free(part);
+	curl_free(host);
+	curl_free(scheme);
+	curl_url_cleanup(h);
+	if (why != NULL)
+		return fail(err, errlen, c->path, key, why);
+	n = strlen(u);
+	while (n > 0 && u[n - 1] == '/')
+		u[--n] = '\0';
+	return 0;
 }
 
 /* Checks that span keys, once every key is read. */
 static int
 check_config(struct config *c, char *err, size_t errlen)
 {
-	const char *u = c->upstream.base_url;
 	size_t n;
 
-	if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
-		return fail(err, errlen, c->path, "upstream.base_url",
-		    "must start with https:// (or http:// for loopback)");
-	if (strncmp(u, "http://", 7) == 0 && !is_loopback_host(u))
-		return fail(err, errlen, c->path, "upstream.base_url",
-		    "plain http:// is refused for a non-loopback host "
-		    "(the API key would travel in clear text)");
-	n = strlen(u);
-	while (n > 0 && u[n - 1] == '/')
-		c->upstream.base_url[--n] = '\0';
+	if (check_base_url(c, err, errlen) == -1)
+		return -1;
 	if (strchr(c->listen, ':') == NULL)
 		return fail(err, errlen, c->path, "listen",
 		    "must be host:port");

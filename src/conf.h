@@ -45,6 +45,7 @@ struct config {
 		int	 max_inflight;
 		long	 max_response_bytes;
 		int	 max_connections;	/* curl connection cache */
+		long	 retry_unsent_ms;	/* retry window, never sent */
 	} upstream;
 
 	struct {

@@ -55,6 +55,7 @@ struct gw_req {
 	double			 queue_ms;
 	struct budget_wait	 bw;		/* its place in the budget */
 	bool			 not_sent;	/* last try never left */
+	uint64_t		 t_sent_ns;	/* first try (mono), 0 = none */
 	/* The upstream answer, held until its outcome record is durable. */
 	int			 up_status;	/* 0 = none */
 	double			 up_latency_ms;
@@ -458,8 +459,9 @@ record_outcome(struct gw_req *r)
 
 /* How long the budget stops after a request that never left (connect
  * refused, DNS): CryptoMate is unreachable for everyone, so nobody
- * gains by trying again at once. */
-#define REQ_NOT_SENT_PAUSE_MS	1000L
+ * gains by trying again at once.  The retries of one request stop when
+ * upstream.retry_unsent_ms has passed since its first try. */
+#define REQ_NOT_SENT_PAUSE_MS	250L
 
 /*
  * CryptoMate's 429 and a request that never left were not processed
@@ -467,9 +469,12 @@ record_outcome(struct gw_req *r)
  * Retry-After (the block is company-wide, not per caller), and the
  * request goes back to the head of its caller's queue if its
  * max_queue_wait_ms allows; a request that never left does the same
- * after a short pause.  true when it was queued again.  A request that
- * may have reached CryptoMate (a timeout or a broken answer after
- * sending) is never sent again: it comes back as 504 or 502.
+ * after a short pause, but only within upstream.retry_unsent_ms of its
+ * first try (then it is a 502 at once: a closed port must not hold the
+ * caller for the whole queue wait).  true when it was queued again.
+ * A request that may have reached CryptoMate (a timeout or a broken
+ * answer after sending) is never sent again: it comes back as 504 or
+ * 502.
  */
 static bool
 req_retry(struct gw_req *r, const struct up_result *res)
@@ -485,7 +490,14 @@ req_retry(struct gw_req *r, const struct up_result *res)
 		budget_pause(b, delay_ms);
 		r->not_sent = false;
 	} else if (res->error == UP_NOT_SENT) {
-		delay_ms = REQ_NOT_SENT_PAUSE_MS;
+		uint64_t now = now_mono_ns(), end = r->t_sent_ns +
+		    (uint64_t)r->cfg->upstream.retry_unsent_ms * 1000000;
+
+		if (now >= end)
+			return false;
+		delay_ms = (long)((end - now) / 1000000);
+		if (delay_ms > REQ_NOT_SENT_PAUSE_MS)
+			delay_ms = REQ_NOT_SENT_PAUSE_MS;
 		budget_pause(b, delay_ms);
 		r->not_sent = true;
 	} else
@@ -539,6 +551,12 @@ on_upstream_done(const struct up_result *res, void *arg)
 		r->message = "CryptoMate did not answer in time; the request "
 		    "may have been processed";
 		break;
+	case UP_BAD_STATUS:
+		r->error_class = "upstream_error";
+		r->status = 502;
+		r->code = "upstream_unavailable";
+		r->message = "CryptoMate's answer had no final HTTP status";
+		break;
 	case UP_TOO_LARGE:
 	case UP_FAILED:
 		r->error_class = "upstream_error";
@@ -559,8 +577,10 @@ static void
 req_send(struct gw_req *r)
 {
 	r->queue_ms = budget_waited_ms(&r->bw);
+	if (r->t_sent_ns == 0)
+		r->t_sent_ns = now_mono_ns();
 	r->xfer = upstream_post(r->loop->up, r->route->upstream_path,
-	    r->body, r->body_len, r->id, NULL, on_upstream_done, r);
+	    r->body, r->body_len, r->id, on_upstream_done, r);
 	if (r->xfer == NULL && errno == EBUSY) {
 		/* upstream.max_inflight calls are already out: a load limit,
 		 * not a broken upstream. */

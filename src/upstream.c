@@ -40,7 +40,7 @@
 #include <openssl/crypto.h>
 
 /* The headers every transfer of a profile sends; each transfer links
- * its own (X-Request-Id, Idempotency-Key) in front of them. */
+ * its own (X-Request-Id) in front of them. */
 #define UP_FIXED_HEADERS 4
 
 struct up_profile {
@@ -74,10 +74,11 @@ struct up_xfer {
 	struct up_profile	*prof;
 	CURL			*easy;
 	unsigned		 easy_gen;
-	/* This transfer's own headers, linked in front of prof->fixed. */
-	struct curl_slist	 own[2];
+	/* This transfer's own header, linked in front of prof->fixed.
+	 * The caller's Idempotency-Key is not sent: CryptoMate documents
+	 * none, and callers' raw keys could collide there (README). */
+	struct curl_slist	 own;
 	char			 h_request_id[64];
-	char			 h_idem[320];
 	const char		*body;		/* borrowed from the request */
 	char			*resp;
 	size_t			 resp_len, resp_cap;
@@ -410,6 +411,34 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/*
+ * CryptoMate's Retry-After, clamped: delta-seconds above
+ * UP_RETRY_AFTER_MAX_S (however many digits) are that maximum, and
+ * anything that is not delta-seconds (an HTTP date, a sign, garbage,
+ * nothing) is 1 second.  Digits are summed with a cap instead of
+ * strtol, so no value overflows; the clamped value is both what
+ * pauses the budget and what the caller is told.
+ */
+static long
+retry_after_parse(const char *v, size_t len)
+{
+	const char *e = v + len;
+	long s = 0;
+	int digits = 0;
+
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' ||
+	    e[-1] == '\t'))
+		e--;
+	for (; v < e && *v >= '0' && *v <= '9'; v++, digits++)
+		if (s <= UP_RETRY_AFTER_MAX_S)
+			s = s * 10 + (*v - '0');
+	if (digits == 0 || v != e)
+		return 1;
+	return s > UP_RETRY_AFTER_MAX_S ? UP_RETRY_AFTER_MAX_S : s;
+}
+
 static size_t
 header_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -441,19 +470,8 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 		x->trace_id[len] = '\0';
 		return n;
 	}
-	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-		char tmp[32];
-		size_t len = n - 12 < sizeof(tmp) - 1 ? n - 12 : sizeof(tmp) - 1;
-		char *end;
-		long v;
-
-		memcpy(tmp, data + 12, len);
-		tmp[len] = '\0';
-		v = strtol(tmp, &end, 10);
-		/* Only the delta-seconds form; an HTTP date is rare here
-		 * and is treated as "1 second". */
-		x->retry_after_s = (end != tmp && v >= 0) ? v : 1;
-	}
+	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
+		x->retry_after_s = retry_after_parse(data + 12, n - 12);
 	return n;
 }
 
@@ -529,6 +547,14 @@ check_multi_info(struct upstream *up)
 		memset(&r, 0, sizeof(r));
 		r.error = classify(x, rc);
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
+		/* Only a final status is an answer: a 1xx the exchange ended
+		 * on, or a code outside HTTP's range, is never relayed. */
+		if (r.error == UP_OK && (r.status < 200 || r.status > 599)) {
+			r.error = UP_BAD_STATUS;
+			snprintf(x->errbuf, sizeof(x->errbuf), "CryptoMate "
+			    "answered with status %ld, not a final status",
+			    r.status);
+		}
 		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
 		r.content_type = ct;
 		r.body = x->resp ? x->resp : "";
@@ -638,6 +664,13 @@ easy_setup(CURL *e, struct upstream *up, const struct up_profile *p)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
 	/* Never follow a redirect: the key would go to another host. */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Never through a proxy: libcurl would otherwise take one from
+	 * http_proxy, HTTPS_PROXY, ALL_PROXY (and skip it by NO_PROXY), and
+	 * the key and the personal data would go where base_url does not
+	 * say.  An empty PROXY turns the environment off; NOPROXY "*"
+	 * says the same again for every host. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -654,8 +687,7 @@ easy_setup(CURL *e, struct upstream *up, const struct up_profile *p)
 
 struct up_xfer *
 upstream_post(struct upstream *up, const char *path, const char *body,
-    size_t len, const char *request_id, const char *idem_key,
-    upstream_cb cb, void *arg)
+    size_t len, const char *request_id, upstream_cb cb, void *arg)
 {
 	struct up_xfer *x;
 	struct up_profile *p = up->prof;
@@ -681,23 +713,15 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	x->retry_after_s = -1;
 	x->body = body;
 
-	/* This transfer's own headers, in front of the profile's fixed
+	/* This transfer's own header, in front of the profile's fixed
 	 * ones (the allowlist: see struct up_profile).  A value that does
 	 * not fit is refused, never cut. */
 	n = snprintf(x->h_request_id, sizeof(x->h_request_id),
 	    "X-Request-Id: %s", request_id);
 	if (n < 0 || (size_t)n >= sizeof(x->h_request_id))
 		goto fail;
-	x->own[0].data = x->h_request_id;
-	x->own[0].next = p->fixed;
-	if (idem_key) {
-		n = snprintf(x->h_idem, sizeof(x->h_idem),
-		    "Idempotency-Key: %s", idem_key);
-		if (n < 0 || (size_t)n >= sizeof(x->h_idem))
-			goto fail;
-		x->own[1].data = x->h_idem;
-		x->own[1].next = &x->own[0];
-	}
+	x->own.data = x->h_request_id;
+	x->own.next = p->fixed;
 
 	/* A pooled handle keeps the options of the profile it was set up
 	 * for; one from an older profile (before a reload) starts over. */
@@ -718,8 +742,7 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, idem_key ? &x->own[1] :
-	    &x->own[0]);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, &x->own);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);

@@ -20,7 +20,12 @@ enum up_error {
 	UP_TIMEOUT,		/* timed out after the request may have left */
 	UP_FAILED,		/* other transport error after sending */
 	UP_TOO_LARGE,		/* response over upstream.max_response_bytes */
+	UP_BAD_STATUS,		/* no final status in 200..599 (a 1xx, 0, 600+) */
 };
+
+/* The longest Retry-After taken from CryptoMate (seconds); more is cut
+ * to it, and the budget never pauses longer (budget.c). */
+#define UP_RETRY_AFTER_MAX_S	600L
 
 struct up_result {
 	enum up_error	 error;
@@ -28,7 +33,7 @@ struct up_result {
 	char		*content_type;	/* borrowed until the callback returns */
 	const char	*body;		/* borrowed until the callback returns */
 	size_t		 body_len;
-	long		 retry_after_s;	/* from a 429/503, else -1 */
+	long		 retry_after_s;	/* 0..UP_RETRY_AFTER_MAX_S, else -1 */
 	const char	*trace_id;	/* CryptoMate's X-Trace-Id, or NULL */
 	double		 latency_ms;
 	const char	*error_text;	/* curl's message, no secrets */
@@ -46,15 +51,16 @@ int		 upstream_set_config(struct upstream *, const struct config *);
 /*
  * Start POST base_url+path with body, which is borrowed: it must stay
  * unchanged until the callback runs or upstream_cancel() returns (the
- * request owns it; no copy per call).  request_id and idem_key
- * (may be NULL) become headers.  cb runs exactly once on the loop,
+ * request owns it; no copy per call).  request_id becomes the
+ * X-Request-Id header; the caller's Idempotency-Key is not forwarded
+ * (README, "Idempotency keys").  cb runs exactly once on the loop,
  * unless upstream_cancel() is called first.  NULL when nothing was
  * started: errno EBUSY when upstream.max_inflight transfers are already
  * in flight (answer 503 upstream_busy), ENOMEM otherwise.
  */
 struct up_xfer	*upstream_post(struct upstream *, const char *path,
 		    const char *body, size_t len, const char *request_id,
-		    const char *idem_key, upstream_cb, void *arg);
+		    upstream_cb, void *arg);
 void		 upstream_cancel(struct up_xfer *);
 int		 upstream_inflight(const struct upstream *);
 

@@ -4,7 +4,7 @@
  *
  * usage: mock-upstream [-l ADDR:PORT] [-k API_KEY | -K KEYFILE]
  *            [-d DELAY_MS] [-s STATUS] [-t TIMEOUT_S] [-L LOGFILE]
- *            [--tls CERT KEY]
+ *            [--tls CERT KEY] [--raw FILE]
  *
  *   -l ADDR:PORT  listen address (default 127.0.0.1:0, any free port;
  *                 IPv6 as [::1]:PORT).  Once bound, one line
@@ -16,6 +16,10 @@
  *   -t TIMEOUT_S  idle connection timeout, also the cap on "hang" (60)
  *   -L LOGFILE    append one JSON line per API request, flushed at once
  *   --tls CERT KEY  serve HTTPS with these PEM files
+ *   --raw FILE    answer every API request with FILE's bytes as they
+ *                 are (a status line and headers of any kind, even
+ *                 ones no server should send), then close the
+ *                 connection; the request is still logged (status 0)
  *
  * Routes:
  *   POST /management/clients/individuals  the API route (see api_cb)
@@ -135,6 +139,8 @@ static struct evbuffer		*logbuf;
 static char			*api_key;
 static int			 conn_timeout = 60;
 static int			 early_close;	/* EV_CLOSED is supported */
+static char			*raw_answer;	/* --raw: sent as is */
+static size_t			 raw_answer_len;
 
 static struct rule		 startup_rule;	/* from -d and -s */
 static struct rule		 default_rule;
@@ -173,7 +179,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: mock-upstream [-l ADDR:PORT] "
 	    "[-k API_KEY | -K KEYFILE] [-d DELAY_MS] [-s STATUS]\n"
-	    "           [-t TIMEOUT_S] [-L LOGFILE] [--tls CERT KEY]\n");
+	    "           [-t TIMEOUT_S] [-L LOGFILE] [--tls CERT KEY] "
+	    "[--raw FILE]\n");
 	exit(2);
 }
 
@@ -972,6 +979,37 @@ echo_body(struct evbuffer *out, const char *body, size_t len, int status)
 	return status;
 }
 
+/*
+ * --raw: write the file's bytes straight to the socket, bypassing
+ * evhttp (which would only send well-formed answers), and close.  The
+ * reply call after the shutdown fails and lets libevent free the
+ * request and the connection, as the "close" rule does.
+ */
+static void
+raw_send(struct evhttp_request *req, const char *body, size_t len)
+{
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	evutil_socket_t fd = -1;
+	size_t off = 0;
+	ssize_t n;
+
+	log_request(req, body, len, 0);
+	if ((evcon = evhttp_request_get_connection(req)) != NULL &&
+	    (bev = evhttp_connection_get_bufferevent(evcon)) != NULL)
+		fd = bufferevent_getfd(bev);
+	while (fd != -1 && off < raw_answer_len) {
+		n = send(fd, raw_answer + off, raw_answer_len - off,
+		    MSG_NOSIGNAL);
+		if (n <= 0)
+			break;	/* small answers only: no waiting here */
+		off += (size_t)n;
+	}
+	if (fd != -1)
+		shutdown(fd, SHUT_RDWR);
+	evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+}
+
 static void
 api_cb(struct evhttp_request *req)
 {
@@ -985,6 +1023,10 @@ api_cb(struct evhttp_request *req)
 	int status, drop;
 
 	stats_arrival();
+	if (raw_answer != NULL) {
+		raw_send(req, body, len);
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		log_request(req, body, len, 404);
 		send_error(req, 404, "NOT_FOUND", "Resource not found");
@@ -1181,6 +1223,25 @@ tls_setup(const char *cert, const char *key)
 	return NULL;
 }
 
+/* --raw FILE: the whole file, kept for the life of the mock. */
+static void
+read_raw_answer(const char *path)
+{
+	char buf[65536];
+	FILE *fp;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		fatalx("%s: %s", path, strerror(errno));
+	raw_answer_len = fread(buf, 1, sizeof(buf), fp);
+	if (ferror(fp) || !feof(fp))
+		fatalx("%s: unreadable or over %zu bytes", path, sizeof(buf));
+	fclose(fp);
+	free(raw_answer);
+	if ((raw_answer = malloc(raw_answer_len + 1)) == NULL)
+		fatalx("out of memory");
+	memcpy(raw_answer, buf, raw_answer_len);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1193,6 +1254,7 @@ main(int argc, char *argv[])
 		{ "timeout",	required_argument,	NULL, 't' },
 		{ "log",	required_argument,	NULL, 'L' },
 		{ "tls",	required_argument,	NULL, 'T' },
+		{ "raw",	required_argument,	NULL, 'R' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -1237,6 +1299,9 @@ main(int argc, char *argv[])
 			break;
 		case 'L':
 			logpath = optarg;
+			break;
+		case 'R':
+			read_raw_answer(optarg);
 			break;
 		case 'T':
 			/* --tls takes two operands: CERT KEY. */
@@ -1324,6 +1389,7 @@ main(int argc, char *argv[])
 	rule_clear(&default_rule);
 	rule_clear(&startup_rule);
 	free(api_key);
+	free(raw_answer);
 	if (logfp != NULL)
 		fclose(logfp);
 	libevent_global_shutdown();
