@@ -65,6 +65,16 @@ void		verrors_free(struct verrors *);
 int		verrors_add(struct verrors *errs, const char *field,
 		    const char *message);
 
+/*
+ * The text rule of every string field: trim, collapse inner whitespace
+ * runs to one space, refuse control characters, at most max_chars code
+ * points.  in is valid UTF-8 (from json_parse_strict); out must hold
+ * 4 * max_chars + 1 bytes and gets a NUL-terminated result.
+ */
+enum vtext { VT_OK, VT_EMPTY, VT_CONTROL, VT_TOOLONG };
+enum vtext	vtext_normalize(const char *in, size_t n, size_t max_chars,
+		    char *out, size_t outsz, size_t *outlen);
+
 /* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-3, or NULL. */
 const char	*country_alpha3(const char *code);
 
