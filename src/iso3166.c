@@ -87,8 +87,8 @@ iso_country_lookup(const char *code)
 }
 
 /*
- * Split at the last '-' (suffixes never hold one; a prefix is 2 or 3
- * letters), check the prefix names c, upper-case the suffix and look
+ * Split at the first '-' (a prefix is 2 or 3 letters; suffixes never
+ * hold one, so "ARG-BB-B" is simply unknown), check the prefix names c, upper-case the suffix and look
  * it up in c's run.
  */
 int
