@@ -43,6 +43,7 @@
 static const char *const default_subproducts[] = { "cards_individuals" };
 
 struct kctx {
+	const struct vopts *opts;	/* may be NULL */
 	struct verrors	*errs;
 	size_t		 nerr;
 	bool		 oom;
@@ -177,6 +178,10 @@ text_field(struct kctx *kc, struct json_object *v, const char *path,
 		report(kc, path, "must be a string");
 		return -1;
 	}
+	/* limits.max_string_length caps every text field (not images). */
+	if (kc->opts != NULL && kc->opts->max_string_length > 0 &&
+	    (size_t)kc->opts->max_string_length < max)
+		max = (size_t)kc->opts->max_string_length;
 	switch (vtext_normalize(json_object_get_string(v),
 	    (size_t)json_object_get_string_len(v), max, buf, bufsz, len)) {
 	case VT_OK:
@@ -232,7 +237,7 @@ validate_product_request(const char *body, size_t len,
     struct json_object **out, struct verrors *errs)
 {
 	static const char *const	 names[] = { "subproduct" };
-	struct kctx			 kc = { errs, 0, false };
+	struct kctx			 kc = { opts, errs, 0, false };
 	struct json_object		*in, *o = NULL, *slot[1];
 	const char *const		*list = default_subproducts;
 	size_t				 nlist = NELEM(default_subproducts);
@@ -281,7 +286,7 @@ validate_product_submit(const char *body, size_t len,
     const struct vopts *opts, struct json_object **out,
     struct verrors *errs)
 {
-	struct kctx		 kc = { errs, 0, false };
+	struct kctx		 kc = { opts, errs, 0, false };
 	struct json_object	*in;
 	size_t			 i;
 
@@ -727,7 +732,7 @@ validate_product_documentation(const char *body, size_t len,
     struct verrors *errs)
 {
 	static const char *const	 top[] = { "document" };
-	struct kctx			 kc = { errs, 0, false };
+	struct kctx			 kc = { opts, errs, 0, false };
 	struct json_object		*in, *o = NULL, *doc = NULL;
 	struct json_object		*slot[D_N], *tslot[1];
 	struct kyc_doc_info		 di;

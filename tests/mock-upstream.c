@@ -1245,12 +1245,15 @@ obj_str(struct json_object *o, const char *key)
 static int
 kyc_duplicate(const char *body, size_t len)
 {
-	struct json_object *in = parse_json(body, len);
-	const char *email = obj_str(in, "email"), *e;
+	struct json_object *in;
+	const char *email, *e;
 	struct kclient *c;
 	int dup = 0;
 
-	if (unique_clients && email != NULL)
+	if (!unique_clients)
+		return 0;
+	in = parse_json(body, len);
+	if ((email = obj_str(in, "email")) != NULL)
 		TAILQ_FOREACH(c, &kclients, c_entry)
 			if ((e = obj_str(c->c_obj, "email")) != NULL &&
 			    strcasecmp(e, email) == 0)

@@ -765,6 +765,25 @@ test_iso_subdivisions(void **state)
 	}
 }
 
+/* limits.max_string_length caps the KYC text fields too, not images. */
+static void
+test_max_string_length(void **state)
+{
+	static const struct vopts	 vshort = { 18, 10, 5, 2026, 11, 26 };
+	static const char		 body[] = DOC("\"document_type\":"
+	    "\"id\"," FJ ",\"metadata\":{\"a\":\"abcde\",\"b\":\"abcdef\"}");
+	struct verrors			 errs = { 0 };
+	struct json_object		*out;
+
+	(void)state;
+	assert_int_equal(validate_product_documentation(body, sizeof(body) -
+	    1, &vshort, NULL, &out, NULL, &errs), V_INVALID);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.v[0].field, "document.metadata.b");
+	assert_non_null(strstr(errs.v[0].message, "at most 5"));
+	verrors_free(&errs);
+}
+
 /* individuals.update: the create rules, the same normalized output. */
 static void
 test_update_is_create(void **state)
@@ -809,6 +828,7 @@ main(void)
 		cmocka_unit_test(test_iso_tables),
 		cmocka_unit_test(test_iso_subdivisions),
 		cmocka_unit_test(test_update_is_create),
+		cmocka_unit_test(test_max_string_length),
 	};
 	struct CMUnitTest		 table[NELEM(cases)];
 	size_t				 i;
