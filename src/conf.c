@@ -84,6 +84,10 @@ static const struct ckey conf_keys[] = {
 	{ "upstream.max_response_bytes", C_LONG,
 	  O(upstream.max_response_bytes), 1, 64L * 1024 * 1024, "1048576",
 	  NULL, 0, "largest upstream response body accepted" },
+	{ "upstream.max_list_response_bytes", C_LONG,
+	  O(upstream.max_list_response_bytes), 1, 256L * 1024 * 1024,
+	  "16777216", NULL, 0, "largest answer of a list route (10,000 "
+	  "clients are about 4 MB)" },
 	{ "upstream.max_connections", C_INT, O(upstream.max_connections), 1,
 	  100000, "512", NULL, 0, "upstream connection cache size" },
 
@@ -111,6 +115,10 @@ static const struct ckey conf_keys[] = {
 	{ "limits", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "limits.max_body_bytes", C_LONG, O(limits.max_body_bytes), 2,
 	  64L * 1024 * 1024, "65536", NULL, 0, "largest request body" },
+	{ "limits.max_document_body_bytes", C_LONG,
+	  O(limits.max_document_body_bytes), 2, 256L * 1024 * 1024,
+	  "31457280", NULL, 0, "largest products.documentation body (two "
+	  "10 MiB images in base64 are about 28 MB)" },
 	{ "limits.max_header_bytes", C_LONG, O(limits.max_header_bytes), 256,
 	  1024 * 1024, "16384", NULL, 0, "request line + headers" },
 	{ "limits.max_headers", C_INT, O(limits.max_headers), 4, 10000, "64",

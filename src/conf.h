@@ -44,6 +44,7 @@ struct config {
 		int	 max_queued;
 		int	 max_inflight;
 		long	 max_response_bytes;
+		long	 max_list_response_bytes;	/* list routes */
 		int	 max_connections;	/* curl connection cache */
 	} upstream;
 
@@ -63,6 +64,7 @@ struct config {
 
 	struct {
 		long	 max_body_bytes;
+		long	 max_document_body_bytes;	/* products.documentation */
 		long	 max_header_bytes;
 		int	 max_headers;
 		int	 max_json_depth;

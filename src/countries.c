@@ -364,3 +364,22 @@ country_alpha3(const char *code)
 	    cmp_alpha3);
 	return a3;
 }
+
+/*
+ * Map an alpha-2 or alpha-3 code, in any ASCII case, to the canonical
+ * upper-case alpha-2 code (the form CryptoMate's identifications path
+ * takes), or NULL.
+ */
+const char *
+country_alpha2(const char *code)
+{
+	const char *a3 = country_alpha3(code);
+	size_t i;
+
+	if (a3 == NULL)
+		return NULL;
+	for (i = 0; i < NELEM(by_alpha2); i++)
+		if (strcmp(by_alpha2[i].a3, a3) == 0)
+			return by_alpha2[i].a2;
+	return NULL;
+}

@@ -43,8 +43,9 @@
 
 #define IDEM_HDR_LEN		88
 #define IDEM_VERSION		1
-/* caller NUL key; caller names are at most 64 characters */
-#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_KEY_MAX)
+/* caller NUL key; caller names are at most 64 characters, and a key
+ * is scoped by its route (see IDEM_SCOPED_KEY_MAX) */
+#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_SCOPED_KEY_MAX)
 #define IDEM_MAP_INITIAL	((size_t)256 << 20)
 #define IDEM_MAP_MAX		((size_t)64 << 30)
 #define IDEM_PURGE_MS		60000
@@ -174,7 +175,8 @@ idem_dbkey(const char *caller, const char *key, char *out)
 {
 	size_t c = strlen(caller), k = strlen(key);
 
-	if (c == 0 || k == 0 || k > IDEM_KEY_MAX || c + 1 + k > IDEM_DBKEY_MAX)
+	if (c == 0 || k == 0 || k > IDEM_SCOPED_KEY_MAX ||
+	    c + 1 + k > IDEM_DBKEY_MAX)
 		return -1;
 	memcpy(out, caller, c);
 	out[c] = '\0';

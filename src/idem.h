@@ -36,6 +36,10 @@ struct idem_port;
 struct idem_claim;
 
 #define IDEM_KEY_MAX	255	/* characters of an Idempotency-Key */
+/* A key as the store holds it: the caller's key, or for routes other
+ * than individuals.create "<route>/<id>[/<id>]" 0x1f key (request.c);
+ * with the caller (64) it stays under LMDB's 511-byte key limit. */
+#define IDEM_SCOPED_KEY_MAX	(IDEM_KEY_MAX + 160)
 #define IDEM_DIGEST_LEN	32	/* SHA-256 of the normalized body */
 
 /* Stored states (in flight is never stored). */

@@ -19,7 +19,7 @@
 #include "audit.h"
 #include "idem.h"
 #include "log.h"
-#include "request.h"
+#include "routes.h"
 #include "server.h"
 #include "upstream.h"
 #include "validate.h"
@@ -360,11 +360,9 @@ static void
 m_route_label(struct evbuffer *o, size_t r)
 {
 	PUTS(o, "route=\"");
-	if (r < nroutes) {
-		m_label(o, routes[r].method);
-		PUTS(o, " ");
-		m_label(o, routes[r].path);
-	} else
+	if (r < nroutes)
+		m_label(o, routes[r].name);
+	else
 		PUTS(o, "other");
 	PUTS(o, "\"");
 }
@@ -428,10 +426,10 @@ m_hist_total(struct evbuffer *o, const char *name, size_t r,
 		cum[i] += cum[i - 1];
 	labels[0] = '\0';
 	if (r != (size_t)-1) {
-		/* Route paths are constants without quotes or escapes. */
+		/* Route names are constants without quotes or escapes. */
 		if (r < nroutes)
-			snprintf(labels, sizeof(labels), "route=\"%s %s\"",
-			    routes[r].method, routes[r].path);
+			snprintf(labels, sizeof(labels), "route=\"%s\"",
+			    routes[r].name);
 		else
 			snprintf(labels, sizeof(labels), "route=\"other\"");
 	}

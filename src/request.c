@@ -21,6 +21,7 @@
 
 #include <sys/queue.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,18 +34,13 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
-const struct route routes[] = {
-	{ "POST", "/management/clients/individuals",
-	  "/management/clients/individuals", validate_individual },
-};
-const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
-
 struct gw_req {
 	TAILQ_ENTRY(gw_req)	 entry;		/* in loop->reqs */
 	struct gw_loop		*loop;
 	struct config		*cfg;		/* reference held */
 	struct evhttp_request	*ev;		/* borrowed until the reply */
-	const struct route	*route;
+	const struct route	*route;		/* m.route */
+	struct route_match	 m;		/* path parameters, upstream path */
 	const struct conf_caller *caller;	/* points into cfg */
 	char			 id[33];
 	char			*body;		/* normalized JSON */
@@ -73,7 +69,8 @@ struct gw_req {
 	 * covers, the claim on it, the request record waiting for the
 	 * lookup, and what a stored outcome's reply waits for (its audit
 	 * record and its store commit, in parallel). */
-	char			*idem_key;	/* NULL: none */
+	char			*idem_key;	/* NULL: none; as sent */
+	char			*idem_scoped;	/* the store's key (req_idem_scope) */
 	unsigned char		 idem_digest[SHA256_LEN];
 	struct idem_claim	*idem_claim;
 	char			*idem_fields;
@@ -100,10 +97,10 @@ access_log(struct gw_req *r, size_t bytes_out)
 		strcpy(caller, "null");
 	snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"info\","
 	    "\"msg\":\"request\",\"request_id\":\"%s\",\"caller\":%s,"
-	    "\"route\":\"%s %s\",\"status\":%d,\"upstream_status\":%d,"
+	    "\"route\":\"%s\",\"status\":%d,\"upstream_status\":%d,"
 	    "\"upstream_latency_ms\":%.3f,\"total_ms\":%.3f,"
 	    "\"bytes_in\":%zu,\"bytes_out\":%zu,\"queue_ms\":%.3f%s%s%s}",
-	    ts, r->id, caller, r->route->method, r->route->path, r->status,
+	    ts, r->id, caller, r->route->name, r->status,
 	    r->up_status, r->up_latency_ms, total, r->bytes_in, bytes_out,
 	    r->queue_ms, r->code ? ",\"code\":\"" : "",
 	    r->code ? r->code : "", r->code ? "\"" : "");
@@ -209,6 +206,7 @@ req_free(struct gw_req *r)
 	json_object_put(r->details);
 	idem_release(r->idem_claim);	/* an unstored key is free again */
 	free(r->idem_key);
+	free(r->idem_scoped);
 	free(r->idem_fields);
 	free(r->body);
 	free(r->resp);
@@ -229,6 +227,47 @@ request_abort_all(struct gw_loop *loop)
 }
 
 /* ---- audit glue ------------------------------------------------- */
+
+/*
+ * `"route":"individuals.get","params":{"client_id":"..."}` for r's
+ * records: the route's name and the path parameters that passed their
+ * check (identifiers of [A-Za-z0-9_-], never personal data, so they
+ * need no quoting).  A parameter that failed is left out: its bytes
+ * are the caller's, not an identifier.
+ */
+static void
+req_route_members(const struct gw_req *r, char *out, size_t outlen)
+{
+	size_t i, len;
+	int w, first = 1;
+
+	w = snprintf(out, outlen, "\"route\":\"%s\",\"params\":{",
+	    r->route->name);
+	if (w < 0 || (size_t)w >= outlen)
+		goto cut;
+	len = (size_t)w;
+	for (i = 0; i < r->m.nargs; i++) {
+		if (r->m.args[i].value[0] == '\0')
+			continue;
+		w = snprintf(out + len, outlen - len, "%s\"%s\":\"%s\"",
+		    first ? "" : ",", r->m.args[i].name, r->m.args[i].value);
+		if (w < 0 || (size_t)w >= outlen - len)
+			goto cut;
+		len += (size_t)w;
+		first = 0;
+	}
+	if (len + 2 > outlen)
+		goto cut;
+	out[len++] = '}';
+	out[len] = '\0';
+	return;
+cut:
+	/* Cannot happen with ROUTE_MEMBERS_MAX; never emit half a member. */
+	snprintf(out, outlen, "\"route\":\"%s\"", r->route->name);
+}
+
+/* Room for req_route_members(): name, two parameters, punctuation. */
+#define ROUTE_MEMBERS_MAX	(96 + ROUTE_MAX_PARAMS * (32 + ROUTE_ID_MAX))
 
 static void
 on_reject_durable(bool ok, uint64_t seq, void *arg)
@@ -254,13 +293,14 @@ req_reject(struct gw_req *r, int status, const char *code,
     const char *message, struct json_object *details)
 {
 	struct json_object *paths = json_object_new_array();
-	char caller[80], *fields = NULL;
+	char caller[80], rm[ROUTE_MEMBERS_MAX], *fields = NULL;
 	const char *pj;
 	size_t i, n, flen;
 
 	r->status = status;
 	r->code = code;
 	r->message = message;
+	req_route_members(r, rm, sizeof(rm));
 	n = details ? json_object_array_length(details) : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *f = NULL;
@@ -273,12 +313,11 @@ req_reject(struct gw_req *r, int status, const char *code,
 	if (r->caller == NULL || json_quote(r->caller->name, caller,
 	    sizeof(caller)) == -1)
 		strcpy(caller, "null");
-	flen = strlen(pj) + 512;
+	flen = strlen(pj) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s", r->id, caller, r->route->method,
-		    r->route->path, status, code, pj);
+		    "%s,\"client_status\":%d,\"code\":\"%s\","
+		    "\"fields\":%s", r->id, caller, rm, status, code, pj);
 	json_object_put(paths);
 	/* The details wait until the record is durable. */
 	r->details = details;
@@ -386,11 +425,54 @@ req_idem_members(const struct gw_req *r, const char *more, char *out,
 		snprintf(out, outlen, ",\"idempotency_key\":%s%s", q, more);
 }
 
+/*
+ * `,"client_id":"..."` (individuals.create) or `,"product_request_id":
+ * "..."` (products.request): the id CryptoMate assigned, from a 2xx
+ * answer, so that one client's history can be followed through the log.
+ * Only an id that passes the path rules is taken: it is an identifier,
+ * never free text.  "" otherwise.
+ */
+static void
+req_assigned_id(const struct gw_req *r, char *out, size_t outlen)
+{
+	struct json_object *o = NULL, *id;
+	struct verrors errs = { 0 };
+	const char *name, *v;
+	size_t i, n;
+
+	out[0] = '\0';
+	if (strcmp(r->route->name, "individuals.create") == 0)
+		name = "client_id";
+	else if (strcmp(r->route->name, "products.request") == 0)
+		name = "product_request_id";
+	else
+		return;
+	if (r->code != NULL || r->up_status < 200 || r->up_status > 299 ||
+	    r->resp == NULL)
+		return;
+	o = json_parse_strict(r->resp, r->resp_len,
+	    r->cfg->limits.max_json_depth, &errs);
+	verrors_free(&errs);
+	if (o != NULL && json_object_object_get_ex(o, "id", &id) &&
+	    json_object_is_type(id, json_type_string)) {
+		v = json_object_get_string(id);
+		n = strlen(v);
+		for (i = 0; i < n; i++)
+			if (!(isalnum((unsigned char)v[i]) || v[i] == '_' ||
+			    v[i] == '-'))
+				break;
+		if (n > 0 && n <= ROUTE_ID_MAX && i == n)
+			snprintf(out, outlen, ",\"%s\":\"%s\"", name, v);
+	}
+	json_object_put(o);
+}
+
 static void
 record_outcome(struct gw_req *r)
 {
-	char fields[768 + 2 * IDEM_KEY_MAX + 64], caller[80];
+	char fields[1024 + 2 * IDEM_KEY_MAX + ROUTE_MEMBERS_MAX], caller[80];
 	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 64];
+	char rm[ROUTE_MEMBERS_MAX], aid[40 + ROUTE_ID_MAX];
 	unsigned char h[SHA256_LEN];
 	int client_status = r->code ? r->status : r->up_status;
 
@@ -400,11 +482,13 @@ record_outcome(struct gw_req *r)
 	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
 		strcpy(caller, "null");
 	req_idem_members(r, ",\"replayed\":false", im, sizeof(im));
+	req_route_members(r, rm, sizeof(rm));
+	req_assigned_id(r, aid, sizeof(aid));
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
-	    "\"upstream_status\":%d,\"latency_ms\":%.3f,\"error_class\":\"%s\","
-	    "\"response_digest\":\"%s\",\"client_status\":%d%s", r->id, caller,
-	    r->up_status, r->up_latency_ms, r->error_class, digest,
-	    client_status, im);
+	    "%s,\"upstream_status\":%d,\"latency_ms\":%.3f,"
+	    "\"error_class\":\"%s\",\"response_digest\":\"%s\","
+	    "\"client_status\":%d%s%s", r->id, caller, rm, r->up_status,
+	    r->up_latency_ms, r->error_class, digest, client_status, aid, im);
 	/* The store and the record run in parallel; the answer waits for
 	 * both (stored durably before it is sent). */
 	r->idem_wait = 1;
@@ -520,9 +604,18 @@ on_upstream_done(const struct up_result *res, void *arg)
 static void
 req_send(struct gw_req *r)
 {
+	struct up_call c = {
+		.method = r->route->method,
+		.path = r->m.upstream_path,
+		.body = r->body,
+		.len = r->body_len,
+		.request_id = r->id,
+		.max_response = r->route->list ?
+		    (size_t)r->cfg->upstream.max_list_response_bytes : 0,
+	};
+
 	r->queue_ms = budget_waited_ms(&r->bw);
-	r->xfer = upstream_post(r->loop->up, r->route->upstream_path,
-	    r->body, r->body_len, r->id, NULL, on_upstream_done, r);
+	r->xfer = upstream_send(r->loop->up, &c, on_upstream_done, r);
 	if (r->xfer == NULL && errno == EBUSY) {
 		/* upstream.max_inflight calls are already out: a load limit,
 		 * not a broken upstream. */
@@ -635,9 +728,11 @@ req_idem_reject_fields(struct gw_req *r, struct json_object *details,
 {
 	struct json_object *paths = json_object_new_array();
 	char caller[80], im[2 * IDEM_KEY_MAX + 160], *fields;
+	char rm[ROUTE_MEMBERS_MAX];
 	const char *pj;
 	size_t i, n, flen;
 
+	req_route_members(r, rm, sizeof(rm));
 	n = details ? json_object_array_length(details) : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *f = NULL;
@@ -650,12 +745,12 @@ req_idem_reject_fields(struct gw_req *r, struct json_object *details,
 	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
 		strcpy(caller, "null");
 	req_idem_members(r, extra, im, sizeof(im));
-	flen = strlen(pj) + sizeof(im) + 512;
+	flen = strlen(pj) + sizeof(im) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s", r->id, caller, r->route->method,
-		    r->route->path, r->status, r->code, pj, im);
+		    "%s,\"client_status\":%d,\"code\":\"%s\","
+		    "\"fields\":%s%s", r->id, caller, rm, r->status, r->code,
+		    pj, im);
 	json_object_put(paths);
 	return fields;
 }
@@ -708,7 +803,8 @@ on_replay_durable(bool ok, uint64_t seq, void *arg)
 static void
 req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 {
-	char fields[768 + 2 * IDEM_KEY_MAX + 64], caller[80];
+	char fields[768 + 2 * IDEM_KEY_MAX + 64 + ROUTE_MEMBERS_MAX];
+	char caller[80], rm[ROUTE_MEMBERS_MAX];
 	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 160];
 	char more[96];
 	unsigned char h[SHA256_LEN];
@@ -732,10 +828,11 @@ req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 	snprintf(more, sizeof(more), ",\"replayed\":true,"
 	    "\"original_request_id\":\"%s\"", rec->request_id);
 	req_idem_members(r, more, im, sizeof(im));
+	req_route_members(r, rm, sizeof(rm));
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
-	    "\"upstream_status\":0,\"latency_ms\":0.000,\"error_class\":"
+	    "%s,\"upstream_status\":0,\"latency_ms\":0.000,\"error_class\":"
 	    "\"none\",\"response_digest\":\"%s\",\"client_status\":%d%s",
-	    r->id, caller, digest, r->status, im);
+	    r->id, caller, rm, digest, r->status, im);
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_replay_durable, r) == -1)
 		req_audit_failed(r);
@@ -846,7 +943,7 @@ req_idem_begin(struct gw_req *r, const void *data, size_t len,
 		    "body", NULL);
 		return;
 	}
-	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_key,
+	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_scoped,
 	    r->idem_digest, r->id, &r->idem_claim)) {
 	case IDEM_NEW:
 		break;
@@ -874,6 +971,34 @@ req_idem_begin(struct gw_req *r, const void *data, size_t len,
 }
 
 /*
+ * The scope of r's Idempotency-Key in the store: the key itself for
+ * individuals.create (as before there were other routes, so stored keys
+ * keep their meaning), else "<route>/<param>[/<param>]" US key, so
+ * that one key names one call on one route and one client.  The caller
+ * is the store's own scope.  US (0x1f) cannot occur in a key
+ * (idem_parse_key takes printable ASCII only), so no scoped key
+ * equals a plain one.
+ */
+static char *
+req_idem_scope(const struct gw_req *r, const char *key)
+{
+	char *out;
+	size_t i, len, cap = strlen(key) + 128 + ROUTE_MAX_PARAMS *
+	    (ROUTE_ID_MAX + 1);
+
+	if (strcmp(r->route->name, "individuals.create") == 0)
+		return strdup(key);
+	if ((out = malloc(cap)) == NULL)
+		return NULL;
+	len = (size_t)snprintf(out, cap, "%s", r->route->name);
+	for (i = 0; i < r->m.nargs; i++)
+		len += (size_t)snprintf(out + len, cap - len, "/%s",
+		    r->m.args[i].value);
+	snprintf(out + len, cap - len, "\x1f%s", key);
+	return out;
+}
+
+/*
  * Read the Idempotency-Key header, after auth (keys are per caller).
  * -1 when the request was turned down (and is answered).
  */
@@ -885,8 +1010,9 @@ req_idem_key(struct gw_req *r, struct evkeyvalq *in)
 	char key[IDEM_KEY_MAX + 1];
 	int n = 0;
 
-	if (r->loop->iport == NULL || !r->cfg->idempotency.enabled)
-		return 0;
+	if (r->loop->iport == NULL || !r->cfg->idempotency.enabled ||
+	    !r->route->idempotent)
+		return 0;	/* reads: a repeat is harmless; no key */
 	TAILQ_FOREACH(h, in, next)
 		if (strcasecmp(h->key, "Idempotency-Key") == 0) {
 			v = h->value;
@@ -905,7 +1031,8 @@ req_idem_key(struct gw_req *r, struct evkeyvalq *in)
 		    "ASCII characters", NULL);
 		return -1;
 	}
-	if ((r->idem_key = strdup(key)) == NULL) {
+	if ((r->idem_key = strdup(key)) == NULL ||
+	    (r->idem_scoped = req_idem_scope(r, key)) == NULL) {
 		req_reply_error(r, 500, "internal_error", "out of memory",
 		    NULL);
 		return -1;
@@ -947,21 +1074,111 @@ details_from(const struct verrors *e)
 	return a;
 }
 
-void
-request_start(struct gw_loop *loop, struct evhttp_request *ev,
-    const struct route *route)
+/* The Content-Length the caller declared, 0 when none. */
+static long long
+req_declared_length(struct evkeyvalq *in)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
-	struct evbuffer *buf = evhttp_request_get_input_buffer(ev);
-	struct json_object *norm = NULL;
+	const char *cl = evhttp_find_header(in, "Content-Length");
+
+	return cl != NULL ? strtoll(cl, NULL, 10) : 0;
+}
+
+/* The options the validators take, with today's UTC date. */
+static void
+req_vopts(const struct gw_req *r, struct vopts *vo)
+{
+	struct tm tm;
+	time_t now = time(NULL);
+
+	gmtime_r(&now, &tm);
+	memset(vo, 0, sizeof(*vo));
+	vo->min_age_years = r->cfg->validation.min_age_years;
+	vo->max_depth = r->cfg->limits.max_json_depth;
+	vo->max_string_length = r->cfg->limits.max_string_length;
+	vo->today_y = tm.tm_year + 1900;
+	vo->today_m = tm.tm_mon + 1;
+	vo->today_d = tm.tm_mday;
+}
+
+/*
+ * The body, checked and normalized by the route's validator into
+ * r->body; *norm is the normalized object (NULL for a route that takes
+ * none, or an empty body where one is optional).  0 to go on, -1 when
+ * the request was turned down (and is answered).
+ */
+static int
+req_body(struct gw_req *r, struct evkeyvalq *in, struct json_object **norm)
+{
+	struct evbuffer *buf = evhttp_request_get_input_buffer(r->ev);
 	struct verrors errs = { 0 };
 	struct vopts vo;
-	struct gw_req *r;
 	enum vresult vr;
 	const char *s, *raw;
+
+	*norm = NULL;
+	if (r->route->body == RB_NONE) {
+		if (r->bytes_in > 0 || req_declared_length(in) != 0) {
+			req_reject(r, 400, "bad_request", "this route takes "
+			    "no request body", NULL);
+			return -1;
+		}
+		return 0;
+	}
+	if (r->route->body == RB_EMPTY_OK && r->bytes_in == 0)
+		return 0;	/* forwarded with an empty body */
+	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
+		req_reject(r, 415, "unsupported_media_type",
+		    "Content-Type must be application/json", NULL);
+		return -1;
+	}
+	req_vopts(r, &vo);
+	raw = (const char *)evbuffer_pullup(buf, -1);
+	vr = r->route->validate(raw ? raw : "", r->bytes_in, &vo, norm, &errs);
+	if (vr == V_INVALID_JSON) {
+		struct json_object *d = details_from(&errs);
+		verrors_free(&errs);
+		req_reject(r, 400, "invalid_json",
+		    "the body is not a valid JSON object", d);
+		return -1;
+	}
+	if (vr == V_INVALID) {
+		struct json_object *d = details_from(&errs);
+		metrics_validation_failed(r->loop->metrics, &errs);
+		verrors_free(&errs);
+		if (r->idem_key != NULL) {
+			/* The 422 is stored under the key, which covers the
+			 * raw body (there is no normalized one). */
+			r->details = d;
+			req_idem_begin(r, raw ? raw : "", r->bytes_in, true);
+			return -1;
+		}
+		req_reject(r, 422, "validation_failed",
+		    "the body has invalid fields", d);
+		return -1;
+	}
+	verrors_free(&errs);
+	s = json_object_to_json_string_length(*norm, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &r->body_len);
+	if (s == NULL || (r->body = strndup(s, r->body_len)) == NULL) {
+		json_object_put(*norm);
+		*norm = NULL;
+		req_reply_error(r, 500, "internal_error", "out of memory",
+		    NULL);
+		return -1;
+	}
+	return 0;
+}
+
+void
+request_start(struct gw_loop *loop, struct evhttp_request *ev,
+    const struct route_match *m, const struct verrors *path_errs,
+    bool has_query)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+	struct json_object *norm = NULL;
+	struct gw_req *r;
 	char *fields = NULL, *bodym = NULL, im[2 * IDEM_KEY_MAX + 64];
-	struct tm tm;
-	time_t now;
+	char caller[80], rm[ROUTE_MEMBERS_MAX];
 	size_t flen;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -974,10 +1191,11 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	r->loop = loop;
 	r->cfg = conf_ref(loop->cfg);
 	r->ev = ev;
-	r->route = route;
+	r->m = *m;
+	r->route = r->m.route;
 	r->t_start_ns = now_mono_ns();
 	r->retry_after_s = -1;
-	r->bytes_in = evbuffer_get_length(buf);
+	r->bytes_in = evbuffer_get_length(evhttp_request_get_input_buffer(ev));
 	if (request_id(r->id) == -1) {
 		req_reply_error(r, 500, "internal_error",
 		    "no randomness for a request id", NULL);
@@ -987,78 +1205,51 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		req_audit_failed(r);
 		return;
 	}
+	/* Refusals come in this order: who is asking (401), the path's
+	 * parameters (422), then the request itself and its body. */
 	if ((r->caller = caller_auth(r->cfg,
 	    evhttp_find_header(in, "Authorization"))) == NULL) {
 		req_reject(r, 401, "unauthenticated",
 		    "a valid 'Authorization: Bearer <token>' is required", NULL);
 		return;
 	}
+	if (path_errs != NULL && path_errs->n > 0) {
+		req_reject(r, 422, "validation_failed",
+		    "the path has invalid parameters", details_from(path_errs));
+		return;
+	}
+	if (has_query) {
+		req_reject(r, 400, "bad_request", "this route takes no query "
+		    "string", NULL);
+		return;
+	}
 	if (req_idem_key(r, in) == -1)
 		return;
-	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-		req_reject(r, 415, "unsupported_media_type",
-		    "Content-Type must be application/json", NULL);
+	if (req_body(r, in, &norm) == -1)
 		return;
-	}
 
-	now = time(NULL);
-	gmtime_r(&now, &tm);
-	vo.min_age_years = r->cfg->validation.min_age_years;
-	vo.max_depth = r->cfg->limits.max_json_depth;
-	vo.max_string_length = r->cfg->limits.max_string_length;
-	vo.today_y = tm.tm_year + 1900;
-	vo.today_m = tm.tm_mon + 1;
-	vo.today_d = tm.tm_mday;
-	raw = (const char *)evbuffer_pullup(buf, -1);
-	vr = route->validate(raw ? raw : "", r->bytes_in, &vo, &norm, &errs);
-	if (vr == V_INVALID_JSON) {
-		struct json_object *d = details_from(&errs);
-		verrors_free(&errs);
-		req_reject(r, 400, "invalid_json",
-		    "the body is not a valid JSON object", d);
-		return;
-	}
-	if (vr == V_INVALID) {
-		struct json_object *d = details_from(&errs);
-		metrics_validation_failed(loop->metrics, &errs);
-		verrors_free(&errs);
-		if (r->idem_key != NULL) {
-			/* The 422 is stored under the key, which covers the
-			 * raw body (there is no normalized one). */
-			r->details = d;
-			req_idem_begin(r, raw ? raw : "", r->bytes_in, true);
-			return;
-		}
-		req_reject(r, 422, "validation_failed",
-		    "the body has invalid fields", d);
-		return;
-	}
-	verrors_free(&errs);
-
-	s = json_object_to_json_string_length(norm, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &r->body_len);
-	r->body = s ? strndup(s, r->body_len) : NULL;
-	bodym = r->body ? audit_body_member_str(loop->audit, norm, r->body,
-	    r->body_len) : NULL;
+	bodym = audit_body_member_str(loop->audit, norm, r->body,
+	    r->body_len);
 	json_object_put(norm);
-	if (r->body == NULL || bodym == NULL) {
-		free(bodym);
+	if (bodym == NULL) {
 		req_reply_error(r, 500, "internal_error", "out of memory",
 		    NULL);
 		return;
 	}
+	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
+		strcpy(caller, "null");
+	req_route_members(r, rm, sizeof(rm));
 	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(bodym) + sizeof(im) + 512;
+	flen = strlen(bodym) + sizeof(im) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
-		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":\"%s\","
-		    "\"route\":\"%s %s\"%s,%s", r->id, r->caller->name,
-		    route->method, route->path, im, bodym);
+		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
+		    "%s%s,%s", r->id, caller, rm, im, bodym);
 	free(bodym);
 	if (fields != NULL && r->idem_key != NULL) {
 		/* The request record waits for the key's lookup: a replay
 		 * or a refusal is recorded as such instead. */
 		r->idem_fields = fields;
-		req_idem_begin(r, r->body, r->body_len, false);
+		req_idem_begin(r, r->body ? r->body : "", r->body_len, false);
 		return;
 	}
 	req_audit_request(r, fields);

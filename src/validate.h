@@ -55,6 +55,17 @@ enum vresult	validate_individual(const char *body, size_t len,
 		    const struct vopts *, struct json_object **out,
 		    struct verrors *errs);
 
+/* products.request, products.documentation, products.submit bodies. */
+enum vresult	validate_product_request(const char *body, size_t len,
+		    const struct vopts *, struct json_object **out,
+		    struct verrors *errs);
+enum vresult	validate_documentation(const char *body, size_t len,
+		    const struct vopts *, struct json_object **out,
+		    struct verrors *errs);
+enum vresult	validate_submit(const char *body, size_t len,
+		    const struct vopts *, struct json_object **out,
+		    struct verrors *errs);
+
 void		verrors_free(struct verrors *);
 
 /*
@@ -67,5 +78,7 @@ int		verrors_add(struct verrors *errs, const char *field,
 
 /* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-3, or NULL. */
 const char	*country_alpha3(const char *code);
+/* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-2, or NULL. */
+const char	*country_alpha2(const char *code);
 
 #endif
