@@ -110,7 +110,7 @@ static const struct ckey conf_keys[] = {
 	  NULL, 0, "send each seal to syslog" },
 
 	{ "callers", C_CALLERS, 0, 0, 0, NULL, NULL, 0,
-	  "[{name, token_sha256, rate_limit_per_sec?}]" },
+	  "[{name, token_sha256, rate_limit_per_sec?, allow?, clients?}]" },
 
 	{ "limits", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "limits.max_body_bytes", C_LONG, O(limits.max_body_bytes), 2,
@@ -319,6 +319,50 @@ set_value(struct config *c, const struct ckey *k, struct json_object *j,
 	return 0;
 }
 
+/*
+ * callers[].allow: route names, each possibly ending in one '*'
+ * ("products.*", "*").  Only the spelling is checked here; whether a
+ * pattern names a route is checked against the table by
+ * routes_bind_callers() (conf.c sits below the route table).
+ */
+static int
+parse_allow(struct config *c, struct conf_caller *cc, struct json_object *a,
+    const char *kp, char *err, size_t errlen)
+{
+	size_t i, j, n;
+
+	if (!json_object_is_type(a, json_type_array))
+		return fail(err, errlen, c->path, kp,
+		    "must be an array of route names");
+	n = json_object_array_length(a);
+	if (n == 0 || n > CONF_ALLOW_MAX)
+		return fail(err, errlen, c->path, kp,
+		    "must hold 1..%d route names", CONF_ALLOW_MAX);
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(a, i);
+		const char *s;
+		size_t len;
+
+		if (!json_object_is_type(v, json_type_string))
+			return fail(err, errlen, c->path, kp,
+			    "[%zu] must be a string", i);
+		s = json_object_get_string(v);
+		len = strlen(s);
+		if (len == 0 || len > 64)
+			return fail(err, errlen, c->path, kp,
+			    "[%zu] must be 1..64 characters", i);
+		for (j = 0; j < len; j++)
+			if (!(islower((unsigned char)s[j]) || s[j] == '.' ||
+			    s[j] == '_' || (s[j] == '*' && j == len - 1)))
+				return fail(err, errlen, c->path, kp, "[%zu] "
+				    "must be a route name (a-z . _), with at "
+				    "most one '*' at its end", i);
+		if ((cc->allow[cc->nallow++] = strdup(s)) == NULL)
+			return fail(err, errlen, c->path, kp, "out of memory");
+	}
+	return 0;
+}
+
 static int
 parse_callers(struct config *c, struct json_object *arr, char *err,
     size_t errlen)
@@ -355,7 +399,7 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 					return fail(err, errlen, c->path, kp,
 					    "must be a string");
 				s = json_object_get_string(val);
-				if (*s == '\0' || strlen(s) > 64)
+				if (*s == '\0' || strlen(s) > CONF_CALLER_NAME_MAX)
 					return fail(err, errlen, c->path, kp,
 					    "must be 1..64 characters");
 				for (j = 0; s[j]; j++)
@@ -387,6 +431,19 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 					return fail(err, errlen, c->path, kp,
 					    "must be 0..100000");
 				cc->rate_limit_per_sec = d;
+			} else if (strcmp(key, "allow") == 0) {
+				if (parse_allow(c, cc, val, kp, err,
+				    errlen) == -1)
+					return -1;
+			} else if (strcmp(key, "clients") == 0) {
+				const char *s = json_object_is_type(val,
+				    json_type_string) ?
+				    json_object_get_string(val) : "";
+				if (strcmp(s, "own") != 0 &&
+				    strcmp(s, "all") != 0)
+					return fail(err, errlen, c->path, kp,
+					    "must be \"own\" or \"all\"");
+				cc->clients_all = strcmp(s, "all") == 0;
 			} else
 				return fail(err, errlen, c->path, kp,
 				    "unknown key");
@@ -397,6 +454,12 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 		if (!have_hash)
 			return fail(err, errlen, c->path, path,
 			    "token_sha256 is required");
+		/* No "allow": what every caller could do before routes
+		 * had names, so older configs keep their meaning. */
+		if (cc->nallow == 0 && (cc->allow[cc->nallow++] =
+		    strdup("individuals.create")) == NULL)
+			return fail(err, errlen, c->path, path,
+			    "out of memory");
 		for (j = 0; j < i; j++) {
 			if (strcmp(c->callers[j].name, cc->name) == 0)
 				return fail(err, errlen, c->path, path,
@@ -593,7 +656,7 @@ fail:
 void
 conf_free(struct config *c)
 {
-	size_t i;
+	size_t i, j;
 
 	if (c == NULL)
 		return;
@@ -608,8 +671,11 @@ conf_free(struct config *c)
 			break;
 		}
 	}
-	for (i = 0; i < c->ncallers; i++)
+	for (i = 0; i < c->ncallers; i++) {
 		free(c->callers[i].name);
+		for (j = 0; j < c->callers[i].nallow; j++)
+			free(c->callers[i].allow[j]);
+	}
 	free(c->callers);
 	if (c->api_key)
 		secret_free(c->api_key, c->api_key_len + 1);

@@ -15,10 +15,24 @@
 
 #define CONF_TOKEN_HASH_LEN 32
 
+/* Longest caller name; names are [A-Za-z0-9._-]. */
+#define CONF_CALLER_NAME_MAX	64
+/* Route patterns in one caller's "allow". */
+#define CONF_ALLOW_MAX		64
+
 struct conf_caller {
 	char		*name;
 	unsigned char	 token_sha256[CONF_TOKEN_HASH_LEN];
 	double		 rate_limit_per_sec;	/* 0 = no per-caller ceiling */
+	/* Least privilege (README "Least privilege"): the route patterns
+	 * as written (default: "individuals.create"), the routes they
+	 * allow as a bit per row of the route table (filled in by
+	 * routes_bind_callers(), which knows the table), and whether the
+	 * caller reaches every client or only those it created. */
+	char		*allow[CONF_ALLOW_MAX];
+	size_t		 nallow;
+	unsigned long	 routes_allowed;
+	bool		 clients_all;
 };
 
 struct config {

@@ -8,6 +8,7 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "routes.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -134,9 +135,11 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	struct config *nc;
 	char err[1024];
 
-	if ((nc = conf_load(gw->conf_path, err, sizeof(err))) == NULL) {
+	if ((nc = conf_load(gw->conf_path, err, sizeof(err))) == NULL ||
+	    routes_bind_callers(nc, err, sizeof(err)) == -1) {
 		log_error("reload failed, keeping the running config: %s",
 		    err);
+		conf_unref(nc);
 		metrics_reload_result(false);
 		return;
 	}
@@ -252,7 +255,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "cmgate: %s\n", err);
 		return 1;
 	}
-	if (workers_check(gw.cfg, gw.cfg->workers, err, sizeof(err)) == -1) {
+	if (routes_bind_callers(gw.cfg, err, sizeof(err)) == -1 ||
+	    workers_check(gw.cfg, gw.cfg->workers, err, sizeof(err)) == -1) {
 		fprintf(stderr, "cmgate: %s\n", err);
 		conf_unref(gw.cfg);
 		return 1;

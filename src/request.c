@@ -79,6 +79,8 @@ struct gw_req {
 	bool			 idem_invalid;	/* a validation 422 */
 	bool			 idem_replayed;
 	char			 idem_msg[160];
+	char			 msgbuf[160];	/* a message made for r */
+	const char		*reason;	/* a refusal's reason code */
 };
 
 static void req_free(struct gw_req *);
@@ -99,11 +101,13 @@ access_log(struct gw_req *r, size_t bytes_out)
 	    "\"msg\":\"request\",\"request_id\":\"%s\",\"caller\":%s,"
 	    "\"route\":\"%s\",\"status\":%d,\"upstream_status\":%d,"
 	    "\"upstream_latency_ms\":%.3f,\"total_ms\":%.3f,"
-	    "\"bytes_in\":%zu,\"bytes_out\":%zu,\"queue_ms\":%.3f%s%s%s}",
+	    "\"bytes_in\":%zu,\"bytes_out\":%zu,\"queue_ms\":%.3f%s%s%s%s%s%s}",
 	    ts, r->id, caller, r->route->name, r->status,
 	    r->up_status, r->up_latency_ms, total, r->bytes_in, bytes_out,
 	    r->queue_ms, r->code ? ",\"code\":\"" : "",
-	    r->code ? r->code : "", r->code ? "\"" : "");
+	    r->code ? r->code : "", r->code ? "\"" : "",
+	    r->reason ? ",\"reason\":\"" : "", r->reason ? r->reason : "",
+	    r->reason ? "\"" : "");
 	server_access_log(r->loop, line);
 	metrics_request(r->loop->metrics, r->route, r->caller ?
 	    r->caller->name : NULL, r->status, r->up_status, r->up_latency_ms,
@@ -317,7 +321,9 @@ req_reject(struct gw_req *r, int status, const char *code,
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
 		    "%s,\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s", r->id, caller, rm, status, code, pj);
+		    "\"fields\":%s%s%s%s", r->id, caller, rm, status, code, pj,
+		    r->reason ? ",\"reason\":\"" : "",
+		    r->reason ? r->reason : "", r->reason ? "\"" : "");
 	json_object_put(paths);
 	/* The details wait until the record is durable. */
 	r->details = details;
@@ -1205,12 +1211,22 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		req_audit_failed(r);
 		return;
 	}
-	/* Refusals come in this order: who is asking (401), the path's
-	 * parameters (422), then the request itself and its body. */
+	/* Refusals come in this order: who is asking (401), may it use
+	 * this route (403), the path's parameters (422), then the request
+	 * itself and its body. */
 	if ((r->caller = caller_auth(r->cfg,
 	    evhttp_find_header(in, "Authorization"))) == NULL) {
 		req_reject(r, 401, "unauthenticated",
 		    "a valid 'Authorization: Bearer <token>' is required", NULL);
+		return;
+	}
+	if (!route_allowed(r->caller, r->route)) {
+		snprintf(r->msgbuf, sizeof(r->msgbuf), "caller '%s' may not "
+		    "use route %s", r->caller->name, r->route->name);
+		metrics_forbidden(loop->metrics, r->caller->name, r->route,
+		    "forbidden_route");
+		r->reason = "forbidden_route";
+		req_reject(r, 403, "forbidden", r->msgbuf, NULL);
 		return;
 	}
 	if (path_errs != NULL && path_errs->n > 0) {

@@ -10,6 +10,7 @@
  * a wrong method is a 405 whatever the ids look like.
  */
 #include "routes.h"
+#include "conf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -292,4 +293,60 @@ route_by_name(const char *name)
 		if (strcmp(routes[i].name, name) == 0)
 			return &routes[i];
 	return NULL;
+}
+
+bool
+route_pattern_match(const char *pattern, const char *name)
+{
+	size_t n = strlen(pattern);
+
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(pattern, name, n - 1) == 0;
+	return strcmp(pattern, name) == 0;
+}
+
+int
+routes_bind_callers(struct config *c, char *err, size_t errlen)
+{
+	size_t i, j, k;
+
+	/* One bit per row. */
+	_Static_assert(sizeof(routes) / sizeof(routes[0]) <=
+	    sizeof(unsigned long) * 8, "more routes than bits");
+	for (i = 0; i < c->ncallers; i++) {
+		struct conf_caller *cc = &c->callers[i];
+
+		cc->routes_allowed = 0;
+		for (j = 0; j < cc->nallow; j++) {
+			unsigned long bits = 0;
+
+			for (k = 0; k < nroutes; k++)
+				if (route_pattern_match(cc->allow[j],
+				    routes[k].name))
+					bits |= 1UL << k;
+			if (bits == 0) {
+				snprintf(err, errlen, "%s: callers[%zu] "
+				    "(\"%s\").allow: \"%s\" names no route "
+				    "(routes: individuals.create, "
+				    "individuals.list, individuals.get, "
+				    "individuals.update, individuals.delete, "
+				    "individuals.countries, "
+				    "individuals.identifications, "
+				    "products.request, products.list, "
+				    "products.documentation, products.submit)",
+				    c->path, i, cc->name, cc->allow[j]);
+				return -1;
+			}
+			cc->routes_allowed |= bits;
+		}
+	}
+	return 0;
+}
+
+bool
+route_allowed(const struct conf_caller *cc, const struct route *r)
+{
+	size_t k = (size_t)(r - routes);
+
+	return k < nroutes && (cc->routes_allowed & (1UL << k)) != 0;
 }

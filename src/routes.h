@@ -100,6 +100,27 @@ enum route_result routes_match(const char *method, const char *path,
 /* The value of the named argument, or NULL. */
 const char	*route_arg(const struct route_match *, const char *name);
 
+/*
+ * Does pattern ("individuals.get", "products.*", "*") name route?  A
+ * trailing '*' matches any rest, including none.
+ */
+bool		 route_pattern_match(const char *pattern, const char *name);
+
+/*
+ * Resolve every caller's "allow" patterns against the table into its
+ * routes_allowed bits.  -1 with a message in err naming the caller and
+ * the pattern that names no route (cmgate -t, the start and a reload
+ * all refuse such a config).
+ */
+struct config;
+int		 routes_bind_callers(struct config *, char *err,
+		    size_t errlen);
+
+/* May caller use route?  (The bit routes_bind_callers() set.) */
+struct conf_caller;
+bool		 route_allowed(const struct conf_caller *,
+		    const struct route *);
+
 /* The row called name, or NULL. */
 const struct route *route_by_name(const char *name);
 
