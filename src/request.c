@@ -15,6 +15,7 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "owners.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -81,6 +82,11 @@ struct gw_req {
 	char			 idem_msg[160];
 	char			 msgbuf[160];	/* a message made for r */
 	const char		*reason;	/* a refusal's reason code */
+	/* Least privilege: the owners question or change in flight, and
+	 * how many entries of a list were withheld from the caller. */
+	struct owners_q		*oq;
+	size_t			 withheld;
+	bool			 filtered;
 };
 
 static void req_free(struct gw_req *);
@@ -206,6 +212,7 @@ req_free(struct gw_req *r)
 	if (r->xfer)
 		upstream_cancel(r->xfer);
 	budget_cancel(r->loop->budget, &r->bw);
+	owners_forget(r->oq);
 	conf_unref(r->cfg);
 	json_object_put(r->details);
 	idem_release(r->idem_claim);	/* an unstored key is free again */
@@ -474,11 +481,65 @@ req_assigned_id(const struct gw_req *r, char *out, size_t outlen)
 }
 
 static void
+on_owner_changed(struct owners_q *q, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->oq = NULL;
+	/* Not durable: the caller still gets CryptoMate's answer (hiding a
+	 * created client would be worse); an operator can assign it. */
+	if (q->rc != 0)
+		log_error("request %s: the owner of client %s was not "
+		    "recorded; assign it with cmgate-idem owners assign",
+		    r->id, q->client_id);
+	if (--r->idem_wait > 0)
+		return;
+	req_outcome_reply(r);
+}
+
+/*
+ * What CryptoMate's answer changes in ownership: a created client
+ * (aid holds `,"client_id":"..."`) is its creator's, a deleted one is
+ * nobody's.  0 when a change was queued (the answer waits for it).
+ */
+static int
+req_owner_change(struct gw_req *r, const char *aid)
+{
+	const char *id;
+	char cid[OWNERS_ID_MAX + 1];
+
+	if (r->code != NULL || r->up_status < 200 || r->up_status > 299)
+		return -1;
+	if (strncmp(aid, ",\"client_id\":\"", 14) == 0) {
+		snprintf(cid, sizeof(cid), "%.*s", (int)strcspn(aid + 14,
+		    "\""), aid + 14);
+		if (r->loop->iport == NULL) {
+			log_warn("request %s: no store (idempotency.enabled is "
+			    "false): the owner of client %s is not recorded",
+			    r->id, cid);
+			return -1;
+		}
+		r->oq = owners_put(r->loop->iport, cid, r->caller->name,
+		    on_owner_changed, r);
+	} else if (strcmp(r->route->name, "individuals.delete") == 0 &&
+	    (id = route_arg(&r->m, "client_id")) != NULL &&
+	    r->loop->iport != NULL)
+		r->oq = owners_del(r->loop->iport, id, on_owner_changed, r);
+	else
+		return -1;
+	if (r->oq == NULL) {
+		log_error("request %s: cannot queue the owner change", r->id);
+		return -1;
+	}
+	return 0;
+}
+
+static void
 record_outcome(struct gw_req *r)
 {
 	char fields[1024 + 2 * IDEM_KEY_MAX + ROUTE_MEMBERS_MAX], caller[80];
 	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 64];
-	char rm[ROUTE_MEMBERS_MAX], aid[40 + ROUTE_ID_MAX];
+	char rm[ROUTE_MEMBERS_MAX], aid[40 + ROUTE_ID_MAX], wh[40] = "";
 	unsigned char h[SHA256_LEN];
 	int client_status = r->code ? r->status : r->up_status;
 
@@ -490,16 +551,21 @@ record_outcome(struct gw_req *r)
 	req_idem_members(r, ",\"replayed\":false", im, sizeof(im));
 	req_route_members(r, rm, sizeof(rm));
 	req_assigned_id(r, aid, sizeof(aid));
+	if (r->filtered)
+		snprintf(wh, sizeof(wh), ",\"withheld\":%zu", r->withheld);
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
 	    "%s,\"upstream_status\":%d,\"latency_ms\":%.3f,"
 	    "\"error_class\":\"%s\",\"response_digest\":\"%s\","
-	    "\"client_status\":%d%s%s", r->id, caller, rm, r->up_status,
-	    r->up_latency_ms, r->error_class, digest, client_status, aid, im);
-	/* The store and the record run in parallel; the answer waits for
-	 * both (stored durably before it is sent). */
+	    "\"client_status\":%d%s%s%s", r->id, caller, rm, r->up_status,
+	    r->up_latency_ms, r->error_class, digest, client_status, aid, wh,
+	    im);
+	/* The store, the owner change and the record run in parallel; the
+	 * answer waits for all (durable before it is sent). */
 	r->idem_wait = 1;
 	r->idem_audit_ok = false;
 	if (req_idem_store_outcome(r) == 0)
+		r->idem_wait++;
+	if (req_owner_change(r, aid) == 0)
 		r->idem_wait++;
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_outcome_durable, r) == -1)
@@ -554,6 +620,55 @@ req_retry(struct gw_req *r, const struct up_result *res)
 }
 
 static void
+on_list_filtered(struct owners_q *q, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->oq = NULL;
+	if (q->rc != 0) {
+		/* Never pass on a list that could not be filtered. */
+		free(r->resp);
+		r->resp = NULL;
+		r->resp_len = 0;
+		r->error_class = "upstream_error";
+		r->status = 502;
+		r->code = "upstream_unavailable";
+		r->message = "CryptoMate's list could not be read";
+	} else {
+		free(r->resp);
+		r->resp = q->out;
+		r->resp_len = q->out_len;
+		q->out = NULL;
+		r->withheld = q->withheld;
+		r->filtered = true;
+	}
+	record_outcome(r);
+}
+
+/*
+ * individuals.list for a caller that reaches only its own clients: the
+ * answer is filtered (off the loop) to the entries it owns before
+ * anything is recorded or sent.  0 when filtering was started.
+ */
+static int
+req_filter_list(struct gw_req *r)
+{
+	if (strcmp(r->route->name, "individuals.list") != 0 ||
+	    r->caller->clients_all || r->code != NULL ||
+	    r->up_status < 200 || r->up_status > 299)
+		return -1;
+	if (r->loop->iport != NULL)
+		r->oq = owners_filter(r->loop->iport, r->caller->name,
+		    r->resp ? r->resp : "", r->resp_len,
+		    r->cfg->limits.max_json_depth, on_list_filtered, r);
+	if (r->oq == NULL) {
+		struct owners_q none = { .rc = -1 };
+		on_list_filtered(&none, r);
+	}
+	return 0;
+}
+
+static void
 on_upstream_done(const struct up_result *res, void *arg)
 {
 	struct gw_req *r = arg;
@@ -603,6 +718,8 @@ on_upstream_done(const struct up_result *res, void *arg)
 	}
 	if (res->error != UP_OK)
 		log_warn("request %s: upstream: %s", r->id, res->error_text);
+	if (req_filter_list(r) == 0)
+		return;		/* record_outcome() once filtered */
 	record_outcome(r);
 }
 
@@ -1175,17 +1292,43 @@ req_body(struct gw_req *r, struct evkeyvalq *in, struct json_object **norm)
 	return 0;
 }
 
+static void req_continue(struct gw_req *);
+
+/*
+ * The owner of the client the path names is known.  A caller that does
+ * not own it gets the very answer a client that does not exist gives
+ * (404, the same message, no id echoed), so that ids cannot be probed;
+ * the reject record says why (reason not_owner).
+ */
+static void
+on_owner(struct owners_q *q, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->oq = NULL;
+	if (q->rc != 0) {
+		req_reply_error(r, 503, "ownership_unavailable",
+		    "the ownership store is unavailable; nothing is "
+		    "forwarded", NULL);
+		return;
+	}
+	if (!q->found || strcmp(q->owner, r->caller->name) != 0) {
+		r->reason = "not_owner";
+		metrics_forbidden(r->loop->metrics, r->caller->name, r->route,
+		    "not_owner");
+		req_reject(r, 404, "not_found", "client not found", NULL);
+		return;
+	}
+	req_continue(r);
+}
+
 void
 request_start(struct gw_loop *loop, struct evhttp_request *ev,
     const struct route_match *m, const struct verrors *path_errs,
     bool has_query)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
-	struct json_object *norm = NULL;
 	struct gw_req *r;
-	char *fields = NULL, *bodym = NULL, im[2 * IDEM_KEY_MAX + 64];
-	char caller[80], rm[ROUTE_MEMBERS_MAX];
-	size_t flen;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		server_send_error(ev, 500, "internal_error", "out of memory",
@@ -1239,6 +1382,30 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		    "string", NULL);
 		return;
 	}
+	if (r->route->names_client && !r->caller->clients_all) {
+		/* The rest waits for the owner (store thread). */
+		if (r->loop->iport == NULL ||
+		    (r->oq = owners_get(r->loop->iport, route_arg(&r->m,
+		    "client_id"), on_owner, r)) == NULL)
+			req_reply_error(r, 503, "ownership_unavailable",
+			    "the ownership store is unavailable; nothing is "
+			    "forwarded", NULL);
+		return;
+	}
+	req_continue(r);
+}
+
+/* The caller may reach this client: on with the request itself. */
+static void
+req_continue(struct gw_req *r)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
+	struct gw_loop *loop = r->loop;
+	struct json_object *norm = NULL;
+	char *fields = NULL, *bodym = NULL, im[2 * IDEM_KEY_MAX + 64];
+	char caller[80], rm[ROUTE_MEMBERS_MAX];
+	size_t flen;
+
 	if (req_idem_key(r, in) == -1)
 		return;
 	if (req_body(r, in, &norm) == -1)

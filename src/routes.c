@@ -339,6 +339,21 @@ routes_bind_callers(struct config *c, char *err, size_t errlen)
 			}
 			cc->routes_allowed |= bits;
 		}
+		/* Ownership lives in the store: a caller limited to its
+		 * own clients cannot reach any without it. */
+		for (k = 0; k < nroutes && !cc->clients_all &&
+		    !c->idempotency.enabled; k++)
+			if ((cc->routes_allowed & (1UL << k)) &&
+			    (routes[k].names_client ||
+			    strcmp(routes[k].name, "individuals.list") == 0)) {
+				snprintf(err, errlen, "%s: callers[%zu] "
+				    "(\"%s\") reaches only its own clients "
+				    "(clients \"own\") on %s, which needs the "
+				    "store: set idempotency.enabled, or give "
+				    "it clients \"all\"", c->path, i,
+				    cc->name, routes[k].name);
+				return -1;
+			}
 	}
 	return 0;
 }
