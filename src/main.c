@@ -8,6 +8,7 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "owners.h"
 #include "routes.h"
 #include "server.h"
 #include "upstream.h"
@@ -122,6 +123,14 @@ same_str(const char *a, const char *b)
 	    (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* An operator's owner change, as an "admin" record (no callback: the
+ * record is written ahead of every request of the loop's first pass). */
+static int
+admin_to_audit(const char *members, void *arg)
+{
+	return audit_submit(arg, "admin", members, NULL, NULL);
+}
+
 /*
  * SIGHUP: re-read the config and its key files.  New requests use the
  * new config; requests in flight keep a reference to the old one.  On
@@ -223,7 +232,7 @@ main(int argc, char **argv)
 	};
 	struct gateway gw;
 	char err[1024];
-	int ch, test_only = 0, fd, rc = 1;
+	int ch, test_only = 0, fd, rc = 1, n;
 
 	memset(&gw, 0, sizeof(gw));
 	while ((ch = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
@@ -307,6 +316,11 @@ main(int argc, char **argv)
 		log_error("idempotency: cannot attach to the loop");
 		goto out;
 	}
+	/* Owner changes an operator made (cmgate-idem owners) become
+	 * "admin" records, queued ahead of any request's. */
+	if (gw.idem != NULL && (n = owners_admin_drain(gw.idem,
+	    admin_to_audit, gw.loop.aport)) > 0)
+		log_info("audit: %d owner change(s) by operators recorded", n);
 	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, fd, err,
 	    sizeof(err)) == -1) {
 		log_error("%s", err);
