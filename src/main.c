@@ -8,6 +8,7 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "owners.h"
 #include "routes.h"
 #include "server.h"
@@ -42,6 +43,7 @@ struct gateway {
 	struct audit		*audit;
 	struct idem		*idem;		/* NULL: idempotency off */
 	struct gw_loop		 loop;
+	struct offload		*offload;
 	struct workers		*workers;	/* loops 1.., or NULL */
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_usr1;
 	struct event		*drain_timer;
@@ -298,6 +300,11 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	/* Two threads for work too long for a loop pass (large uploads). */
+	if ((gw.offload = offload_new(2, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (guard_init() == -1) {
 		log_error("no randomness");
 		goto out;
@@ -312,8 +319,9 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
-	if (server_set_idem(&gw.loop, gw.idem) == -1) {
-		log_error("idempotency: cannot attach to the loop");
+	if (server_attach(&gw.loop, gw.idem, gw.offload) == -1) {
+		log_error("cannot attach the store or the offload pool to the "
+		    "loop");
 		goto out;
 	}
 	/* Owner changes an operator made (cmgate-idem owners) become
@@ -321,7 +329,8 @@ main(int argc, char **argv)
 	if (gw.idem != NULL && (n = owners_admin_drain(gw.idem,
 	    admin_to_audit, gw.loop.aport)) > 0)
 		log_info("audit: %d owner change(s) by operators recorded", n);
-	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, fd, err,
+	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, gw.offload,
+	    fd, err,
 	    sizeof(err)) == -1) {
 		log_error("%s", err);
 		goto out;
@@ -348,6 +357,8 @@ out:
 	if (gw.drain_timer) event_free(gw.drain_timer);
 	workers_free(gw.workers);
 	server_free(&gw.loop);
+	/* After the loops: jobs still out come back dropped. */
+	offload_free(gw.offload);
 	idem_close(gw.idem);
 	if (gw.audit)
 		audit_close(gw.audit);

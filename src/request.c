@@ -15,7 +15,9 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "owners.h"
+#include "prep.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -87,6 +89,7 @@ struct gw_req {
 	struct owners_q		*oq;
 	size_t			 withheld;
 	bool			 filtered;
+	struct prep		*prep;		/* its body, off the loop */
 };
 
 static void req_free(struct gw_req *);
@@ -213,6 +216,8 @@ req_free(struct gw_req *r)
 		upstream_cancel(r->xfer);
 	budget_cancel(r->loop->budget, &r->bw);
 	owners_forget(r->oq);
+	if (r->prep != NULL)
+		r->prep->owner = NULL;	/* freed when it comes back */
 	conf_unref(r->cfg);
 	json_object_put(r->details);
 	idem_release(r->idem_claim);	/* an unstored key is free again */
@@ -1052,20 +1057,17 @@ on_idem_lookup(int found, const struct idem_record *rec, void *arg)
 }
 
 /*
- * Claim the key for this body (data: the normalized body, or the raw
- * one when it failed validation), synchronously: a duplicate in flight
- * is turned away here, without I/O.  Then read what is stored.
+ * Claim the key for this body (digest: of the normalized body, or of
+ * the raw one when it failed validation; prep.c takes it), synchronously:
+ * a duplicate in flight is turned away here, without I/O.  Then read
+ * what is stored.
  */
 static void
-req_idem_begin(struct gw_req *r, const void *data, size_t len,
+req_idem_begin(struct gw_req *r, const unsigned char digest[SHA256_LEN],
     bool invalid)
 {
 	r->idem_invalid = invalid;
-	if (sha256(data, len, r->idem_digest) == -1) {
-		req_reply_error(r, 500, "internal_error", "cannot hash the "
-		    "body", NULL);
-		return;
-	}
+	memcpy(r->idem_digest, digest, SHA256_LEN);
 	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_scoped,
 	    r->idem_digest, r->id, &r->idem_claim)) {
 	case IDEM_NEW:
@@ -1223,75 +1225,6 @@ req_vopts(const struct gw_req *r, struct vopts *vo)
 	vo->today_d = tm.tm_mday;
 }
 
-/*
- * The body, checked and normalized by the route's validator into
- * r->body; *norm is the normalized object (NULL for a route that takes
- * none, or an empty body where one is optional).  0 to go on, -1 when
- * the request was turned down (and is answered).
- */
-static int
-req_body(struct gw_req *r, struct evkeyvalq *in, struct json_object **norm)
-{
-	struct evbuffer *buf = evhttp_request_get_input_buffer(r->ev);
-	struct verrors errs = { 0 };
-	struct vopts vo;
-	enum vresult vr;
-	const char *s, *raw;
-
-	*norm = NULL;
-	if (r->route->body == RB_NONE) {
-		if (r->bytes_in > 0 || req_declared_length(in) != 0) {
-			req_reject(r, 400, "bad_request", "this route takes "
-			    "no request body", NULL);
-			return -1;
-		}
-		return 0;
-	}
-	if (r->route->body == RB_EMPTY_OK && r->bytes_in == 0)
-		return 0;	/* forwarded with an empty body */
-	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-		req_reject(r, 415, "unsupported_media_type",
-		    "Content-Type must be application/json", NULL);
-		return -1;
-	}
-	req_vopts(r, &vo);
-	raw = (const char *)evbuffer_pullup(buf, -1);
-	vr = r->route->validate(raw ? raw : "", r->bytes_in, &vo, norm, &errs);
-	if (vr == V_INVALID_JSON) {
-		struct json_object *d = details_from(&errs);
-		verrors_free(&errs);
-		req_reject(r, 400, "invalid_json",
-		    "the body is not a valid JSON object", d);
-		return -1;
-	}
-	if (vr == V_INVALID) {
-		struct json_object *d = details_from(&errs);
-		metrics_validation_failed(r->loop->metrics, &errs);
-		verrors_free(&errs);
-		if (r->idem_key != NULL) {
-			/* The 422 is stored under the key, which covers the
-			 * raw body (there is no normalized one). */
-			r->details = d;
-			req_idem_begin(r, raw ? raw : "", r->bytes_in, true);
-			return -1;
-		}
-		req_reject(r, 422, "validation_failed",
-		    "the body has invalid fields", d);
-		return -1;
-	}
-	verrors_free(&errs);
-	s = json_object_to_json_string_length(*norm, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &r->body_len);
-	if (s == NULL || (r->body = strndup(s, r->body_len)) == NULL) {
-		json_object_put(*norm);
-		*norm = NULL;
-		req_reply_error(r, 500, "internal_error", "out of memory",
-		    NULL);
-		return -1;
-	}
-	return 0;
-}
-
 static void req_continue(struct gw_req *);
 
 /*
@@ -1395,45 +1328,149 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	req_continue(r);
 }
 
+/* Bodies from this size on are made ready off the loop (offload.h). */
+#define REQ_OFFLOAD_MIN		(64 * 1024)
+
+/*
+ * The body is ready (or there is none): refuse it, or record the
+ * request and go on.  Owns p's results (p itself stays the caller's).
+ */
+static void
+req_prepared(struct gw_req *r, struct prep *p)
+{
+	char *fields = NULL, im[2 * IDEM_KEY_MAX + 64];
+	char caller[80], rm[ROUTE_MEMBERS_MAX];
+	size_t flen;
+
+	if (p->failed) {
+		req_reply_error(r, 500, "internal_error", "out of memory",
+		    NULL);
+		return;
+	}
+	if (p->vr == V_INVALID_JSON) {
+		req_reject(r, 400, "invalid_json",
+		    "the body is not a valid JSON object",
+		    details_from(&p->errs));
+		return;
+	}
+	if (p->vr == V_INVALID) {
+		struct json_object *d = details_from(&p->errs);
+		metrics_validation_failed(r->loop->metrics, &p->errs);
+		if (r->idem_key != NULL) {
+			/* The 422 is stored under the key, which covers the
+			 * raw body (there is no normalized one). */
+			r->details = d;
+			req_idem_begin(r, p->digest, true);
+			return;
+		}
+		req_reject(r, 422, "validation_failed",
+		    "the body has invalid fields", d);
+		return;
+	}
+	r->body = p->body;
+	r->body_len = p->body_len;
+	p->body = NULL;
+	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
+		strcpy(caller, "null");
+	req_route_members(r, rm, sizeof(rm));
+	req_idem_members(r, "", im, sizeof(im));
+	flen = strlen(p->bodym) + sizeof(im) + sizeof(rm) + 512;
+	if ((fields = malloc(flen)) != NULL)
+		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
+		    "%s%s,%s", r->id, caller, rm, im, p->bodym);
+	if (fields != NULL && r->idem_key != NULL) {
+		/* The request record waits for the key's lookup: a replay
+		 * or a refusal is recorded as such instead. */
+		r->idem_fields = fields;
+		req_idem_begin(r, p->digest, false);
+		return;
+	}
+	req_audit_request(r, fields);
+}
+
+/* Offload thread. */
+static void
+prep_work(struct offload_job *j)
+{
+	prep_run((struct prep *)(void *)j);
+}
+
+/* Back on the loop (or dropped at exit): the request may be gone. */
+static void
+on_prepared(struct offload_job *j, bool dropped)
+{
+	struct prep *p = (struct prep *)(void *)j;
+	struct gw_req *r = p->owner;
+
+	if (!dropped && r != NULL) {
+		r->prep = NULL;
+		req_prepared(r, p);
+	}
+	prep_clear(p);
+	free(p);
+}
+
 /* The caller may reach this client: on with the request itself. */
 static void
 req_continue(struct gw_req *r)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
-	struct gw_loop *loop = r->loop;
-	struct json_object *norm = NULL;
-	char *fields = NULL, *bodym = NULL, im[2 * IDEM_KEY_MAX + 64];
-	char caller[80], rm[ROUTE_MEMBERS_MAX];
-	size_t flen;
+	struct evbuffer *buf = evhttp_request_get_input_buffer(r->ev);
+	struct prep inl, *p = &inl;
 
 	if (req_idem_key(r, in) == -1)
 		return;
-	if (req_body(r, in, &norm) == -1)
-		return;
-
-	bodym = audit_body_member_str(loop->audit, norm, r->body,
-	    r->body_len);
-	json_object_put(norm);
-	if (bodym == NULL) {
-		req_reply_error(r, 500, "internal_error", "out of memory",
-		    NULL);
+	memset(&inl, 0, sizeof(inl));
+	inl.route = r->route;
+	inl.audit = r->loop->audit;
+	inl.want_digest = r->idem_key != NULL;
+	if (r->route->body == RB_NONE) {
+		if (r->bytes_in > 0 || req_declared_length(in) != 0) {
+			req_reject(r, 400, "bad_request", "this route takes "
+			    "no request body", NULL);
+			return;
+		}
+		goto nobody;
+	}
+	if (r->route->body == RB_EMPTY_OK && r->bytes_in == 0)
+		goto nobody;	/* forwarded with an empty body */
+	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
+		req_reject(r, 415, "unsupported_media_type",
+		    "Content-Type must be application/json", NULL);
 		return;
 	}
-	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
-		strcpy(caller, "null");
-	req_route_members(r, rm, sizeof(rm));
-	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(bodym) + sizeof(im) + sizeof(rm) + 512;
-	if ((fields = malloc(flen)) != NULL)
-		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "%s%s,%s", r->id, caller, rm, im, bodym);
-	free(bodym);
-	if (fields != NULL && r->idem_key != NULL) {
-		/* The request record waits for the key's lookup: a replay
-		 * or a refusal is recorded as such instead. */
-		r->idem_fields = fields;
-		req_idem_begin(r, r->body ? r->body : "", r->body_len, false);
+	req_vopts(r, &inl.vo);
+	if (r->bytes_in >= REQ_OFFLOAD_MIN && r->loop->oport != NULL &&
+	    (p = malloc(sizeof(*p))) != NULL &&
+	    (*p = inl, p->in = evbuffer_new()) != NULL &&
+	    evbuffer_add_buffer(p->in, buf) == 0) {
+		/* The bytes move to the job (no copy); the loop goes on. */
+		p->owner = r;
+		p->job.work = prep_work;
+		p->job.done = on_prepared;
+		r->prep = p;
+		offload_send(r->loop->oport, &p->job);
 		return;
 	}
-	req_audit_request(r, fields);
+	if (p != &inl) {
+		prep_clear(p);
+		free(p);
+		p = &inl;
+	}
+	inl.raw = (const char *)evbuffer_pullup(buf, -1);
+	inl.raw_len = r->bytes_in;
+	prep_run(&inl);
+	req_prepared(r, &inl);
+	prep_clear(&inl);
+	return;
+nobody:
+	/* Nothing to validate: the record says so ("body_digest":null),
+	 * and a key covers the empty body. */
+	inl.vr = V_OK;
+	if ((inl.bodym = audit_body_member_str(r->loop->audit, NULL, NULL,
+	    0)) == NULL || (inl.want_digest && sha256("", 0,
+	    inl.digest) == -1))
+		inl.failed = true;
+	req_prepared(r, &inl);
+	prep_clear(&inl);
 }

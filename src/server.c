@@ -13,6 +13,7 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "request.h"
 #include "upstream.h"
 #include "util.h"
@@ -565,14 +566,18 @@ server_free(struct gw_loop *loop)
 	if (loop->aport)
 		audit_port_free(loop->aport);
 	idem_port_free(loop->iport);
+	offload_port_free(loop->oport);
 	conf_unref(loop->cfg);
 	memset(loop, 0, sizeof(*loop));
 }
 
 int
-server_set_idem(struct gw_loop *loop, struct idem *im)
+server_attach(struct gw_loop *loop, struct idem *im, struct offload *o)
 {
 	loop->idem = im;
+	if (o != NULL && (loop->oport = offload_port_new(o, loop->base)) ==
+	    NULL)
+		return -1;
 	if (im == NULL)
 		return 0;
 	return (loop->iport = idem_port_new(im, loop->base)) == NULL ? -1 : 0;
