@@ -119,6 +119,9 @@ static const struct ckey conf_keys[] = {
 	  O(limits.max_document_body_bytes), 2, 256L * 1024 * 1024,
 	  "31457280", NULL, 0, "largest products.documentation body (two "
 	  "10 MiB images in base64 are about 28 MB)" },
+	{ "limits.max_buffered_bytes", C_LONG, O(limits.max_buffered_bytes),
+	  65536, (double)LONG_MAX, "268435456", NULL, 0, "request and "
+	  "response bodies held in memory, all requests together" },
 	{ "limits.max_header_bytes", C_LONG, O(limits.max_header_bytes), 256,
 	  1024 * 1024, "16384", NULL, 0, "request line + headers" },
 	{ "limits.max_headers", C_INT, O(limits.max_headers), 4, 10000, "64",
@@ -542,6 +545,13 @@ check_config(struct config *c, char *err, size_t errlen)
 	if (c->ncallers == 0)
 		return fail(err, errlen, c->path, "callers",
 		    "at least one caller is required");
+	/* A body is held twice while it is made ready (raw, normalized). */
+	if (c->limits.max_buffered_bytes < 2 * c->limits.max_body_bytes ||
+	    c->limits.max_buffered_bytes <
+	    2 * c->limits.max_document_body_bytes)
+		return fail(err, errlen, c->path, "limits.max_buffered_bytes",
+		    "must hold twice the largest body (limits.max_body_bytes "
+		    "and limits.max_document_body_bytes)");
 	if (c->audit.state_file == NULL) {
 		n = strlen(c->audit.path) + sizeof(".state");
 		if ((c->audit.state_file = malloc(n)) == NULL)

@@ -79,6 +79,7 @@ struct config {
 	struct {
 		long	 max_body_bytes;
 		long	 max_document_body_bytes;	/* products.documentation */
+		long	 max_buffered_bytes;	/* bodies held, all requests */
 		long	 max_header_bytes;
 		int	 max_headers;
 		int	 max_json_depth;

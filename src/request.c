@@ -25,6 +25,7 @@
 #include <sys/queue.h>
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,9 +91,40 @@ struct gw_req {
 	size_t			 withheld;
 	bool			 filtered;
 	struct prep		*prep;		/* its body, off the loop */
+	size_t			 held;		/* counted in req_buffered */
 };
 
 static void req_free(struct gw_req *);
+
+/*
+ * Bytes of request and response bodies held in memory by every request
+ * of every loop (limits.max_buffered_bytes).  A request counts its body
+ * from its start and CryptoMate's answer once it has it, and gives them
+ * back when it is freed.
+ */
+static _Atomic long long	req_buffered;
+
+long long
+request_buffered_bytes(void)
+{
+	return atomic_load(&req_buffered);
+}
+
+/* Count n more bytes held by r; false (nothing counted) when that would
+ * pass the cap. */
+static bool
+req_hold(struct gw_req *r, size_t n)
+{
+	long long cap = r->cfg->limits.max_buffered_bytes;
+
+	if (atomic_fetch_add(&req_buffered, (long long)n) + (long long)n >
+	    cap && n > 0) {
+		atomic_fetch_sub(&req_buffered, (long long)n);
+		return false;
+	}
+	r->held += n;
+	return true;
+}
 
 /* ---- replies: the only exits ------------------------------------- */
 
@@ -212,6 +244,7 @@ req_free(struct gw_req *r)
 {
 	r->loop->active--;
 	TAILQ_REMOVE(&r->loop->reqs, r, entry);
+	atomic_fetch_sub(&req_buffered, (long long)r->held);
 	if (r->xfer)
 		upstream_cancel(r->xfer);
 	budget_cancel(r->loop->budget, &r->bw);
@@ -688,6 +721,17 @@ on_upstream_done(const struct up_result *res, void *arg)
 		r->error_class = res->status >= 500 ? "upstream_error" :
 		    res->status == 429 ? "rate_limited" : "none";
 		r->retry_after_s = res->retry_after_s;
+		if (res->body_len > 0 && !req_hold(r, res->body_len)) {
+			/* No room to hold the answer: it came, but cannot
+			 * be relayed; the request may have been processed. */
+			r->error_class = "upstream_error";
+			r->status = 503;
+			r->code = "busy";
+			r->message = "the gateway holds "
+			    "limits.max_buffered_bytes of bodies; the request "
+			    "may have been processed";
+			break;
+		}
 		if (res->body_len > 0 &&
 		    (r->resp = malloc(res->body_len)) != NULL) {
 			memcpy(r->resp, res->body, res->body_len);
@@ -1285,6 +1329,15 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	}
 	if (!audit_healthy(loop->audit)) {
 		req_audit_failed(r);
+		return;
+	}
+	/* A body counts twice at most while it is made ready (raw and
+	 * normalized); answered 503 rather than risk running out of
+	 * memory. */
+	if (!req_hold(r, 2 * r->bytes_in)) {
+		r->retry_after_s = 1;
+		req_reply_error(r, 503, "busy", "the gateway holds "
+		    "limits.max_buffered_bytes of bodies; retry shortly", NULL);
 		return;
 	}
 	/* Refusals come in this order: who is asking (401), may it use

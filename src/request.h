@@ -33,6 +33,9 @@ void	request_start(struct gw_loop *, struct evhttp_request *,
 	    const struct route_match *m, const struct verrors *path_errs,
 	    bool has_query);
 
+/* Bytes of bodies held by all requests now (limits.max_buffered_bytes). */
+long long	request_buffered_bytes(void);
+
 /*
  * Free every request of the loop still unanswered, with no reply (the
  * exit after shutdown_timeout_ms; evhttp_free closes their connections
