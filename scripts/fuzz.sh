@@ -28,11 +28,17 @@ command -v "$CC_FUZZ" >/dev/null 2>&1 || {
 }
 CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -D_GNU_SOURCE -I$top/src"
-LIBS_FUZZ=$(pkg-config --cflags --libs json-c libcrypto) || exit 1
+LIBS_FUZZ="$(pkg-config --cflags --libs json-c libcrypto) -lpthread" || exit 1
 
 build() { # build TARGET
 	case $1 in
-	validate) srcs="tests/fuzz/fuzz_validate.c src/validate.c src/countries.c" ;;
+	validate)
+		# The ISO 3166 tables are generated (as by make) into $dir.
+		iso=${ISO_CODES_JSON:-/usr/share/iso-codes/json}
+		sh "$top/scripts/gen-iso.sh" "$iso/iso_3166-1.json" \
+		    "$iso/iso_3166-2.json" > "$dir/iso3166_data.c" || return 1
+		srcs="tests/fuzz/fuzz_validate.c src/validate.c
+		    src/validate_kyc.c src/iso3166.c $dir/iso3166_data.c" ;;
 	config) srcs="tests/fuzz/fuzz_config.c src/conf.c src/util.c" ;;
 	*) echo "fuzz: unknown target $1"; return 1 ;;
 	esac

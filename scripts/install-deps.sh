@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
  libevent-dev libcurl4-openssl-dev libjson-c-dev libssl-dev liblmdb-dev
  libcmocka-dev curl openssl ca-certificates procps util-linux perl-base
- groff-base systemd strace linux-perf
+ groff-base systemd strace linux-perf iso-codes
  clang libclang-rt-dev valgrind
  nginx-light wrk gnuplot-nox"
 

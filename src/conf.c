@@ -34,6 +34,8 @@ enum ctype {
 	C_DBL,		/* number in [min, max] */
 	C_BOOL,
 	C_CALLERS,	/* the callers array */
+	C_STRLIST,	/* an array of 1..CONF_STRLIST_MAX strings (struct
+			   conf_strlist); the default is comma-separated */
 };
 
 struct ckey {
@@ -140,6 +142,12 @@ static const struct ckey conf_keys[] = {
 	{ "validation", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "validation.min_age_years", C_INT, O(validation.min_age_years), 0,
 	  150, "18", NULL, 0, "minimum age of a client" },
+	{ "validation.subproducts", C_STRLIST, O(validation.subproducts), 0,
+	  0, "cards_individuals", NULL, 0, "what products.request may ask "
+	  "for (CryptoMate's pages disagree on the list)" },
+	{ "validation.max_image_bytes", C_LONG, O(validation.max_image_bytes),
+	  1, 64L * 1024 * 1024, "10485760", NULL, 0, "largest document "
+	  "image, decoded (CryptoMate's limit: 10 MiB)" },
 
 	{ "idempotency", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "idempotency.enabled", C_BOOL, O(idempotency.enabled), 0, 0,
@@ -203,6 +211,7 @@ type_name(enum ctype t)
 	case C_DBL: return "a number";
 	case C_BOOL: return "true or false";
 	case C_CALLERS: return "an array";
+	case C_STRLIST: return "an array of strings";
 	}
 	return "?";
 }
@@ -315,6 +324,45 @@ set_value(struct config *c, const struct ckey *k, struct json_object *j,
 		} else
 			*(bool *)base = strcmp(text, "true") == 0;
 		return 0;
+	case C_STRLIST: {
+		struct conf_strlist *l = (struct conf_strlist *)base;
+		size_t i, n;
+
+		for (i = 0; i < l->n; i++)
+			free(l->v[i]);
+		l->n = 0;
+		if (j == NULL) {
+			/* The default: "a,b". */
+			for (s = text; *s != '\0' && l->n < CONF_STRLIST_MAX;) {
+				n = strcspn(s, ",");
+				if ((l->v[l->n++] = strndup(s, n)) == NULL)
+					return fail(err, errlen, c->path,
+					    k->path, "out of memory");
+				s += n + (s[n] == ',');
+			}
+			return 0;
+		}
+		if (!json_object_is_type(j, json_type_array) ||
+		    (n = json_object_array_length(j)) == 0 ||
+		    n > CONF_STRLIST_MAX)
+			return fail(err, errlen, c->path, k->path,
+			    "must be an array of 1..%d strings",
+			    CONF_STRLIST_MAX);
+		for (i = 0; i < n; i++) {
+			struct json_object *e = json_object_array_get_idx(j, i);
+			if (!json_object_is_type(e, json_type_string) ||
+			    json_object_get_string_len(e) < 1 ||
+			    json_object_get_string_len(e) > 64)
+				return fail(err, errlen, c->path, k->path,
+				    "[%zu] must be a string of 1..64 "
+				    "characters", i);
+			if ((l->v[l->n++] = strdup(json_object_get_string(e)))
+			    == NULL)
+				return fail(err, errlen, c->path, k->path,
+				    "out of memory");
+		}
+		return 0;
+	}
 	case C_SECTION:
 	case C_CALLERS:
 		break;
@@ -677,6 +725,13 @@ conf_free(struct config *c)
 		case C_ENUM:
 			free(*(char **)((char *)c + conf_keys[i].off));
 			break;
+		case C_STRLIST: {
+			struct conf_strlist *l = (struct conf_strlist *)(void *)
+			    ((char *)c + conf_keys[i].off);
+			for (j = 0; j < l->n; j++)
+				free(l->v[j]);
+			break;
+		}
 		default:
 			break;
 		}
@@ -719,6 +774,7 @@ short_type_name(enum ctype t)
 	case C_DBL: return "number";
 	case C_BOOL: return "boolean";
 	case C_CALLERS: return "array";
+	case C_STRLIST: return "strings";
 	case C_SECTION: return "object";
 	}
 	return "?";

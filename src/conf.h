@@ -20,6 +20,13 @@
 /* Route patterns in one caller's "allow". */
 #define CONF_ALLOW_MAX		64
 
+/* A list of strings from the config (validation.subproducts). */
+#define CONF_STRLIST_MAX	16
+struct conf_strlist {
+	char		*v[CONF_STRLIST_MAX];
+	size_t		 n;
+};
+
 struct conf_caller {
 	char		*name;
 	unsigned char	 token_sha256[CONF_TOKEN_HASH_LEN];
@@ -91,6 +98,8 @@ struct config {
 
 	struct {
 		int	 min_age_years;
+		struct conf_strlist subproducts;	/* products.request */
+		long	 max_image_bytes;	/* decoded, per image */
 	} validation;
 
 	struct {

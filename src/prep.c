@@ -11,11 +11,81 @@
 #include "audit.h"
 #include "routes.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
+
+/*
+ * An upload's images never reach the log: the record's body member is
+ * made from a copy of the normalized body whose image strings are their
+ * digests ("sha256:<hex>"; the digest mode keys its HMAC on the body
+ * actually sent), followed by the document's facts: type, and per image
+ * the declared type, the decoded size and the SHA-256 of the decoded
+ * bytes, so an auditor holding the photo can prove it was the one sent.
+ */
+static char *
+prep_body_member(struct prep *p, struct json_object *norm)
+{
+	const struct kyc_doc_info *d = &p->ctx.doc;
+	const struct kyc_image_info *img[2] = { &d->front, &d->back };
+	static const char *const side[2] = { "image_front", "image_back" };
+	struct json_object *copy = NULL, *doc = NULL, *in;
+	char hex[2 * SHA256_LEN + 1], digest[2 * SHA256_LEN + 8];
+	char *m, *out;
+	size_t i, len, n;
+
+	if (d->document_type[0] == '\0' || norm == NULL)
+		return audit_body_member_str(p->audit, norm, p->body,
+		    p->body_len);
+	/* The copy shares every member but the images (no 28 MB copy). */
+	if (json_object_object_get_ex(norm, "document", &in)) {
+		copy = json_object_new_object();
+		doc = json_object_new_object();
+		json_object_object_foreach(in, k, v) {
+			for (i = 0; i < 2 && strcmp(k, side[i]) != 0; i++)
+				;
+			if (i < 2) {
+				hex_encode(img[i]->sha256, SHA256_LEN, hex);
+				snprintf(digest, sizeof(digest), "sha256:%s",
+				    hex);
+				json_object_object_add(doc, k,
+				    json_object_new_string(digest));
+			} else
+				json_object_object_add(doc, k,
+				    json_object_get(v));
+		}
+		json_object_object_add(copy, "document", doc);
+	}
+	m = audit_body_member_str(p->audit, copy, p->body, p->body_len);
+	json_object_put(copy);
+	if (m == NULL)
+		return NULL;
+	len = strlen(m) + 512;
+	if ((out = malloc(len)) == NULL) {
+		free(m);
+		return NULL;
+	}
+	n = (size_t)snprintf(out, len, "%s,\"document\":{\"document_type\":"
+	    "\"%s\",\"images\":[", m, d->document_type);
+	free(m);
+	for (i = 0; i < 2; i++) {
+		if (img[i]->type == KYC_IMG_NONE)
+			continue;
+		hex_encode(img[i]->sha256, SHA256_LEN, hex);
+		n += (size_t)snprintf(out + n, len - n, "%s{\"side\":\"%s\","
+		    "\"declared\":\"%s\",\"type\":\"%s\",\"bytes\":%zu,"
+		    "\"sha256\":\"%s\"}", i > 0 && img[0]->type !=
+		    KYC_IMG_NONE ? "," : "", i == 0 ? "front" : "back",
+		    img[i]->declared ? img[i]->declared : "",
+		    img[i]->type == KYC_IMG_JPEG ? "image/jpeg" : "image/png",
+		    img[i]->decoded_bytes, hex);
+	}
+	snprintf(out + n, len - n, "]}");
+	return out;
+}
 
 void
 prep_run(struct prep *p)
@@ -30,7 +100,7 @@ prep_run(struct prep *p)
 	}
 	if (raw == NULL)
 		raw = "";
-	p->vr = p->route->validate(raw, len, &p->vo, &norm, &p->errs);
+	p->vr = p->route->validate(raw, len, &p->ctx, &norm, &p->errs);
 	if (p->vr != V_OK) {
 		if (p->vr == V_INVALID && p->want_digest &&
 		    sha256(raw, len, p->digest) == -1)
@@ -48,8 +118,7 @@ prep_run(struct prep *p)
 		}
 		memcpy(p->body, s, p->body_len + 1);
 	}
-	if ((p->bodym = audit_body_member_str(p->audit, norm, p->body,
-	    p->body_len)) == NULL ||
+	if ((p->bodym = prep_body_member(p, norm)) == NULL ||
 	    (p->want_digest && sha256(p->body ? p->body : "", p->body_len,
 	    p->digest) == -1))
 		p->failed = true;

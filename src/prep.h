@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "offload.h"
+#include "routes.h"
 #include "util.h"
 #include "validate.h"
 
@@ -28,7 +29,7 @@ struct prep {
 						   is gone (loop thread) */
 	/* In. */
 	const struct route	*route;
-	struct vopts		 vo;
+	struct vctx		 ctx;		/* routes.h */
 	const struct audit	*audit;
 	bool			 want_digest;	/* an Idempotency-Key */
 	struct evbuffer		*in;		/* offloaded: the raw body,

@@ -1252,21 +1252,26 @@ req_declared_length(struct evkeyvalq *in)
 	return cl != NULL ? strtoll(cl, NULL, 10) : 0;
 }
 
-/* The options the validators take, with today's UTC date. */
+/* What the validators take, with today's UTC date.  The subproducts
+ * stay r->cfg's, which r holds a reference to. */
 static void
-req_vopts(const struct gw_req *r, struct vopts *vo)
+req_vctx(const struct gw_req *r, struct vctx *c)
 {
 	struct tm tm;
 	time_t now = time(NULL);
 
 	gmtime_r(&now, &tm);
-	memset(vo, 0, sizeof(*vo));
-	vo->min_age_years = r->cfg->validation.min_age_years;
-	vo->max_depth = r->cfg->limits.max_json_depth;
-	vo->max_string_length = r->cfg->limits.max_string_length;
-	vo->today_y = tm.tm_year + 1900;
-	vo->today_m = tm.tm_mon + 1;
-	vo->today_d = tm.tm_mday;
+	memset(c, 0, sizeof(*c));
+	c->vo.min_age_years = r->cfg->validation.min_age_years;
+	c->vo.max_depth = r->cfg->limits.max_json_depth;
+	c->vo.max_string_length = r->cfg->limits.max_string_length;
+	c->vo.today_y = tm.tm_year + 1900;
+	c->vo.today_m = tm.tm_mon + 1;
+	c->vo.today_d = tm.tm_mday;
+	c->ko.subproducts = (const char *const *)
+	    r->cfg->validation.subproducts.v;
+	c->ko.nsubproducts = r->cfg->validation.subproducts.n;
+	c->ko.max_image_bytes = (size_t)r->cfg->validation.max_image_bytes;
 }
 
 static void req_continue(struct gw_req *);
@@ -1492,7 +1497,7 @@ req_continue(struct gw_req *r)
 		    "Content-Type must be application/json", NULL);
 		return;
 	}
-	req_vopts(r, &inl.vo);
+	req_vctx(r, &inl.ctx);
 	if (r->bytes_in >= REQ_OFFLOAD_MIN && r->loop->oport != NULL &&
 	    (p = malloc(sizeof(*p))) != NULL &&
 	    (*p = inl, p->in = evbuffer_new()) != NULL &&

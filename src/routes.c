@@ -16,18 +16,55 @@
 #include <string.h>
 #include <strings.h>
 
+/* The validators as route_validator: each takes what its rules need. */
+static enum vresult
+v_individual(const char *b, size_t n, struct vctx *c, struct json_object **o,
+    struct verrors *e)
+{
+	return validate_individual(b, n, &c->vo, o, e);
+}
+
+static enum vresult
+v_update(const char *b, size_t n, struct vctx *c, struct json_object **o,
+    struct verrors *e)
+{
+	return validate_individual_update(b, n, &c->vo, o, e);
+}
+
+static enum vresult
+v_product(const char *b, size_t n, struct vctx *c, struct json_object **o,
+    struct verrors *e)
+{
+	return validate_product_request(b, n, &c->vo, &c->ko, o, e);
+}
+
+static enum vresult
+v_document(const char *b, size_t n, struct vctx *c, struct json_object **o,
+    struct verrors *e)
+{
+	return validate_product_documentation(b, n, &c->vo, &c->ko, o,
+	    &c->doc, e);
+}
+
+static enum vresult
+v_submit(const char *b, size_t n, struct vctx *c, struct json_object **o,
+    struct verrors *e)
+{
+	return validate_product_submit(b, n, &c->vo, o, e);
+}
+
 #define IND	"/management/clients/individuals"
 #define PRODS	IND "/{client_id}/products"
 
 const struct route routes[] = {
-	{ "individuals.create", "POST", IND, RB_JSON, validate_individual,
+	{ "individuals.create", "POST", IND, RB_JSON, v_individual,
 	  RC_BODY, false, true, false },
 	{ "individuals.list", "GET", IND, RB_NONE, NULL,
 	  RC_BODY, true, false, false },
 	{ "individuals.get", "GET", IND "/{client_id}", RB_NONE, NULL,
 	  RC_BODY, false, false, true },
 	{ "individuals.update", "PUT", IND "/{client_id}", RB_JSON,
-	  validate_individual, RC_BODY, false, true, true },
+	  v_update, RC_BODY, false, true, true },
 	{ "individuals.delete", "DELETE", IND "/{client_id}", RB_NONE, NULL,
 	  RC_BODY, false, true, true },
 	{ "individuals.countries", "GET", IND "/countries", RB_NONE, NULL,
@@ -35,15 +72,15 @@ const struct route routes[] = {
 	{ "individuals.identifications", "GET",
 	  IND "/identifications/{country_code}", RB_NONE, NULL,
 	  RC_BODY, true, false, false },
-	{ "products.request", "POST", PRODS, RB_JSON, validate_product_request,
+	{ "products.request", "POST", PRODS, RB_JSON, v_product,
 	  RC_BODY, false, true, true },
 	{ "products.list", "GET", PRODS, RB_NONE, NULL,
 	  RC_BODY, true, false, true },
 	{ "products.documentation", "POST",
 	  PRODS "/{product_request_id}/documentation", RB_JSON,
-	  validate_documentation, RC_DOCUMENT, false, true, true },
+	  v_document, RC_DOCUMENT, false, true, true },
 	{ "products.submit", "POST", PRODS "/{product_request_id}/submit",
-	  RB_EMPTY_OK, validate_submit, RC_BODY, false, true, true },
+	  RB_EMPTY_OK, v_submit, RC_BODY, false, true, true },
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 
@@ -144,23 +181,6 @@ fits(const char *t, const struct seg *s, size_t n)
 	return lit;
 }
 
-static int
-id_ok(const struct seg *s)
-{
-	size_t i;
-
-	if (s->len < 1 || s->len > ROUTE_ID_MAX)
-		return 0;
-	for (i = 0; i < s->len; i++) {
-		char c = s->p[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * Check and normalize the parameters of m->route from the segments,
  * and build the upstream path.  0, or -1 with errors in errs.
@@ -177,7 +197,6 @@ bind_args(struct route_match *m, const struct seg *s, size_t n,
 	split(m->route->path, ts, &tn);
 	m->nargs = 0;
 	for (i = 0; i < n && i < tn; i++) {
-		const char *v;
 		struct route_arg *a;
 		int w;
 
@@ -192,26 +211,17 @@ bind_args(struct route_match *m, const struct seg *s, size_t n,
 		snprintf(field, sizeof(field), "path.%s", a->name);
 		a->value[0] = '\0';
 		if (strcmp(a->name, "country_code") == 0) {
-			char code[4];
+			char cc[3];
 
-			v = NULL;
-			if (s[i].len == 2 || s[i].len == 3) {
-				memcpy(code, s[i].p, s[i].len);
-				code[s[i].len] = '\0';
-				v = country_alpha2(code);
-			}
-			if (v == NULL) {
-				verrors_add(errs, field, "must be an assigned "
-				    "ISO 3166-1 alpha-2 or alpha-3 country "
-				    "code");
+			if (validate_path_country(s[i].p, s[i].len, cc,
+			    errs) == -1)
 				bad = 1;
-			} else
-				snprintf(a->value, sizeof(a->value), "%s", v);
-		} else if (!id_ok(&s[i])) {
-			verrors_add(errs, field, "must be 1 to 64 characters "
-			    "of A-Z, a-z, 0-9, '_' and '-'");
+			else
+				snprintf(a->value, sizeof(a->value), "%s", cc);
+		} else if (validate_path_id(s[i].p, s[i].len, field,
+		    errs) == -1)
 			bad = 1;
-		} else {
+		else {
 			memcpy(a->value, s[i].p, s[i].len);
 			a->value[s[i].len] = '\0';
 		}

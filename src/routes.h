@@ -19,11 +19,24 @@
 #include <stddef.h>
 
 #include "validate.h"
+#include "validate_kyc.h"
 
 struct json_object;
 
+/*
+ * What a route's validator is given besides the body: the options of
+ * every validator, those of the KYC ones, and where a document upload's
+ * facts go for its audit record (doc->document_type[0] stays '\0' on
+ * other routes).
+ */
+struct vctx {
+	struct vopts		 vo;
+	struct kyc_opts		 ko;
+	struct kyc_doc_info	 doc;
+};
+
 typedef enum vresult (*route_validator)(const char *body, size_t len,
-		    const struct vopts *, struct json_object **out,
+		    struct vctx *, struct json_object **out,
 		    struct verrors *errs);
 
 /* What a route takes as a body. */

@@ -23,6 +23,7 @@
 
 #include <json-c/json.h>
 
+#include "iso3166.h"
 #include "validate.h"
 
 /* Field limits, in characters (code points), before opts' own cap. */
@@ -34,6 +35,7 @@
 #define CITY_MAX_CHARS		100
 #define POSTAL_MAX_CHARS	20
 #define STATE_MAX_CHARS		20
+#define NUMCODE_MAX_DIGITS	6	/* state_code, country_code */
 #define COUNTRY_MAX_CHARS	8	/* anything longer is no code */
 #define DATE_MAX_CHARS		16	/* room to say "bad format" */
 
@@ -802,80 +804,6 @@ format:
 }
 
 /*
- * Upper-case ASCII, Latin-1 and Latin Extended-A letters in place, which
- * covers the Latin-script state names of the Americas and Europe
- * ("São Paulo" -> "SÃO PAULO").  Every mapping used keeps the byte
- * length; other scripts are left as they are.
- */
-static void
-upcase_text(char *buf, size_t n)
-{
-	unsigned char	*s = (unsigned char *)buf;
-	unsigned int	 cp, up;
-	size_t		 i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = s[i];
-
-		if (c >= 'a' && c <= 'z')
-			s[i] = (unsigned char)(c - 'a' + 'A');
-		if ((c != 0xc3 && c != 0xc4 && c != 0xc5) || i + 1 >= n)
-			continue;
-		cp = ((c & 0x1fu) << 6) | (s[i + 1] & 0x3fu);
-		up = cp;
-		if (cp >= 0xe0 && cp <= 0xfe && cp != 0xf7)
-			up = cp - 0x20;
-		else if (cp == 0xff)
-			up = 0x178;
-		else if ((cp >= 0x100 && cp <= 0x12f) ||
-		    (cp >= 0x132 && cp <= 0x137) ||
-		    (cp >= 0x14a && cp <= 0x177))
-			up = cp & ~1u;
-		else if ((cp >= 0x139 && cp <= 0x148) ||
-		    (cp >= 0x179 && cp <= 0x17e))
-			up = (cp & 1u) ? cp : cp - 1;
-		s[i] = (unsigned char)(0xc0 | (up >> 6));
-		s[i + 1] = (unsigned char)(0x80 | (up & 0x3f));
-		i++;
-	}
-}
-
-/*
- * A state shaped like a subdivision code, "CC-X" to "CCC-XXX" (ISO
- * 3166-2 uses the alpha-2 prefix, CryptoMate's example the alpha-3 one,
- * "ARG-B"), must carry the address's own country, and is rewritten to
- * the alpha-3 form.  Anything else is a free-form state name and kept.
- * buf must have one spare byte.  Returns -1 on a mismatch.
- */
-static int
-state_prefix(char *buf, size_t *len, const char *country)
-{
-	char		 pre[4];
-	const char	*a3;
-	size_t		 p, i;
-
-	for (p = 0; p < *len && buf[p] >= 'A' && buf[p] <= 'Z'; p++)
-		;
-	if (p < 2 || p > 3 || p >= *len || buf[p] != '-' ||
-	    *len - p - 1 < 1 || *len - p - 1 > 3)
-		return 0;
-	for (i = p + 1; i < *len; i++)
-		if (!is_digit((unsigned char)buf[i]) &&
-		    !(buf[i] >= 'A' && buf[i] <= 'Z'))
-			return 0;
-	memcpy(pre, buf, p);
-	pre[p] = '\0';
-	if ((a3 = country_alpha3(pre)) == NULL || strcmp(a3, country) != 0)
-		return -1;
-	if (p == 2) {
-		memmove(buf + 3, buf + 2, *len - 2 + 1);
-		(*len)++;
-	}
-	memcpy(buf, a3, 3);
-	return 0;
-}
-
-/*
  * Phone country code: an integer 1..999, or a string of 1..3 digits
  * with an optional leading '+' ("+54", "54").  *ndig gets its digits.
  */
@@ -978,17 +906,19 @@ static const char *const top_names[F_NTOP] = {
 	"address", "phone_country_code", "phone_number",
 };
 
+/* CryptoMate's address, in its documented order. */
 enum {
 	A_STREET_LINE1, A_STREET_LINE2, A_CITY, A_POSTAL_CODE, A_STATE,
-	A_COUNTRY, A_N
+	A_STATE_CODE, A_COUNTRY, A_COUNTRY_CODE, A_N
 };
 static const char *const addr_names[A_N] = {
 	"street_line1", "street_line2", "city", "postal_code", "state",
-	"country",
+	"state_code", "country", "country_code",
 };
 static const char *const addr_paths[A_N] = {
 	"address.street_line1", "address.street_line2", "address.city",
-	"address.postal_code", "address.state", "address.country",
+	"address.postal_code", "address.state", "address.state_code",
+	"address.country", "address.country_code",
 };
 
 /* A key is echoed in a path only if it is short and plainly spelled. */
@@ -1090,16 +1020,56 @@ text_member(struct vctx *vc, struct json_object *obj, const char *key,
 		put_text(vc, obj, key, buf, len);
 }
 
+/*
+ * state_code and country_code: CryptoMate calls them the numeric codes
+ * of the state and the country; strings of 1..6 ASCII digits, leading
+ * zeros kept ("032").  Returns like text_field().
+ */
+static int
+numcode_field(struct vctx *vc, struct json_object *v, const char *path,
+    char *buf, size_t bufsz, size_t *len)
+{
+	size_t	i;
+	int	r;
+
+	r = text_field(vc, v, path, false, NUMCODE_MAX_DIGITS + 1, buf, bufsz,
+	    len);
+	if (r != 1)
+		return r;
+	for (i = 0; i < *len; i++)
+		if (!is_digit((unsigned char)buf[i]))
+			break;
+	if (i < *len || *len > NUMCODE_MAX_DIGITS) {
+		report(vc, path, "must be a string of 1 to 6 digits");
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * The address, as CryptoMate documents it now: street_line1, city,
+ * postal_code, state and country required; street_line2, state_code
+ * and country_code optional.  country is ISO 3166-1 (alpha-2 mapped to
+ * alpha-3); state must be one of that country's ISO 3166-2
+ * subdivisions (iso3166.h), given as "ARG-B", "AR-B" or "B", and is
+ * forwarded as "ARG-B".  Without a valid country the state cannot be
+ * judged and only its presence and type are checked.
+ */
 static void
 address_member(struct vctx *vc, struct json_object *out,
     struct json_object *v)
 {
-	struct json_object	*slot[A_N], *addr = NULL;
-	char			 cbuf[4 * COUNTRY_MAX_CHARS + 1];
-	char			 sbuf[4 * STATE_MAX_CHARS + 2];
-	const char		*country = NULL, *cerr = NULL;
-	size_t			 clen, slen;
-	int			 sr;
+	struct json_object		*slot[A_N], *addr = NULL;
+	char				 cbuf[4 * COUNTRY_MAX_CHARS + 1];
+	char				 sbuf[4 * STATE_MAX_CHARS + 1];
+	char				 state[ISO_SUBDIV_BUF];
+	char				 scbuf[4 * (NUMCODE_MAX_DIGITS + 1) + 1];
+	char				 ccbuf[sizeof(scbuf)];
+	const struct iso_country	*country = NULL;
+	const char			*cerr = NULL, *serr = NULL;
+	enum iso_sub_why		 why;
+	size_t				 clen, slen, sclen, cclen;
+	int				 sr, scr, ccr;
 
 	if (v == NULL) {
 		report(vc, "address", "is required");
@@ -1122,12 +1092,12 @@ address_member(struct vctx *vc, struct json_object *out,
 	text_member(vc, addr, "city", slot[A_CITY], addr_paths[A_CITY], true,
 	    CITY_MAX_CHARS);
 	text_member(vc, addr, "postal_code", slot[A_POSTAL_CODE],
-	    addr_paths[A_POSTAL_CODE], false, POSTAL_MAX_CHARS);
+	    addr_paths[A_POSTAL_CODE], true, POSTAL_MAX_CHARS);
 
 	/*
-	 * The state's prefix is checked against the country, which comes
-	 * after it in the output: settle the country first, report in
-	 * canonical order.
+	 * The state is checked against the country, which comes after it
+	 * in the output: settle the country first, report in canonical
+	 * order.
 	 */
 	if (slot[A_COUNTRY] == NULL)
 		cerr = "is required";
@@ -1138,7 +1108,7 @@ address_member(struct vctx *vc, struct json_object *out,
 		    (size_t)json_object_get_string_len(slot[A_COUNTRY]),
 		    COUNTRY_MAX_CHARS, cbuf, sizeof(cbuf), &clen)) {
 		case N_OK:
-			if ((country = country_alpha3(cbuf)) == NULL)
+			if ((country = iso_country_lookup(cbuf)) == NULL)
 				cerr = "must be an ISO 3166-1 alpha-2 or "
 				    "alpha-3 country code";
 			break;
@@ -1152,23 +1122,35 @@ address_member(struct vctx *vc, struct json_object *out,
 		}
 	}
 
-	sr = text_field(vc, slot[A_STATE], addr_paths[A_STATE], false,
-	    STATE_MAX_CHARS, sbuf, sizeof(sbuf) - 1, &slen);
-	if (sr == 1) {
-		upcase_text(sbuf, slen);
-		/* Without a valid country there is nothing to match. */
-		if (country != NULL && state_prefix(sbuf, &slen, country)) {
-			report(vc, addr_paths[A_STATE],
-			    "code prefix must match address.country");
-			sr = -1;
-		}
+	sr = text_field(vc, slot[A_STATE], addr_paths[A_STATE], true,
+	    STATE_MAX_CHARS, sbuf, sizeof(sbuf), &slen);
+	if (sr == 1 && country != NULL &&
+	    iso_subdivision_norm(country, sbuf, slen, state, &why) == -1) {
+		if (why == ISO_SUB_PREFIX)
+			serr = "code prefix must match address.country";
+		else if (why == ISO_SUB_NONE)
+			serr = "address.country has no ISO 3166-2 "
+			    "subdivisions to choose from";
+		else
+			serr = "must be an ISO 3166-2 subdivision code of "
+			    "address.country (ARG-B, AR-B or B)";
+		report(vc, addr_paths[A_STATE], serr);
+		sr = -1;
 	}
+	scr = numcode_field(vc, slot[A_STATE_CODE], addr_paths[A_STATE_CODE],
+	    scbuf, sizeof(scbuf), &sclen);
 	if (cerr != NULL)
 		report(vc, addr_paths[A_COUNTRY], cerr);
-	if (sr == 1)
-		put_text(vc, addr, "state", sbuf, slen);
+	ccr = numcode_field(vc, slot[A_COUNTRY_CODE],
+	    addr_paths[A_COUNTRY_CODE], ccbuf, sizeof(ccbuf), &cclen);
+	if (sr == 1 && country != NULL)
+		put_text(vc, addr, "state", state, strlen(state));
+	if (scr == 1)
+		put_text(vc, addr, "state_code", scbuf, sclen);
 	if (cerr == NULL)
-		put_text(vc, addr, "country", country, 3);
+		put_text(vc, addr, "country", country->a3, 3);
+	if (ccr == 1)
+		put_text(vc, addr, "country_code", ccbuf, cclen);
 }
 
 static void
@@ -1253,4 +1235,28 @@ validate_individual(const char *body, size_t len, const struct vopts *opts,
 	}
 	*out = o;
 	return V_OK;
+}
+
+/* ---- shared with the other validators -------------------------------- */
+
+/*
+ * The text rule every string field follows here (norm_text above), for
+ * the other validators (validate_kyc.c), so all routes normalize text
+ * alike.
+ */
+enum vtext
+vtext_normalize(const char *in, size_t n, size_t max_chars, char *out,
+    size_t outsz, size_t *outlen)
+{
+	switch (norm_text(in, n, max_chars, out, outsz, outlen)) {
+	case N_OK:
+		return VT_OK;
+	case N_EMPTY:
+		return VT_EMPTY;
+	case N_CONTROL:
+		return VT_CONTROL;
+	case N_TOOLONG:
+	default:
+		return VT_TOOLONG;
+	}
 }

@@ -55,17 +55,6 @@ enum vresult	validate_individual(const char *body, size_t len,
 		    const struct vopts *, struct json_object **out,
 		    struct verrors *errs);
 
-/* products.request, products.documentation, products.submit bodies. */
-enum vresult	validate_product_request(const char *body, size_t len,
-		    const struct vopts *, struct json_object **out,
-		    struct verrors *errs);
-enum vresult	validate_documentation(const char *body, size_t len,
-		    const struct vopts *, struct json_object **out,
-		    struct verrors *errs);
-enum vresult	validate_submit(const char *body, size_t len,
-		    const struct vopts *, struct json_object **out,
-		    struct verrors *errs);
-
 void		verrors_free(struct verrors *);
 
 /*
@@ -76,9 +65,17 @@ void		verrors_free(struct verrors *);
 int		verrors_add(struct verrors *errs, const char *field,
 		    const char *message);
 
+/*
+ * The text rule of every string field: trim, collapse inner whitespace
+ * runs to one space, refuse control characters, at most max_chars code
+ * points.  in is valid UTF-8 (from json_parse_strict); out must hold
+ * 4 * max_chars + 1 bytes and gets a NUL-terminated result.
+ */
+enum vtext { VT_OK, VT_EMPTY, VT_CONTROL, VT_TOOLONG };
+enum vtext	vtext_normalize(const char *in, size_t n, size_t max_chars,
+		    char *out, size_t outsz, size_t *outlen);
+
 /* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-3, or NULL. */
 const char	*country_alpha3(const char *code);
-/* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-2, or NULL. */
-const char	*country_alpha2(const char *code);
 
 #endif

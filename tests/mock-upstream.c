@@ -4,7 +4,7 @@
  *
  * usage: mock-upstream [-l ADDR:PORT] [-k API_KEY | -K KEYFILE]
  *            [-d DELAY_MS] [-s STATUS] [-t TIMEOUT_S] [-L LOGFILE]
- *            [--tls CERT KEY]
+ *            [--tls CERT KEY] [-u]
  *
  *   -l ADDR:PORT  listen address (default 127.0.0.1:0, any free port;
  *                 IPv6 as [::1]:PORT).  Once bound, one line
@@ -16,9 +16,13 @@
  *   -t TIMEOUT_S  idle connection timeout, also the cap on "hang" (60)
  *   -L LOGFILE    append one JSON line per API request, flushed at once
  *   --tls CERT KEY  serve HTTPS with these PEM files
+ *   -u            (--unique-clients) refuse a create whose email is
+ *                 already a client's: 400 VAL, as CryptoMate
  *
  * Routes:
  *   POST /management/clients/individuals  the API route (see api_cb)
+ *   the other ten KYC routes under it, and /__test/: stateful, see
+ *                        "KYC routes" below (kyc_dispatch)
  *   POST /_mock/behave   queue rules for the next API requests, or
  *                        {"default":{...}} to replace the default rule
  *   POST /_mock/reset    drop rules and counters, restore the defaults
@@ -77,10 +81,12 @@
 #include <json-c/json.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #define API_PATH	"/management/clients/individuals"
-#define MAX_BODY	(1024 * 1024)
+/* Two 10 MiB images in base64 make about 28 MB: take 30 MiB and more. */
+#define MAX_BODY	(32 * 1024 * 1024)
 #define MAX_HEADERS	(64 * 1024)
 #define MAX_RULES	4096
 #define MAX_DELAY_MS	3600000
@@ -138,6 +144,13 @@ static int			 early_close;	/* EV_CLOSED is supported */
 
 static struct rule		 startup_rule;	/* from -d and -s */
 static struct rule		 default_rule;
+static int			 unique_clients;	/* -u */
+
+/* The KYC routes (below, after api_cb). */
+static void	kyc_reset(void);
+static int	kyc_duplicate(const char *, size_t);
+static void	kyc_store_client(struct evbuffer *);
+static int	kyc_dispatch(struct evhttp_request *, const char *);
 static struct rulelist		 rules = TAILQ_HEAD_INITIALIZER(rules);
 static int			 nrules;
 static struct pendlist		 pendings = TAILQ_HEAD_INITIALIZER(pendings);
@@ -173,7 +186,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: mock-upstream [-l ADDR:PORT] "
 	    "[-k API_KEY | -K KEYFILE] [-d DELAY_MS] [-s STATUS]\n"
-	    "           [-t TIMEOUT_S] [-L LOGFILE] [--tls CERT KEY]\n");
+	    "           [-t TIMEOUT_S] [-L LOGFILE] [--tls CERT KEY] [-u]\n");
 	exit(2);
 }
 
@@ -770,6 +783,7 @@ stats_reset(void)
 	st_max_inflight = st_inflight;
 	st_connections = 0;
 	ring_n = ring_w = 0;
+	kyc_reset();
 }
 
 static void
@@ -1008,9 +1022,16 @@ api_cb(struct evhttp_request *req)
 	    (eff.r_status < 200 || eff.r_status > 299)) {
 		status = eff.r_status;
 		canned_error(out, status);
-	} else
+	} else if (kyc_duplicate(body, len)) {
+		status = 400;
+		evbuffer_add_printf(out, "{\"code\":\"VAL\",\"message\":"
+		    "\"Company client already exists for this company\"}");
+	} else {
 		status = echo_body(out, body, len,
 		    (eff.r_has & R_STATUS) ? eff.r_status : 200);
+		if (status >= 200 && status <= 299)
+			kyc_store_client(out);
+	}
 
 	drop = eff.r_close || eff.r_hang;
 	log_request(req, body, len, drop ? 0 : status);
@@ -1043,6 +1064,1012 @@ api_cb(struct evhttp_request *req)
 	evbuffer_free(out);
 }
 
+/* ---- KYC routes: stateful clients and product requests ---------------- */
+
+/*
+ * Everything under API_PATH besides POST (create, api_cb above) is served
+ * here from in-memory state, with CryptoMate's documented shapes and
+ * errors (see ../shared/reference/cryptomate-kyc-api.md, sections 2-4):
+ *
+ *   GET    .../individuals                        list (a bare array)
+ *   GET    .../individuals/countries              {count, data}
+ *   GET    .../individuals/identifications/{cc}   [{type, description}]
+ *   GET|PUT|DELETE .../individuals/{id}           get, replace, delete
+ *   POST|GET .../individuals/{id}/products        request, list
+ *   POST   .../{id}/products/{pid}/documentation  upload one document
+ *   POST   .../{id}/products/{pid}/submit         to in_kyc
+ *
+ * A product request starts pending_documentation, missing one identity
+ * document (a national_id: front, back and metadata.number; or a
+ * passport: front and metadata.number) and, while the client has no
+ * phone_number, the "phone" data (set with PUT).  An upload with a
+ * usable image (a JPEG or PNG signature after base64) and the required
+ * parts clears the document; anything else comes back in
+ * rejected_items.  Each upload is recorded with the SHA-256 and size of
+ * each decoded image, for the tests:
+ *
+ *   GET  /__test/uploads                   every upload, oldest first
+ *   POST /__test/products/{pid}/state      {"status":"enabled"|"rejected"|
+ *        "in_kyc"|"pending_documentation", "rejection_code"?,
+ *        "rejection_description"?}: move a request (CryptoMate's review)
+ *
+ * With -u (--unique-clients), a create whose email is already a
+ * client's is refused with 400 VAL "Company client already exists for
+ * this company"; without it create behaves as before (benchmarks post
+ * the same body over and over).  At most MAX_CLIENTS clients are kept;
+ * past that, creates still answer but are not stored.  The rule queue
+ * (/_mock/behave) applies to create only; the API key to every route.
+ * POST /_mock/reset drops all of this state.
+ */
+
+#define MAX_CLIENTS	100000
+#define LOG_BODY_MAX	65536	/* larger bodies are logged as a digest */
+
+struct kclient {
+	TAILQ_ENTRY(kclient)	 c_entry;
+	char			 c_id[33];
+	struct json_object	*c_obj;		/* the client as answered */
+};
+TAILQ_HEAD(kclientlist, kclient);
+
+struct kpreq {
+	TAILQ_ENTRY(kpreq)	 q_entry;
+	char			 q_id[33];
+	char			 q_client[33];
+	char			 q_status[32];
+	int			 q_docs_done;	/* identity document given */
+	char			*q_rej_code, *q_rej_desc;
+	char			 q_created[32], q_updated[32];
+};
+TAILQ_HEAD(kpreqlist, kpreq);
+
+struct kupload {
+	TAILQ_ENTRY(kupload)	 u_entry;
+	struct json_object	*u_obj;		/* what /__test/uploads shows */
+};
+TAILQ_HEAD(kuploadlist, kupload);
+
+static struct kclientlist	 kclients = TAILQ_HEAD_INITIALIZER(kclients);
+static struct kpreqlist		 kpreqs = TAILQ_HEAD_INITIALIZER(kpreqs);
+static struct kuploadlist	 kuploads = TAILQ_HEAD_INITIALIZER(kuploads);
+static size_t			 nkclients;
+
+static void
+kyc_reset(void)
+{
+	struct kclient *c;
+	struct kpreq *q;
+	struct kupload *u;
+
+	while ((c = TAILQ_FIRST(&kclients)) != NULL) {
+		TAILQ_REMOVE(&kclients, c, c_entry);
+		json_object_put(c->c_obj);
+		free(c);
+	}
+	nkclients = 0;
+	while ((q = TAILQ_FIRST(&kpreqs)) != NULL) {
+		TAILQ_REMOVE(&kpreqs, q, q_entry);
+		free(q->q_rej_code);
+		free(q->q_rej_desc);
+		free(q);
+	}
+	while ((u = TAILQ_FIRST(&kuploads)) != NULL) {
+		TAILQ_REMOVE(&kuploads, u, u_entry);
+		json_object_put(u->u_obj);
+		free(u);
+	}
+}
+
+static void
+now_stamp(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The request kyc_dispatch serves, logged once with its status. */
+static const char	*kyc_body;
+static size_t		 kyc_len;
+static int		 kyc_unlogged;
+
+static void kyc_log(struct evhttp_request *, const char *, size_t, int);
+
+/* Answer o (NULL: no body) with status; the one reply of a KYC request. */
+static void
+send_obj(struct evhttp_request *req, int status, struct json_object *o)
+{
+	const char *s;
+	size_t len;
+	struct evbuffer *out = evbuffer_new();
+
+	if (kyc_unlogged) {
+		kyc_unlogged = 0;
+		kyc_log(req, kyc_body, kyc_len, status);
+	}
+	add_common_headers(req, "application/json");
+	if (out != NULL && o != NULL && status != 204) {
+		s = json_object_to_json_string_length(o,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		    &len);
+		evbuffer_add(out, s, len);
+	}
+	evhttp_send_reply(req, status, reason(status), out);
+	if (out != NULL)
+		evbuffer_free(out);
+}
+
+/* CryptoMate's error shape: {"code","message"}. */
+static void
+send_cm_error(struct evhttp_request *req, int status, const char *code,
+    const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "code", json_object_new_string(code));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	send_obj(req, status, o);
+	json_object_put(o);
+}
+
+static struct kclient *
+kclient_find(const char *id)
+{
+	struct kclient *c;
+
+	TAILQ_FOREACH(c, &kclients, c_entry)
+		if (strcmp(c->c_id, id) == 0)
+			return c;
+	return NULL;
+}
+
+static const char *
+obj_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Is email some stored client's?  For -u. */
+static int
+kyc_duplicate(const char *body, size_t len)
+{
+	struct json_object *in;
+	const char *email, *e;
+	struct kclient *c;
+	int dup = 0;
+
+	if (!unique_clients)
+		return 0;
+	in = parse_json(body, len);
+	if ((email = obj_str(in, "email")) != NULL)
+		TAILQ_FOREACH(c, &kclients, c_entry)
+			if ((e = obj_str(c->c_obj, "email")) != NULL &&
+			    strcasecmp(e, email) == 0)
+				dup = 1;
+	json_object_put(in);
+	return dup;
+}
+
+/* Keep the client create answered (echo_body's output in out). */
+static void
+kyc_store_client(struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	struct json_object *o;
+	struct kclient *c;
+	const char *id;
+
+	if (nkclients >= MAX_CLIENTS)
+		return;
+	o = parse_json((const char *)evbuffer_pullup(out, -1), len);
+	if ((id = obj_str(o, "id")) == NULL || strlen(id) > 32 ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		json_object_put(o);
+		return;
+	}
+	strcpy(c->c_id, id);
+	c->c_obj = o;
+	TAILQ_INSERT_TAIL(&kclients, c, c_entry);
+	nkclients++;
+}
+
+static int
+client_has_phone(const struct kclient *c)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(c->c_obj, "phone_number", &v) &&
+	    !json_object_is_type(v, json_type_null);
+}
+
+static struct json_object *
+jmeta(const char *id, const char *name, const char *type)
+{
+	struct json_object *m = json_object_new_object();
+
+	json_object_object_add(m, "id", json_object_new_string(id));
+	json_object_object_add(m, "name", json_object_new_string(name));
+	json_object_object_add(m, "data_type", json_object_new_string(type));
+	json_object_object_add(m, "required", json_object_new_boolean(1));
+	return m;
+}
+
+static struct json_object *
+jvalid_doc(const char *id, const char *name, int back)
+{
+	struct json_object *d = json_object_new_object(), *md;
+
+	json_object_object_add(d, "id", json_object_new_string(id));
+	json_object_object_add(d, "name", json_object_new_string(name));
+	json_object_object_add(d, "description",
+	    json_object_new_string("A photo of the physical document"));
+	json_object_object_add(d, "required", json_object_new_boolean(1));
+	json_object_object_add(d, "require_image", json_object_new_boolean(1));
+	json_object_object_add(d, "require_back_image",
+	    json_object_new_boolean(back));
+	md = json_object_new_array();
+	json_object_array_add(md, jmeta("number", "Document number",
+	    "STRING"));
+	json_object_object_add(d, "metadata", md);
+	return d;
+}
+
+/* missing_requirements for q: {documents: [...], data: [...]}. */
+static struct json_object *
+kyc_missing(const struct kpreq *q)
+{
+	struct json_object *m = json_object_new_object(), *docs, *data, *d;
+	struct json_object *vd, *fields, *f;
+	struct kclient *c = kclient_find(q->q_client);
+
+	docs = json_object_new_array();
+	if (!q->q_docs_done) {
+		d = json_object_new_object();
+		json_object_object_add(d, "id",
+		    json_object_new_string("identity"));
+		json_object_object_add(d, "name",
+		    json_object_new_string("Identity document"));
+		json_object_object_add(d, "description",
+		    json_object_new_string("One government-issued ID"));
+		json_object_object_add(d, "required",
+		    json_object_new_boolean(1));
+		vd = json_object_new_array();
+		json_object_array_add(vd, jvalid_doc("national_id",
+		    "National ID", 1));
+		json_object_array_add(vd, jvalid_doc("passport", "Passport",
+		    0));
+		json_object_object_add(d, "valid_documents", vd);
+		json_object_array_add(docs, d);
+	}
+	data = json_object_new_array();
+	if (c != NULL && !client_has_phone(c)) {
+		d = json_object_new_object();
+		json_object_object_add(d, "id", json_object_new_string("phone"));
+		json_object_object_add(d, "name",
+		    json_object_new_string("Phone"));
+		json_object_object_add(d, "description",
+		    json_object_new_string("The client's phone number"));
+		json_object_object_add(d, "required",
+		    json_object_new_boolean(1));
+		fields = json_object_new_array();
+		f = json_object_new_object();
+		json_object_object_add(f, "key",
+		    json_object_new_string("phone"));
+		json_object_object_add(f, "data_type",
+		    json_object_new_string("PHONE"));
+		json_object_object_add(f, "required",
+		    json_object_new_boolean(1));
+		json_object_array_add(fields, f);
+		json_object_object_add(d, "fields", fields);
+		json_object_array_add(data, d);
+	}
+	json_object_object_add(m, "documents", docs);
+	json_object_object_add(m, "data", data);
+	return m;
+}
+
+static int
+kyc_incomplete(const struct kpreq *q)
+{
+	struct kclient *c = kclient_find(q->q_client);
+
+	return !q->q_docs_done || (c != NULL && !client_has_phone(c));
+}
+
+/* A ProductRequest as CryptoMate shows it. */
+static struct json_object *
+kpreq_json(const struct kpreq *q)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string(q->q_id));
+	json_object_object_add(o, "client_id",
+	    json_object_new_string(q->q_client));
+	json_object_object_add(o, "product",
+	    json_object_new_string("cards_individuals"));
+	json_object_object_add(o, "status",
+	    json_object_new_string(q->q_status));
+	if (strcmp(q->q_status, "pending_documentation") == 0)
+		json_object_object_add(o, "missing_requirements",
+		    kyc_missing(q));
+	if (strcmp(q->q_status, "rejected") == 0) {
+		json_object_object_add(o, "rejection_code",
+		    json_object_new_string(q->q_rej_code ? q->q_rej_code :
+		    "REJECTED_BY_PROVIDER"));
+		json_object_object_add(o, "rejection_description",
+		    json_object_new_string(q->q_rej_desc ? q->q_rej_desc :
+		    "Rejected in review"));
+	}
+	json_object_object_add(o, "created_at",
+	    json_object_new_string(q->q_created));
+	json_object_object_add(o, "updated_at",
+	    json_object_new_string(q->q_updated));
+	return o;
+}
+
+static struct kpreq *
+kpreq_find(const char *client, const char *id)
+{
+	struct kpreq *q;
+
+	TAILQ_FOREACH(q, &kpreqs, q_entry)
+		if (strcmp(q->q_id, id) == 0 && (client == NULL ||
+		    strcmp(q->q_client, client) == 0))
+			return q;
+	return NULL;
+}
+
+/* Copy one path segment (up to '/' or the end) into out[cap]; its end. */
+static const char *
+segment(const char *p, char *out, size_t cap)
+{
+	size_t n = strcspn(p, "/");
+
+	if (n == 0 || n >= cap)
+		n = 0;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return p + strcspn(p, "/");
+}
+
+static void
+kyc_list(struct evhttp_request *req)
+{
+	struct json_object *a = json_object_new_array();
+	struct kclient *c;
+
+	TAILQ_FOREACH(c, &kclients, c_entry)
+		json_object_array_add(a, json_object_get(c->c_obj));
+	send_obj(req, 200, a);
+	json_object_put(a);
+}
+
+static void
+kyc_countries(struct evhttp_request *req)
+{
+	static const struct {
+		const char *name, *a3, *fmt, *subs[8][2];
+	} cs[] = {
+		{ "Argentina", "ARG", "^[A-Z]?\\d{4}[A-Z]{0,3}$",
+		  { { "Buenos Aires", "ARG-B" }, { "Ciudad de Buenos Aires",
+		  "ARG-C" }, { "Cordoba", "ARG-X" }, { "Santa Fe",
+		  "ARG-S" }, { "Mendoza", "ARG-M" } } },
+		{ "Brazil", "BRA", "^\\d{5}-?\\d{3}$",
+		  { { "Sao Paulo", "BRA-SP" }, { "Rio de Janeiro",
+		  "BRA-RJ" } } },
+		{ "Mexico", "MEX", "^\\d{5}$",
+		  { { "Ciudad de Mexico", "MEX-CMX" }, { "Jalisco",
+		  "MEX-JAL" } } },
+		{ "United States", "USA", "^\\d{5}(-\\d{4})?$",
+		  { { "California", "USA-CA" }, { "New York", "USA-NY" } } },
+	};
+	struct json_object *o = json_object_new_object(), *data, *c, *subs, *s;
+	size_t i, k;
+
+	data = json_object_new_array();
+	for (i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+		c = json_object_new_object();
+		json_object_object_add(c, "name",
+		    json_object_new_string(cs[i].name));
+		json_object_object_add(c, "alpha3",
+		    json_object_new_string(cs[i].a3));
+		json_object_object_add(c, "postal_code_format",
+		    json_object_new_string(cs[i].fmt));
+		subs = json_object_new_array();
+		for (k = 0; k < 8 && cs[i].subs[k][0] != NULL; k++) {
+			s = json_object_new_object();
+			json_object_object_add(s, "name",
+			    json_object_new_string(cs[i].subs[k][0]));
+			json_object_object_add(s, "code",
+			    json_object_new_string(cs[i].subs[k][1]));
+			json_object_array_add(subs, s);
+		}
+		json_object_object_add(c, "subdivisions", subs);
+		json_object_array_add(data, c);
+	}
+	json_object_object_add(o, "count", json_object_new_int((int)i));
+	json_object_object_add(o, "data", data);
+	send_obj(req, 200, o);
+	json_object_put(o);
+}
+
+static void
+kyc_identifications(struct evhttp_request *req, const char *cc)
+{
+	static const char *const ids[][3] = {
+		{ "AR", "DNI", "Documento Nacional de Identidad" },
+		{ "AR", "CUIT", "Clave Unica de Identificacion Tributaria" },
+		{ "BR", "CPF", "Cadastro de Pessoas Fisicas" },
+		{ "MX", "CURP", "Clave Unica de Registro de Poblacion" },
+		{ "US", "SSN", "Social Security Number" },
+	};
+	struct json_object *a = json_object_new_array(), *e;
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if (strcmp(ids[i][0], cc) != 0)
+			continue;
+		e = json_object_new_object();
+		json_object_object_add(e, "type",
+		    json_object_new_string(ids[i][1]));
+		json_object_object_add(e, "description",
+		    json_object_new_string(ids[i][2]));
+		json_object_array_add(a, e);
+	}
+	if (json_object_array_length(a) == 0)
+		send_cm_error(req, 404, "NOT_FOUND", "Country not found or no "
+		    "identification types available");
+	else
+		send_obj(req, 200, a);
+	json_object_put(a);
+}
+
+/* PUT: a full replacement; id, type and status stay the server's. */
+static void
+kyc_update(struct evhttp_request *req, struct kclient *c, const char *body,
+    size_t len)
+{
+	struct json_object *in = parse_json(body, len), *o;
+	static const char *const keep[] = { "id", "type", "status" };
+	struct json_object *v;
+	size_t i;
+
+	if (in == NULL || !json_object_is_type(in, json_type_object)) {
+		json_object_put(in);
+		send_cm_error(req, 400, "BAD_REQUEST", "Request body must be "
+		    "a JSON object");
+		return;
+	}
+	o = json_object_new_object();
+	for (i = 0; i < 3; i++)
+		if (json_object_object_get_ex(c->c_obj, keep[i], &v))
+			json_object_object_add(o, keep[i], json_object_get(v));
+	json_object_object_foreach(in, key, val) {
+		if (strcmp(key, "id") == 0 || strcmp(key, "type") == 0 ||
+		    strcmp(key, "status") == 0)
+			continue;
+		json_object_object_add(o, key, json_object_get(val));
+	}
+	json_object_put(in);
+	json_object_put(c->c_obj);
+	c->c_obj = o;
+	send_obj(req, 200, o);
+}
+
+static void
+kyc_delete(struct evhttp_request *req, struct kclient *c)
+{
+	struct kpreq *q, *tq;
+
+	for (q = TAILQ_FIRST(&kpreqs); q != NULL; q = tq) {
+		tq = TAILQ_NEXT(q, q_entry);
+		if (strcmp(q->q_client, c->c_id) == 0) {
+			TAILQ_REMOVE(&kpreqs, q, q_entry);
+			free(q->q_rej_code);
+			free(q->q_rej_desc);
+			free(q);
+		}
+	}
+	TAILQ_REMOVE(&kclients, c, c_entry);
+	nkclients--;
+	json_object_put(c->c_obj);
+	free(c);
+	send_obj(req, 204, NULL);
+}
+
+static void
+kyc_product_request(struct evhttp_request *req, struct kclient *c,
+    const char *body, size_t len)
+{
+	struct json_object *in = parse_json(body, len), *o;
+	const char *sp = obj_str(in, "subproduct");
+	struct kpreq *q;
+
+	if (sp == NULL || strcmp(sp, "cards_individuals") != 0) {
+		json_object_put(in);
+		send_cm_error(req, 412, "VAL", "Invalid product");
+		return;
+	}
+	json_object_put(in);
+	TAILQ_FOREACH(q, &kpreqs, q_entry)
+		if (strcmp(q->q_client, c->c_id) == 0 &&
+		    strcmp(q->q_status, "rejected") != 0) {
+			send_cm_error(req, 409, "VAL", "An enablement request "
+			    "is already active for this product");
+			return;
+		}
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		send_cm_error(req, 500, "SERVER_ERROR", "out of memory");
+		return;
+	}
+	rand_string(q->q_id, 32, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789", 62);
+	strcpy(q->q_client, c->c_id);
+	strcpy(q->q_status, "pending_documentation");
+	now_stamp(q->q_created);
+	strcpy(q->q_updated, q->q_created);
+	/* Newest first, as the list is documented. */
+	TAILQ_INSERT_HEAD(&kpreqs, q, q_entry);
+	o = kpreq_json(q);
+	send_obj(req, 201, o);
+	json_object_put(o);
+}
+
+static void
+kyc_product_list(struct evhttp_request *req, struct kclient *c)
+{
+	struct json_object *a = json_object_new_array();
+	struct kpreq *q;
+
+	TAILQ_FOREACH(q, &kpreqs, q_entry)
+		if (strcmp(q->q_client, c->c_id) == 0)
+			json_object_array_add(a, kpreq_json(q));
+	send_obj(req, 200, a);
+	json_object_put(a);
+}
+
+/*
+ * Decode an image field (a data URI or bare base64, leniently: the mock
+ * checks what arrived, the gateway does the strict checking) into its
+ * SHA-256 and size, and whether it starts as a JPEG or a PNG.  -1 when
+ * it does not decode.
+ */
+static int
+image_digest(const char *s, size_t n, char hexout[65], size_t *size,
+    int *is_photo)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+	    "qrstuvwxyz0123456789+/";
+	static const unsigned char png[8] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a,
+	    0x1a, 0x0a };
+	unsigned char buf[3 * 4096], head[8], md[32];
+	const char *comma;
+	EVP_MD_CTX *ctx;
+	unsigned int acc = 0, bits = 0, mdlen;
+	size_t i, o = 0, total = 0, hl = 0;
+	const char *p;
+
+	if (strncmp(s, "data:", 5) == 0) {
+		if ((comma = memchr(s, ',', n)) == NULL)
+			return -1;
+		n -= (size_t)(comma + 1 - s);
+		s = comma + 1;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		return -1;
+	}
+	for (i = 0; i < n && s[i] != '='; i++) {
+		if ((p = memchr(a, s[i], 64)) == NULL) {
+			EVP_MD_CTX_free(ctx);
+			return -1;
+		}
+		acc = acc << 6 | (unsigned)(p - a);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (unsigned char)(acc >> bits);
+			if (o == sizeof(buf)) {
+				if (hl < 8) {
+					memcpy(head + hl, buf, 8 - hl);
+					hl = 8;
+				}
+				EVP_DigestUpdate(ctx, buf, o);
+				total += o;
+				o = 0;
+			}
+		}
+	}
+	if (hl < 8) {
+		size_t k = o < 8 - hl ? o : 8 - hl;
+
+		memcpy(head + hl, buf, k);
+		hl += k;
+	}
+	EVP_DigestUpdate(ctx, buf, o);
+	total += o;
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	for (i = 0; i < 32; i++)
+		snprintf(hexout + 2 * i, 3, "%02x", md[i]);
+	*size = total;
+	*is_photo = (hl >= 3 && head[0] == 0xff && head[1] == 0xd8 &&
+	    head[2] == 0xff) || (hl == 8 && memcmp(head, png, 8) == 0);
+	return 0;
+}
+
+static void
+rejected(struct json_object *items, const char *type, const char *key,
+    const char *why)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "type", json_object_new_string(type));
+	json_object_object_add(r, "key", json_object_new_string(key));
+	json_object_object_add(r, "reason", json_object_new_string(why));
+	json_object_array_add(items, r);
+}
+
+/* One side of an upload: digest it, record it, judge it. */
+static int
+upload_side(struct json_object *doc, const char *key, struct json_object *rec,
+    struct json_object *items, const char *dtype)
+{
+	struct json_object *v;
+	char hex[65], field[32];
+	size_t size;
+	int photo;
+
+	if (!json_object_object_get_ex(doc, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return 0;
+	if (image_digest(json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v), hex, &size, &photo) == -1) {
+		rejected(items, "document", dtype, "The image could not be "
+		    "decoded");
+		return -1;
+	}
+	snprintf(field, sizeof(field), "%s_sha256", key);
+	json_object_object_add(rec, field, json_object_new_string(hex));
+	snprintf(field, sizeof(field), "%s_bytes", key);
+	json_object_object_add(rec, field, json_object_new_int64(
+	    (int64_t)size));
+	if (!photo) {
+		rejected(items, "document", dtype, "Only JPG and PNG images "
+		    "are accepted");
+		return -1;
+	}
+	return 1;
+}
+
+static void
+kyc_documentation(struct evhttp_request *req, struct kpreq *q,
+    const char *body, size_t len)
+{
+	struct json_object *in, *doc = NULL, *md, *num, *rec, *items, *o;
+	const char *dtype = NULL;
+	struct kupload *u;
+	int front, back, ok;
+
+	if (strcmp(q->q_status, "pending_documentation") != 0) {
+		send_cm_error(req, 409, "VAL", "The enablement request is not "
+		    "pending documentation");
+		return;
+	}
+	in = parse_json(body, len);
+	if (in == NULL || !json_object_object_get_ex(in, "document", &doc) ||
+	    !json_object_is_type(doc, json_type_object) ||
+	    (dtype = obj_str(doc, "document_type")) == NULL) {
+		json_object_put(in);
+		send_cm_error(req, 400, "BAD_REQUEST", "document and "
+		    "document.document_type are required");
+		return;
+	}
+	items = json_object_new_array();
+	rec = json_object_new_object();
+	json_object_object_add(rec, "client_id",
+	    json_object_new_string(q->q_client));
+	json_object_object_add(rec, "product_request_id",
+	    json_object_new_string(q->q_id));
+	json_object_object_add(rec, "document_type",
+	    json_object_new_string(dtype));
+	json_object_object_add(rec, "body_bytes",
+	    json_object_new_int64((int64_t)len));
+	front = upload_side(doc, "image_front", rec, items, dtype);
+	back = upload_side(doc, "image_back", rec, items, dtype);
+	ok = front >= 0 && back >= 0;
+	if (strcmp(dtype, "national_id") != 0 && strcmp(dtype, "passport")) {
+		rejected(items, "document", dtype, "Document type not "
+		    "required for this request");
+		ok = 0;
+	} else {
+		if (front == 0) {
+			rejected(items, "document", dtype, "image_front is "
+			    "required");
+			ok = 0;
+		}
+		if (back == 0 && strcmp(dtype, "national_id") == 0) {
+			rejected(items, "document", dtype, "image_back is "
+			    "required for national_id");
+			ok = 0;
+		}
+		if (!json_object_object_get_ex(doc, "metadata", &md) ||
+		    !json_object_object_get_ex(md, "number", &num) ||
+		    json_object_get_string_len(num) == 0) {
+			rejected(items, "document", dtype, "metadata.number is "
+			    "required");
+			ok = 0;
+		}
+	}
+	json_object_object_add(rec, "accepted", json_object_new_boolean(ok));
+	if (ok) {
+		q->q_docs_done = 1;
+		now_stamp(q->q_updated);
+	}
+	if ((u = calloc(1, sizeof(*u))) != NULL) {
+		u->u_obj = rec;
+		TAILQ_INSERT_TAIL(&kuploads, u, u_entry);
+	} else
+		json_object_put(rec);
+	json_object_put(in);
+	o = json_object_new_object();
+	json_object_object_add(o, "product", kpreq_json(q));
+	json_object_object_add(o, "rejected_items", items);
+	send_obj(req, 200, o);
+	json_object_put(o);
+}
+
+static void
+kyc_submit(struct evhttp_request *req, struct kpreq *q)
+{
+	struct json_object *o, *items;
+	struct kclient *c = kclient_find(q->q_client);
+
+	if (strcmp(q->q_status, "pending_documentation") != 0) {
+		send_cm_error(req, 409, "VAL", "The enablement request is not "
+		    "pending documentation");
+		return;
+	}
+	items = json_object_new_array();
+	if (!q->q_docs_done)
+		rejected(items, "document", "identity", "Missing required "
+		    "document");
+	if (c != NULL && !client_has_phone(c))
+		rejected(items, "data", "phone", "Missing required data");
+	if (!kyc_incomplete(q)) {
+		strcpy(q->q_status, "in_kyc");
+		now_stamp(q->q_updated);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "product", kpreq_json(q));
+	json_object_object_add(o, "rejected_items", items);
+	send_obj(req, 200, o);
+	json_object_put(o);
+}
+
+/* POST /__test/products/{pid}/state: CryptoMate's review, simulated. */
+static void
+kyc_test_state(struct evhttp_request *req, const char *pid, const char *body,
+    size_t len)
+{
+	static const char *const ok[] = { "pending_documentation", "in_kyc",
+	    "enabled", "rejected" };
+	struct json_object *in = parse_json(body, len), *o;
+	const char *st = obj_str(in, "status"), *s;
+	struct kpreq *q = kpreq_find(NULL, pid);
+	size_t i;
+
+	for (i = 0; st != NULL && i < 4; i++)
+		if (strcmp(st, ok[i]) == 0)
+			break;
+	if (q == NULL || st == NULL || i == 4) {
+		json_object_put(in);
+		send_cm_error(req, q == NULL ? 404 : 400, q == NULL ?
+		    "NOT_FOUND" : "BAD_REQUEST", "need a known product request "
+		    "and a status of pending_documentation, in_kyc, enabled "
+		    "or rejected");
+		return;
+	}
+	strcpy(q->q_status, st);
+	free(q->q_rej_code);
+	free(q->q_rej_desc);
+	q->q_rej_code = (s = obj_str(in, "rejection_code")) ? strdup(s) : NULL;
+	q->q_rej_desc = (s = obj_str(in, "rejection_description")) ?
+	    strdup(s) : NULL;
+	now_stamp(q->q_updated);
+	json_object_put(in);
+	o = kpreq_json(q);
+	send_obj(req, 200, o);
+	json_object_put(o);
+}
+
+static void
+kyc_test_uploads(struct evhttp_request *req)
+{
+	struct json_object *a = json_object_new_array();
+	struct kupload *u;
+
+	TAILQ_FOREACH(u, &kuploads, u_entry)
+		json_object_array_add(a, json_object_get(u->u_obj));
+	send_obj(req, 200, a);
+	json_object_put(a);
+}
+
+static void
+method_not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	    allow);
+	send_cm_error(req, 405, "METHOD_NOT_ALLOWED", "Allowed: %s", allow);
+}
+
+/*
+ * The log line of a KYC request: a large body (a document upload) is
+ * logged as its size and SHA-256 rather than 28 MB of base64.
+ */
+static void
+kyc_log(struct evhttp_request *req, const char *body, size_t len,
+    int status)
+{
+	unsigned char md[32];
+	unsigned int mdlen;
+	char line[160];
+	size_t i, n;
+
+	if (len <= LOG_BODY_MAX) {
+		log_request(req, body, len, status);
+		return;
+	}
+	EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL);
+	n = (size_t)snprintf(line, sizeof(line), "{\"omitted_bytes\":%zu,"
+	    "\"sha256\":\"", len);
+	for (i = 0; i < 32; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%02x", md[i]);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}");
+	log_request(req, line, n, status);
+}
+
+/*
+ * Route a request under API_PATH (other than POST on API_PATH itself)
+ * or /__test/.  Returns 0 when the path is not one of ours.
+ */
+static int
+kyc_dispatch(struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evbuffer *inb = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(inb);
+	const char *body = len ? (const char *)evbuffer_pullup(inb, -1) : "";
+	const char *rest, *key;
+	char id[65], pid[65], cc[8];
+	struct kclient *c;
+	struct kpreq *q;
+	size_t plen = strlen(API_PATH);
+
+	if (strncmp(path, "/__test/", 8) == 0) {
+		rest = path + 8;
+		if (strcmp(rest, "uploads") == 0 && cmd == EVHTTP_REQ_GET) {
+			kyc_test_uploads(req);
+			return 1;
+		}
+		if (strncmp(rest, "products/", 9) == 0 &&
+		    cmd == EVHTTP_REQ_POST) {
+			rest = segment(rest + 9, pid, sizeof(pid));
+			if (pid[0] != '\0' && strcmp(rest, "/state") == 0) {
+				kyc_test_state(req, pid, body, len);
+				return 1;
+			}
+		}
+		send_cm_error(req, 404, "NOT_FOUND", "Resource not found");
+		return 1;
+	}
+	if (strncmp(path, API_PATH, plen) != 0 ||
+	    (path[plen] != '\0' && path[plen] != '/') ||
+	    (path[plen] == '\0' && cmd == EVHTTP_REQ_POST))
+		return 0;
+
+	stats_arrival();
+	key = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "x-api-key");
+	kyc_body = body;
+	kyc_len = len;
+	kyc_unlogged = 1;
+	if (api_key != NULL && (key == NULL || strcmp(key, api_key) != 0)) {
+		send_cm_error(req, 401, "API_ERROR", "Invalid API key");
+		return 1;
+	}
+	rest = path + plen;
+	if (*rest == '\0') {
+		if (cmd == EVHTTP_REQ_GET)
+			kyc_list(req);
+		else
+			method_not_allowed(req, "GET, POST");
+		goto logged;
+	}
+	rest = segment(rest + 1, id, sizeof(id));
+	if (strcmp(id, "countries") == 0 && *rest == '\0') {
+		if (cmd == EVHTTP_REQ_GET)
+			kyc_countries(req);
+		else
+			method_not_allowed(req, "GET");
+		goto logged;
+	}
+	if (strcmp(id, "identifications") == 0 && *rest == '/') {
+		rest = segment(rest + 1, cc, sizeof(cc));
+		if (cc[0] != '\0' && *rest == '\0') {
+			if (cmd == EVHTTP_REQ_GET)
+				kyc_identifications(req, cc);
+			else
+				method_not_allowed(req, "GET");
+			goto logged;
+		}
+	}
+	if (id[0] == '\0')
+		goto notfound;
+	if ((c = kclient_find(id)) == NULL) {
+		send_cm_error(req, 404, "NOT_FOUND", "Company client not found "
+		    "with id: %s", id);
+		goto logged;
+	}
+	if (*rest == '\0') {
+		if (cmd == EVHTTP_REQ_GET)
+			send_obj(req, 200, c->c_obj);
+		else if (cmd == EVHTTP_REQ_PUT)
+			kyc_update(req, c, body, len);
+		else if (cmd == EVHTTP_REQ_DELETE)
+			kyc_delete(req, c);
+		else
+			method_not_allowed(req, "GET, PUT, DELETE");
+		goto logged;
+	}
+	if (strcmp(rest, "/products") == 0) {
+		if (cmd == EVHTTP_REQ_POST)
+			kyc_product_request(req, c, body, len);
+		else if (cmd == EVHTTP_REQ_GET)
+			kyc_product_list(req, c);
+		else
+			method_not_allowed(req, "GET, POST");
+		goto logged;
+	}
+	if (strncmp(rest, "/products/", 10) != 0)
+		goto notfound;
+	rest = segment(rest + 10, pid, sizeof(pid));
+	if (pid[0] == '\0' || (strcmp(rest, "/documentation") != 0 &&
+	    strcmp(rest, "/submit") != 0))
+		goto notfound;
+	if (cmd != EVHTTP_REQ_POST) {
+		method_not_allowed(req, "POST");
+		goto logged;
+	}
+	if ((q = kpreq_find(c->c_id, pid)) == NULL) {
+		send_cm_error(req, 404, "NOT_FOUND", "Product request not found "
+		    "with id: %s", pid);
+		goto logged;
+	}
+	if (strcmp(rest, "/submit") == 0)
+		kyc_submit(req, q);
+	else
+		kyc_documentation(req, q, body, len);
+	goto logged;
+notfound:
+	send_cm_error(req, 404, "NOT_FOUND", "Resource not found");
+logged:
+	return 1;
+}
+
 static void
 gen_cb(struct evhttp_request *req, void *arg)
 {
@@ -1053,6 +2080,8 @@ gen_cb(struct evhttp_request *req, void *arg)
 	(void)arg;
 	if (path == NULL)
 		path = "";
+	if (kyc_dispatch(req, path))
+		return;
 	if (strcmp(path, API_PATH) == 0)
 		api_cb(req);
 	else if (strcmp(path, "/_mock/behave") == 0 && cmd == EVHTTP_REQ_POST)
@@ -1193,6 +2222,7 @@ main(int argc, char *argv[])
 		{ "timeout",	required_argument,	NULL, 't' },
 		{ "log",	required_argument,	NULL, 'L' },
 		{ "tls",	required_argument,	NULL, 'T' },
+		{ "unique-clients", no_argument,	NULL, 'u' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -1207,7 +2237,7 @@ main(int argc, char *argv[])
 	unsigned short port;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "l:k:K:d:s:t:L:h", longopts,
+	while ((ch = getopt_long(argc, argv, "l:k:K:d:s:t:L:uh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'l':
@@ -1237,6 +2267,9 @@ main(int argc, char *argv[])
 			break;
 		case 'L':
 			logpath = optarg;
+			break;
+		case 'u':
+			unique_clients = 1;
 			break;
 		case 'T':
 			/* --tls takes two operands: CERT KEY. */
@@ -1321,6 +2354,7 @@ main(int argc, char *argv[])
 	event_base_free(base);
 	SSL_CTX_free(ssl_ctx);
 	rules_flush();
+	kyc_reset();
 	rule_clear(&default_rule);
 	rule_clear(&startup_rule);
 	free(api_key);

@@ -26,7 +26,7 @@ rrow() {
 AUTH="Authorization: Bearer $TOKEN_A"
 P="POST /management/clients/individuals HTTP/1.1\r\nHost: t\r\n$AUTH\r\nContent-Type: application/json"
 # A valid body without its closing brace, to append members to.
-V='{"first_name":"Maria","last_name":"Barber","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"Del Viso","country":"ARG"}'
+V='{"first_name":"Maria","last_name":"Barber","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"Del Viso","postal_code":"1669","state":"ARG-B","country":"ARG"}'
 deep() { # deep N: N nested arrays
 	printf "%${1}s" '' | tr ' ' '['; printf '1'; printf "%${1}s" '' | tr ' ' ']'
 }
@@ -169,10 +169,10 @@ jrow 422 validation_failed "underflowing double (1e-999)" "$V,\"phone_country_co
 jrow 422 validation_failed "integer at int64 max" "$V,\"phone_country_code\":54,\"phone_number\":9223372036854775807}"
 jrow 422 validation_failed "negative phone number" "$V,\"phone_country_code\":54,\"phone_number\":-1168860622}"
 jrow 422 validation_failed "string where a number belongs" "$V,\"phone_country_code\":\"fifty\",\"phone_number\":1}"
-jrow 422 validation_failed "number where a string belongs" '{"first_name":7,"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","country":"ARG"}}'
-jrow 422 validation_failed "object where a string belongs" '{"first_name":{},"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","country":"ARG"}}'
-jrow 422 validation_failed "array where a string belongs" '{"first_name":["Maria"],"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","country":"ARG"}}'
-jrow 422 validation_failed "null required field" '{"first_name":null,"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","country":"ARG"}}'
+jrow 422 validation_failed "number where a string belongs" '{"first_name":7,"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","postal_code":"1","state":"B","country":"ARG"}}'
+jrow 422 validation_failed "object where a string belongs" '{"first_name":{},"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","postal_code":"1","state":"B","country":"ARG"}}'
+jrow 422 validation_failed "array where a string belongs" '{"first_name":["Maria"],"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","postal_code":"1","state":"B","country":"ARG"}}'
+jrow 422 validation_failed "null required field" '{"first_name":null,"last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"a","city":"b","postal_code":"1","state":"B","country":"ARG"}}'
 jrow 422 validation_failed "address as an array" '{"first_name":"A","last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":[]}'
 jrow 422 validation_failed "address as a string" '{"first_name":"A","last_name":"B","email":"m@example.com","birth_date":"1984-11-21","address":"Florida 9860"}'
 jrow 422 validation_failed "empty object" '{}'

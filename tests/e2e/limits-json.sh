@@ -9,7 +9,7 @@ LIMITS_EXTRA=', "max_json_depth": 3, "max_string_length": 12' make_config
 start_gw
 
 body() { # body CITY [EXTRA-MEMBERS]
-	printf '{"first_name":"Maria","last_name":"Barber","email":"m@ex.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"%s","country":"ARG"}%s}' "$1" "${2:-}"
+	printf '{"first_name":"Maria","last_name":"Barber","email":"m@ex.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"%s","postal_code":"1669","state":"B","country":"ARG"}%s}' "$1" "${2:-}"
 }
 
 # Depth: the body itself needs 2 levels (the object, and address).

@@ -1,5 +1,5 @@
 /*
- * test_validate.c: unit tests of validate.c and countries.c (cmocka).
+ * test_validate.c: unit tests of validate.c and iso3166.c (cmocka).
  *
  * Most cases are rows of one table: a body, the expected result, every
  * error path expected (compared as a multiset, so no path may be missing
@@ -68,9 +68,11 @@ struct tcase {
 #define BD	"\"birth_date\":\"1984-11-21\","
 #define ST1	"\"street_line1\":\"Florida 9860\","
 #define CITY	"\"city\":\"Del Viso\","
+#define PC	"\"postal_code\":\"1669\","
+#define STA	"\"state\":\"ARG-B\","
 #define CTRY	"\"country\":\"ARG\""
 #define ADDR(f)	"\"address\":{" f "}"
-#define AD	ADDR(ST1 CITY CTRY)
+#define AD	ADDR(ST1 CITY PC STA CTRY)
 #define MIN	FN LN EM BD AD
 #define OBJ(f)	"{" f "}"
 #define PHONE	",\"phone_country_code\":54,\"phone_number\":1168860622"
@@ -120,7 +122,7 @@ static struct tcase cases[] = {
 	    OBJ("\"first_name\":\"  Maria \\t\\n  Julia  \","
 	    "\"last_name\":\"\\r\\nBarber\\t\"," EM BD
 	    ADDR("\"street_line1\":\"Florida\\r\\n\\r\\n9860\","
-	    "\"city\":\" Del   Viso \"," CTRY)),
+	    "\"city\":\" Del   Viso \"," PC STA CTRY)),
 	    OBJ("\"first_name\":\"Maria Julia\"," LN EM BD AD)),
 	OK("utf8_names_kept",
 	    OBJ("\"first_name\":\"Jos\xc3\xa9\","
@@ -158,30 +160,40 @@ static struct tcase cases[] = {
 	  .want = V_OK, .opts = &opts_mar01,
 	  .out = OBJ(FN LN EM "\"birth_date\":\"2008-02-29\"," AD) },
 	OK("country_alpha2_upper", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"country\":\"AR\"")), OBJ(MIN)),
+	    ADDR(ST1 CITY PC STA "\"country\":\"AR\"")), OBJ(MIN)),
 	OK("country_alpha2_lower", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"country\":\"ar\"")), OBJ(MIN)),
+	    ADDR(ST1 CITY PC STA "\"country\":\"ar\"")), OBJ(MIN)),
 	OK("country_alpha3_lower_padded", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"country\":\" arg \"")), OBJ(MIN)),
+	    ADDR(ST1 CITY PC STA "\"country\":\" arg \"")), OBJ(MIN)),
 	OK("state_alpha3_prefix", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"state\":\"ARG-B\"," CTRY)),
-	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"ARG-B\"," CTRY))),
+	    ADDR(ST1 CITY PC "\"state\":\"ARG-B\"," CTRY)),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY PC "\"state\":\"ARG-B\"," CTRY))),
 	OK("state_alpha2_prefix_to_alpha3", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"state\":\"ar-b\",\"country\":\"ar\"")),
-	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"ARG-B\"," CTRY))),
-	OK("state_name_uppercased", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"state\":\" buenos  aires \"," CTRY)),
-	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"BUENOS AIRES\"," CTRY))),
-	OK("state_latin1_uppercased", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"state\":\"s\xc3\xa3o paulo\",\"country\":\"BR\"")),
-	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":\"S\xc3\x83O PAULO\","
+	    ADDR(ST1 CITY PC "\"state\":\"ar-b\",\"country\":\"ar\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY PC "\"state\":\"ARG-B\"," CTRY))),
+	OK("state_bare_suffix_with_country", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY PC "\"state\":\" b \"," CTRY)), OBJ(MIN)),
+	OK("state_bare_suffix_country_alpha2", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY PC "\"state\":\"B\",\"country\":\"ar\"")),
+	    OBJ(MIN)),
+	OK("state_iso_form_other_country", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY PC "\"state\":\"BR-SP\",\"country\":\"BR\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY PC "\"state\":\"BRA-SP\","
 	    "\"country\":\"BRA\""))),
-	OK("state_with_long_dashed_name_kept", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"state\":\"Baden-W\xc3\xbcrttemberg\","
-	    "\"country\":\"DE\"")),
-	    OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"state\":\"BADEN-W\xc3\x9cRTTEMBERG\","
-	    "\"country\":\"DEU\""))),
+	OK("state_digit_suffix", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY PC "\"state\":\"fr-75\",\"country\":\"FRA\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY PC "\"state\":\"FRA-75\","
+	    "\"country\":\"FRA\""))),
+	OK("state_code_and_country_code", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY PC STA "\"state_code\":\" 06 \"," CTRY
+	    ",\"country_code\":\"032\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY PC STA "\"state_code\":\"06\","
+	    CTRY ",\"country_code\":\"032\""))),
+	OK("numeric_codes_of_6_digits", OBJ(FN LN EM BD
+	    ADDR(ST1 CITY PC STA "\"state_code\":\"123456\"," CTRY
+	    ",\"country_code\":\"000001\"")),
+	    OBJ(FN LN EM BD ADDR(ST1 CITY PC STA "\"state_code\":\"123456\","
+	    CTRY ",\"country_code\":\"000001\""))),
 	OK("phone_as_integers", OBJ(MIN PHONE), OBJ(MIN PHONE)),
 	OK("phone_as_strings", OBJ(MIN ",\"phone_country_code\":\"+54\","
 	    "\"phone_number\":\"11 6886-0622\""), OBJ(MIN PHONE)),
@@ -192,17 +204,17 @@ static struct tcase cases[] = {
 	    OBJ(MIN ",\"phone_country_code\":54,"
 	    "\"phone_number\":1234567890123")),
 	OK("optional_nulls_omitted", OBJ(FN "\"second_name\":null," LN EM BD
-	    ADDR(ST1 "\"street_line2\":null," CITY "\"postal_code\":null,"
-	    "\"state\":null," CTRY) ",\"phone_country_code\":null,"
-	    "\"phone_number\":null"), OBJ(MIN)),
+	    ADDR(ST1 "\"street_line2\":null," CITY PC STA
+	    "\"state_code\":null," CTRY ",\"country_code\":null")
+	    ",\"phone_country_code\":null,\"phone_number\":null"), OBJ(MIN)),
 	OK("optional_blank_omitted", OBJ(FN "\"second_name\":\" \\t \"," LN EM
-	    BD ADDR(ST1 "\"street_line2\":\"\"," CITY CTRY)), OBJ(MIN)),
+	    BD ADDR(ST1 "\"street_line2\":\"\"," CITY PC STA CTRY)), OBJ(MIN)),
 	OK("escaped_key_is_the_field", OBJ("\"first\\u005fname\":\"Maria\","
 	    LN EM BD AD), OBJ(MIN)),
 	OK("slash_not_escaped", OBJ(FN LN EM BD
-	    ADDR("\"street_line1\":\"Florida 9860 4\\/B\"," CITY CTRY)),
+	    ADDR("\"street_line1\":\"Florida 9860 4\\/B\"," CITY PC STA CTRY)),
 	    OBJ(FN LN EM BD ADDR("\"street_line1\":\"Florida 9860 4/B\","
-	    CITY CTRY))),
+	    CITY PC STA CTRY))),
 	OK("trailing_whitespace_ok", OBJ(MIN) " \r\n\t", OBJ(MIN)),
 	{ .name = "depth_3_allows_address", .body = OBJ(MIN), .want = V_OK,
 	  .opts = &opts_depth3, .out = OBJ(MIN) },
@@ -214,22 +226,31 @@ static struct tcase cases[] = {
 	BAD("missing_birth_date", OBJ(FN LN EM AD), "birth_date"),
 	BAD("missing_address", "{" FN LN EM "\"birth_date\":\"1984-11-21\"}",
 	    "address"),
-	BAD("missing_street_line1", OBJ(FN LN EM BD ADDR(CITY CTRY)),
+	BAD("missing_street_line1", OBJ(FN LN EM BD ADDR(CITY PC STA CTRY)),
 	    "address.street_line1"),
-	BAD("missing_city", OBJ(FN LN EM BD ADDR(ST1 CTRY)), "address.city"),
+	BAD("missing_city", OBJ(FN LN EM BD ADDR(ST1 PC STA CTRY)), "address.city"),
 	BAD("missing_country", OBJ(FN LN EM BD
-	    ADDR(ST1 "\"city\":\"Del Viso\"")), "address.country"),
+	    ADDR(ST1 CITY PC "\"state\":\"ARG-B\"")), "address.country"),
+	BAD("missing_postal_code", OBJ(FN LN EM BD ADDR(ST1 CITY STA CTRY)),
+	    "address.postal_code"),
+	BAD("missing_state", OBJ(FN LN EM BD ADDR(ST1 CITY PC CTRY)),
+	    "address.state"),
+	BAD("postal_code_null_is_missing", OBJ(FN LN EM BD ADDR(ST1 CITY
+	    "\"postal_code\":null," STA CTRY)), "address.postal_code"),
+	BAD("state_blank_is_missing", OBJ(FN LN EM BD ADDR(ST1 CITY PC
+	    "\"state\":\"  \"," CTRY)), "address.state"),
 	BAD("empty_object", "{}", "first_name", "last_name", "email",
 	    "birth_date", "address"),
 	BAD("empty_address", OBJ(FN LN EM BD "\"address\":{}"),
-	    "address.street_line1", "address.city", "address.country"),
+	    "address.street_line1", "address.city", "address.postal_code",
+	    "address.state", "address.country"),
 	BAD("required_null", OBJ("\"first_name\":null," LN EM BD
-	    ADDR(ST1 "\"city\":null," CTRY)), "first_name", "address.city"),
+	    ADDR(ST1 "\"city\":null," PC STA CTRY)), "first_name", "address.city"),
 
 	/* ---- all problems at once -------------------------------------- */
 	BAD("five_problems", OBJ("\"first_name\":5," LN
 	    "\"email\":\"not-an-email\",\"birth_date\":\"2030-01-01\","
-	    ADDR(ST1 CITY "\"country\":\"XX\"") ",\"phone_number\":1"),
+	    ADDR(ST1 CITY PC STA "\"country\":\"XX\"") ",\"phone_number\":1"),
 	    "first_name", "email", "birth_date", "address.country",
 	    "phone_country_code"),
 	BAD("problems_everywhere", OBJ("\"first_name\":\"\",\"second_name\":1,"
@@ -248,16 +269,16 @@ static struct tcase cases[] = {
 	{ .name = "unknown_top_level", .body = OBJ(MIN ",\"nickname\":\"x\""),
 	  .want = V_INVALID, .paths = { "nickname" }, .msg = "unknown field" },
 	BAD("unknown_nested", OBJ(FN LN EM BD ADDR(ST1 CITY "\"floor\":3,"
-	    CTRY)), "address.floor"),
+	    PC STA CTRY)), "address.floor"),
 	BAD("unknown_top_and_nested", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"id\":\"x\"," CTRY) ",\"status\":\"active\",\"id\":\"x\""),
+	    "\"id\":\"x\"," PC STA CTRY) ",\"status\":\"active\",\"id\":\"x\""),
 	    "status", "id", "address.id"),
 	BAD("unknown_null_still_unknown", OBJ(MIN ",\"role\":null"), "role"),
 	BAD("unknown_near_miss_names", OBJ(MIN ",\"First_name\":\"a\","
 	    "\"street_line_1\":\"b\""), "First_name", "street_line_1"),
 	BAD("unknown_key_not_echoed", OBJ(MIN ",\"a b\":1,\"\":2"), "", ""),
 	BAD("unknown_nested_key_not_echoed", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"x.y\":1," CTRY)), "address"),
+	    "\"x.y\":1," PC STA CTRY)), "address"),
 	BAD("unknown_long_key_not_echoed", OBJ(MIN ",\"" S100 "\":1"), ""),
 
 	/* ---- types ----------------------------------------------------- */
@@ -269,14 +290,14 @@ static struct tcase cases[] = {
 	  .paths = { "address" }, .msg = "must be an object" },
 	BAD("address_array", OBJ(FN LN EM BD "\"address\":[]"), "address"),
 	BAD("email_number", OBJ(FN LN "\"email\":1," BD AD), "email"),
-	BAD("country_number", OBJ(FN LN EM BD ADDR(ST1 CITY "\"country\":32")),
+	BAD("country_number", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA "\"country\":32")),
 	    "address.country"),
 
 	/* ---- strings --------------------------------------------------- */
 	{ .name = "blank_required", .body = OBJ(FN "\"last_name\":\"  \\t \","
 	  EM BD AD), .want = V_INVALID, .paths = { "last_name" },
 	  .msg = "must not be empty" },
-	BAD("empty_required", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"\"," CTRY)),
+	BAD("empty_required", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"\"," PC STA CTRY)),
 	    "address.city"),
 	{ .name = "control_char_escaped", .body = OBJ("\"first_name\":"
 	  "\"Ma\\u0001ria\"," LN EM BD AD), .want = V_INVALID,
@@ -284,10 +305,10 @@ static struct tcase cases[] = {
 	BAD("control_char_del", OBJ(FN "\"last_name\":\"Bar\x7f" "ber\"," EM BD
 	    AD), "last_name"),
 	BAD("control_char_escape_sequence", OBJ(FN LN EM BD
-	    ADDR("\"street_line1\":\"Florida\\u001b[2J\"," CITY CTRY)),
+	    ADDR("\"street_line1\":\"Florida\\u001b[2J\"," CITY PC STA CTRY)),
 	    "address.street_line1"),
 	BAD("control_char_c1", OBJ(FN LN EM BD ADDR(ST1
-	    "\"city\":\"Del\\u0085Viso\"," CTRY)), "address.city"),
+	    "\"city\":\"Del\\u0085Viso\"," PC STA CTRY)), "address.city"),
 	BAD("control_char_form_feed", OBJ("\"first_name\":\"a\\fb\"," LN EM
 	    BD AD), "first_name"),
 	BAD("control_char_in_optional", OBJ(FN "\"second_name\":\"\\u0007\","
@@ -298,16 +319,16 @@ static struct tcase cases[] = {
 	BAD("name_of_101_two_byte_chars", OBJ("\"first_name\":\"" E100
 	    "\xc3\xa9\"," LN EM BD AD), "first_name"),
 	BAD("collapsed_space_counts", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"postal_code\":\"" S10 "  " S10 "\"," CTRY)),
+	    "\"postal_code\":\"" S10 "  " S10 "\"," STA CTRY)),
 	    "address.postal_code"),
 	OK("postal_code_of_20_chars", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"postal_code\":\"  " S10 S10 "  \"," CTRY)),
+	    "\"postal_code\":\"  " S10 S10 "  \"," STA CTRY)),
 	    OBJ(FN LN EM BD ADDR(ST1 CITY "\"postal_code\":\"" S10 S10 "\","
-	    CTRY))),
+	    STA CTRY))),
 	BAD("state_of_21_chars", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"state\":\"" S10 S10 "x\"," CTRY)), "address.state"),
+	    PC "\"state\":\"" S10 S10 "x\"," CTRY)), "address.state"),
 	BAD("street_of_201_chars", OBJ(FN LN EM BD ADDR("\"street_line1\":\""
-	    S100 S100 "x\"," CITY CTRY)), "address.street_line1"),
+	    S100 S100 "x\"," CITY PC STA CTRY)), "address.street_line1"),
 	{ .name = "opts_max_string_length_caps", .body = OBJ("\"first_name\":"
 	  "\"" S10 S10 S10 "x\"," LN EM BD AD), .want = V_INVALID,
 	  .paths = { "first_name" }, .opts = &opts_short,
@@ -408,29 +429,57 @@ static struct tcase cases[] = {
 
 	/* ---- country and state ----------------------------------------- */
 	{ .name = "unknown_country", .body = OBJ(FN LN EM BD ADDR(ST1 CITY
-	  "\"country\":\"XXX\"")), .want = V_INVALID,
+	  PC STA "\"country\":\"XXX\"")), .want = V_INVALID,
 	  .paths = { "address.country" }, .msg = "ISO 3166-1" },
 	BAD("unknown_country_alpha2", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"country\":\"UK\"")), "address.country"),
+	    PC STA "\"country\":\"UK\"")), "address.country"),
 	BAD("country_name", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"country\":\"Argentina\"")), "address.country"),
+	    PC STA "\"country\":\"Argentina\"")), "address.country"),
 	BAD("country_numeric_code", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"country\":\"032\"")), "address.country"),
+	    PC STA "\"country\":\"032\"")), "address.country"),
 	BAD("country_blank", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"country\":\" \"")), "address.country"),
+	    PC STA "\"country\":\" \"")), "address.country"),
 	BAD("country_inner_space", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"country\":\"A R\"")), "address.country"),
+	    PC STA "\"country\":\"A R\"")), "address.country"),
 	{ .name = "state_prefix_mismatch", .body = OBJ(FN LN EM BD ADDR(ST1
-	  CITY "\"state\":\"BRA-B\"," CTRY)), .want = V_INVALID,
+	  CITY PC "\"state\":\"BRA-B\"," CTRY)), .want = V_INVALID,
 	  .paths = { "address.state" }, .msg = "address.country" },
 	BAD("state_alpha2_prefix_mismatch", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"state\":\"br-b\"," CTRY)), "address.state"),
+	    PC "\"state\":\"br-b\"," CTRY)), "address.state"),
 	BAD("state_unknown_prefix", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"state\":\"QQQ-B\"," CTRY)), "address.state"),
+	    PC "\"state\":\"QQQ-B\"," CTRY)), "address.state"),
 	BAD("state_prefix_bad_country_only_country", OBJ(FN LN EM BD
-	    ADDR(ST1 CITY "\"state\":\"BRA-B\",\"country\":\"QQ\"")),
+	    ADDR(ST1 CITY PC "\"state\":\"BRA-B\",\"country\":\"QQ\"")),
 	    "address.country"),
-	BAD("state_not_string", OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":1,"
+	{ .name = "state_free_form_name", .body = OBJ(FN LN EM BD ADDR(ST1
+	  CITY PC "\"state\":\"Buenos Aires\"," CTRY)), .want = V_INVALID,
+	  .paths = { "address.state" }, .msg = "ISO 3166-2" },
+	BAD("state_unknown_suffix", OBJ(FN LN EM BD ADDR(ST1 CITY PC
+	    "\"state\":\"ARG-I\"," CTRY)), "address.state"),
+	BAD("state_other_countrys_suffix", OBJ(FN LN EM BD ADDR(ST1 CITY PC
+	    "\"state\":\"SP\"," CTRY)), "address.state"),
+	BAD("state_four_char_suffix", OBJ(FN LN EM BD ADDR(ST1 CITY PC
+	    "\"state\":\"ARG-BBBB\"," CTRY)), "address.state"),
+	BAD("state_double_dash", OBJ(FN LN EM BD ADDR(ST1 CITY PC
+	    "\"state\":\"AR--B\"," CTRY)), "address.state"),
+	{ .name = "state_country_without_subdivisions", .body = OBJ(FN LN EM
+	  BD ADDR(ST1 CITY PC "\"state\":\"X\",\"country\":\"HKG\"")),
+	  .want = V_INVALID, .paths = { "address.state" },
+	  .msg = "no ISO 3166-2 subdivisions" },
+	BAD("state_code_letters", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA
+	    "\"state_code\":\"B\"," CTRY)), "address.state_code"),
+	{ .name = "state_code_7_digits", .body = OBJ(FN LN EM BD ADDR(ST1 CITY
+	  PC STA "\"state_code\":\"1234567\"," CTRY)), .want = V_INVALID,
+	  .paths = { "address.state_code" }, .msg = "1 to 6 digits" },
+	BAD("state_code_number", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA
+	    "\"state_code\":6," CTRY)), "address.state_code"),
+	BAD("country_code_signed", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA CTRY
+	    ",\"country_code\":\"+54\"")), "address.country_code"),
+	BAD("country_code_inner_space", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA
+	    CTRY ",\"country_code\":\"0 32\"")), "address.country_code"),
+	BAD("country_code_number", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA CTRY
+	    ",\"country_code\":32")), "address.country_code"),
+	BAD("state_not_string", OBJ(FN LN EM BD ADDR(ST1 CITY PC "\"state\":1,"
 	    CTRY)), "address.state"),
 
 	/* ---- phone ----------------------------------------------------- */
@@ -516,7 +565,7 @@ static struct tcase cases[] = {
 	  LN EM BD AD), .want = V_INVALID_JSON, .paths = { "" },
 	  .msg = "duplicate" },
 	BADJ("duplicate_key_nested", OBJ(FN LN EM BD ADDR(ST1 CITY
-	    "\"country\":\"BRA\"," CTRY))),
+	    "\"country\":\"BRA\"," PC STA CTRY))),
 	BADJ("duplicate_key_escaped", OBJ(FN "\"first\\u005fname\":\"Eve\","
 	    LN EM BD AD)),
 	BADJ("duplicate_key_in_unknown", OBJ(MIN ",\"x\":{\"a\":1,\"a\":1}")),
@@ -574,7 +623,7 @@ static struct tcase cases[] = {
 	{ .name = "too_deep", .body = OBJ(MIN ",\"x\":" DEEP12),
 	  .want = V_INVALID_JSON, .paths = { "" }, .msg = "too deep" },
 	{ .name = "too_deep_for_address", .body = OBJ(FN LN EM BD
-	  ADDR(ST1 CITY "\"country\":[\"ARG\"]")), .want = V_INVALID_JSON,
+	  ADDR(ST1 CITY PC STA "\"country\":[\"ARG\"]")), .want = V_INVALID_JSON,
 	  .paths = { "" }, .opts = &opts_depth3 },
 	BADJ("nan", OBJ(MIN ",\"phone_country_code\":NaN,"
 	    "\"phone_number\":1")),
@@ -730,8 +779,9 @@ test_error_order(void **state)
 	    "\"city\":\"b\"},\"birth_date\":\"x\",\"email\":\"x\","
 	    "\"last_name\":\"Barber\",\"first_name\":5,\"zz\":1");
 	static const char	*want[] = {
-		"zz", "first_name", "email", "birth_date", "address.state",
-		"address.country", "phone_country_code",
+		"zz", "first_name", "email", "birth_date",
+		"address.postal_code", "address.state", "address.country",
+		"phone_country_code",
 	};
 	struct verrors		 errs = { 0 };
 	struct json_object	*out;
