@@ -5,7 +5,13 @@
  *   show CALLER KEY [--body]    one key (the stored body only on --body)
  *   forget CALLER KEY           delete a key: its next use is processed
  *                               anew
+ *   owners list [--caller NAME] which caller owns which client
+ *   owners assign CLIENT CALLER a client (made before cmgate, or through
+ *                               CryptoMate's portal) becomes CALLER's
+ *   owners forget CLIENT        the client has no owner any more
  *
+ * Owner changes are recorded as "admin" audit records when the gateway
+ * next starts (they name the operator's user).
  * The store is named by -c CONFIG (idempotency.path) or -p FOLDER.  It
  * may be used while cmgate runs: LMDB serializes writers across
  * processes, and the gateway reads the store afresh on every lookup.
@@ -14,9 +20,12 @@
  */
 #include "conf.h"
 #include "idem.h"
+#include "owners.h"
 #include "util.h"
 
 #include <getopt.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +52,16 @@ static const char usage_text[] =
 "      Delete the key.  Its next use is processed as new: do this for\n"
 "      an outcome_unknown key once CryptoMate shows the client was NOT\n"
 "      created (see README, \"Idempotency keys\").\n"
+"  owners list [--caller NAME]\n"
+"      Print which caller owns which client, a JSON line each.\n"
+"  owners assign CLIENT_ID CALLER\n"
+"      Make CALLER the client's owner (a client created before cmgate,\n"
+"      or through CryptoMate's portal; or a caller that was renamed).\n"
+"  owners forget CLIENT_ID\n"
+"      The client has no owner: only callers with clients \"all\"\n"
+"      reach it.  Owner changes take effect at once, on a running\n"
+"      gateway too, and become \"admin\" audit records at its next\n"
+"      start.\n"
 "\n"
 "Exit: 0 done, 1 no such key, 2 store error, 3 usage.\n";
 
@@ -104,6 +123,104 @@ print_record(const char *caller, const char *key,
 	o->n++;
 }
 
+static void
+print_owner(const char *client_id, const char *caller, void *arg)
+{
+	int *n = arg;
+
+	/* Both are plain identifiers ([A-Za-z0-9._-]): no quoting needed. */
+	printf("{\"client_id\":\"%s\",\"caller\":\"%s\"}\n", client_id,
+	    caller);
+	(*n)++;
+}
+
+/* Who is making the change, for the admin record. */
+static const char *
+operator_name(void)
+{
+	const char *s = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (s != NULL && *s != '\0')
+		return s;
+	pw = getpwuid(getuid());
+	return pw != NULL ? pw->pw_name : "unknown";
+}
+
+/*
+ * cmgate-idem owners ...: list, assign, forget.  With -c, a caller that
+ * the config does not name is refused for assign (a typo would hand the
+ * client to nobody).
+ */
+static int
+owners_main(const char *conf, const char *path, const char *only_caller,
+    int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct idem_db *db = NULL;
+	const char *sub = argc > 0 ? argv[0] : "";
+	bool write = strcmp(sub, "assign") == 0 || strcmp(sub, "forget") == 0;
+	char err[1024];
+	int rc = EX_STORE, r, n = 0;
+	size_t i;
+
+	if (!(strcmp(sub, "list") == 0 && argc == 1) &&
+	    !(strcmp(sub, "assign") == 0 && argc == 3) &&
+	    !(strcmp(sub, "forget") == 0 && argc == 2)) {
+		fputs(usage_text, stderr);
+		return EX_USAGE;
+	}
+	if (write && !owners_id_ok(argv[1], strlen(argv[1]))) {
+		fprintf(stderr, "cmgate-idem: %s is not a client id (1..64 of "
+		    "A-Z a-z 0-9 _ -)\n", argv[1]);
+		return EX_USAGE;
+	}
+	if (conf != NULL) {
+		if ((cfg = conf_load(conf, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "cmgate-idem: %s\n", err);
+			return EX_STORE;
+		}
+		path = cfg->idempotency.path;
+		if (strcmp(sub, "assign") == 0) {
+			for (i = 0; i < cfg->ncallers; i++)
+				if (strcmp(cfg->callers[i].name, argv[2]) == 0)
+					break;
+			if (i == cfg->ncallers) {
+				fprintf(stderr, "cmgate-idem: %s names no "
+				    "caller %s\n", conf, argv[2]);
+				conf_unref(cfg);
+				return EX_USAGE;
+			}
+		}
+	}
+	if ((db = idem_db_open(path, write, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "cmgate-idem: %s\n", err);
+		goto out;
+	}
+	if (strcmp(sub, "list") == 0) {
+		rc = owners_db_list(db, only_caller, print_owner, &n) == 0 ?
+		    EX_OK : EX_STORE;
+	} else {
+		r = owners_db_set(db, argv[1], strcmp(sub, "assign") == 0 ?
+		    argv[2] : NULL, operator_name());
+		rc = r == 1 ? EX_OK : r == 0 ? EX_NOKEY : EX_STORE;
+		if (r == 1 && strcmp(sub, "assign") == 0)
+			printf("client %s now belongs to %s\n", argv[1],
+			    argv[2]);
+		else if (r == 1)
+			printf("client %s has no owner now\n", argv[1]);
+		else if (r == 0)
+			fprintf(stderr, "cmgate-idem: client %s has no "
+			    "owner\n", argv[1]);
+	}
+	if (rc == EX_STORE)
+		fprintf(stderr, "cmgate-idem: store error\n");
+out:
+	idem_db_close(db);
+	conf_unref(cfg);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -112,13 +229,14 @@ main(int argc, char **argv)
 		{ "path", required_argument, NULL, 'p' },
 		{ "unknown", no_argument, NULL, 'u' },
 		{ "body", no_argument, NULL, 'b' },
+		{ "caller", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct show_opts o = { false, false, 0 };
 	struct config *cfg = NULL;
 	struct idem_db *db = NULL;
-	const char *conf = NULL, *path = NULL, *cmd;
+	const char *conf = NULL, *path = NULL, *cmd, *only_caller = NULL;
 	char err[1024];
 	int ch, rc = EX_STORE, r;
 
@@ -128,6 +246,7 @@ main(int argc, char **argv)
 		case 'p': path = optarg; break;
 		case 'u': o.only_unknown = true; break;
 		case 'b': o.body = true; break;
+		case 'C': only_caller = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EX_OK;
 		default: fputs(usage_text, stderr); return EX_USAGE;
 		}
@@ -137,6 +256,9 @@ main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	cmd = argv[optind++];
+	if (strcmp(cmd, "owners") == 0)
+		return owners_main(conf, path, only_caller, argc - optind,
+		    argv + optind);
 	if (strcmp(cmd, "list") == 0 ? argc != optind :
 	    (strcmp(cmd, "show") && strcmp(cmd, "forget")) ||
 	    argc != optind + 2) {

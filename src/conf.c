@@ -36,6 +36,8 @@ enum ctype {
 	C_DBL,		/* number in [min, max] */
 	C_BOOL,
 	C_CALLERS,	/* the callers array */
+	C_STRLIST,	/* an array of 1..CONF_STRLIST_MAX strings (struct
+			   conf_strlist); the default is comma-separated */
 };
 
 struct ckey {
@@ -86,6 +88,10 @@ static const struct ckey conf_keys[] = {
 	{ "upstream.max_response_bytes", C_LONG,
 	  O(upstream.max_response_bytes), 1, 64L * 1024 * 1024, "1048576",
 	  NULL, 0, "largest upstream response body accepted" },
+	{ "upstream.max_list_response_bytes", C_LONG,
+	  O(upstream.max_list_response_bytes), 1, 256L * 1024 * 1024,
+	  "16777216", NULL, 0, "largest answer of a list route (10,000 "
+	  "clients are about 4 MB)" },
 	{ "upstream.max_connections", C_INT, O(upstream.max_connections), 1,
 	  100000, "512", NULL, 0, "upstream connection cache size" },
 	{ "upstream.retry_unsent_ms", C_LONG, O(upstream.retry_unsent_ms), 0,
@@ -111,11 +117,18 @@ static const struct ckey conf_keys[] = {
 	  NULL, 0, "send each seal to syslog" },
 
 	{ "callers", C_CALLERS, 0, 0, 0, NULL, NULL, 0,
-	  "[{name, token_sha256, rate_limit_per_sec?}]" },
+	  "[{name, token_sha256, rate_limit_per_sec?, allow?, clients?}]" },
 
 	{ "limits", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "limits.max_body_bytes", C_LONG, O(limits.max_body_bytes), 2,
 	  64L * 1024 * 1024, "65536", NULL, 0, "largest request body" },
+	{ "limits.max_document_body_bytes", C_LONG,
+	  O(limits.max_document_body_bytes), 2, 256L * 1024 * 1024,
+	  "31457280", NULL, 0, "largest products.documentation body (two "
+	  "10 MiB images in base64 are about 28 MB)" },
+	{ "limits.max_buffered_bytes", C_LONG, O(limits.max_buffered_bytes),
+	  65536, (double)LONG_MAX, "268435456", NULL, 0, "request and "
+	  "response bodies held in memory, all requests together" },
 	{ "limits.max_header_bytes", C_LONG, O(limits.max_header_bytes), 256,
 	  1024 * 1024, "16384", NULL, 0, "request line + headers" },
 	{ "limits.max_headers", C_INT, O(limits.max_headers), 4, 10000, "64",
@@ -134,6 +147,12 @@ static const struct ckey conf_keys[] = {
 	{ "validation", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "validation.min_age_years", C_INT, O(validation.min_age_years), 0,
 	  150, "18", NULL, 0, "minimum age of a client" },
+	{ "validation.subproducts", C_STRLIST, O(validation.subproducts), 0,
+	  0, "cards_individuals", NULL, 0, "what products.request may ask "
+	  "for (CryptoMate's pages disagree on the list)" },
+	{ "validation.max_image_bytes", C_LONG, O(validation.max_image_bytes),
+	  1, 64L * 1024 * 1024, "10485760", NULL, 0, "largest document "
+	  "image, decoded (CryptoMate's limit: 10 MiB)" },
 
 	{ "idempotency", C_SECTION, 0, 0, 0, NULL, NULL, 0, NULL },
 	{ "idempotency.enabled", C_BOOL, O(idempotency.enabled), 0, 0,
@@ -200,6 +219,7 @@ type_name(enum ctype t)
 	case C_DBL: return "a number";
 	case C_BOOL: return "true or false";
 	case C_CALLERS: return "an array";
+	case C_STRLIST: return "an array of strings";
 	}
 	return "?";
 }
@@ -312,9 +332,92 @@ set_value(struct config *c, const struct ckey *k, struct json_object *j,
 		} else
 			*(bool *)base = strcmp(text, "true") == 0;
 		return 0;
+	case C_STRLIST: {
+		struct conf_strlist *l = (struct conf_strlist *)base;
+		size_t i, n;
+
+		for (i = 0; i < l->n; i++)
+			free(l->v[i]);
+		l->n = 0;
+		if (j == NULL) {
+			/* The default: "a,b". */
+			for (s = text; *s != '\0' && l->n < CONF_STRLIST_MAX;) {
+				n = strcspn(s, ",");
+				if ((l->v[l->n++] = strndup(s, n)) == NULL)
+					return fail(err, errlen, c->path,
+					    k->path, "out of memory");
+				s += n + (s[n] == ',');
+			}
+			return 0;
+		}
+		if (!json_object_is_type(j, json_type_array) ||
+		    (n = json_object_array_length(j)) == 0 ||
+		    n > CONF_STRLIST_MAX)
+			return fail(err, errlen, c->path, k->path,
+			    "must be an array of 1..%d strings",
+			    CONF_STRLIST_MAX);
+		for (i = 0; i < n; i++) {
+			struct json_object *e = json_object_array_get_idx(j, i);
+			if (!json_object_is_type(e, json_type_string) ||
+			    json_object_get_string_len(e) < 1 ||
+			    json_object_get_string_len(e) > 64)
+				return fail(err, errlen, c->path, k->path,
+				    "[%zu] must be a string of 1..64 "
+				    "characters", i);
+			if ((l->v[l->n++] = strdup(json_object_get_string(e)))
+			    == NULL)
+				return fail(err, errlen, c->path, k->path,
+				    "out of memory");
+		}
+		return 0;
+	}
 	case C_SECTION:
 	case C_CALLERS:
 		break;
+	}
+	return 0;
+}
+
+/*
+ * callers[].allow: route names, each possibly ending in one '*'
+ * ("products.*", "*").  Only the spelling is checked here; whether a
+ * pattern names a route is checked against the table by
+ * routes_bind_callers() (conf.c sits below the route table).
+ */
+static int
+parse_allow(struct config *c, struct conf_caller *cc, struct json_object *a,
+    const char *kp, char *err, size_t errlen)
+{
+	size_t i, j, n;
+
+	if (!json_object_is_type(a, json_type_array))
+		return fail(err, errlen, c->path, kp,
+		    "must be an array of route names");
+	n = json_object_array_length(a);
+	if (n == 0 || n > CONF_ALLOW_MAX)
+		return fail(err, errlen, c->path, kp,
+		    "must hold 1..%d route names", CONF_ALLOW_MAX);
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(a, i);
+		const char *s;
+		size_t len;
+
+		if (!json_object_is_type(v, json_type_string))
+			return fail(err, errlen, c->path, kp,
+			    "[%zu] must be a string", i);
+		s = json_object_get_string(v);
+		len = strlen(s);
+		if (len == 0 || len > 64)
+			return fail(err, errlen, c->path, kp,
+			    "[%zu] must be 1..64 characters", i);
+		for (j = 0; j < len; j++)
+			if (!(islower((unsigned char)s[j]) || s[j] == '.' ||
+			    s[j] == '_' || (s[j] == '*' && j == len - 1)))
+				return fail(err, errlen, c->path, kp, "[%zu] "
+				    "must be a route name (a-z . _), with at "
+				    "most one '*' at its end", i);
+		if ((cc->allow[cc->nallow++] = strdup(s)) == NULL)
+			return fail(err, errlen, c->path, kp, "out of memory");
 	}
 	return 0;
 }
@@ -355,7 +458,7 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 					return fail(err, errlen, c->path, kp,
 					    "must be a string");
 				s = json_object_get_string(val);
-				if (*s == '\0' || strlen(s) > 64)
+				if (*s == '\0' || strlen(s) > CONF_CALLER_NAME_MAX)
 					return fail(err, errlen, c->path, kp,
 					    "must be 1..64 characters");
 				for (j = 0; s[j]; j++)
@@ -387,6 +490,19 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 					return fail(err, errlen, c->path, kp,
 					    "must be 0..100000");
 				cc->rate_limit_per_sec = d;
+			} else if (strcmp(key, "allow") == 0) {
+				if (parse_allow(c, cc, val, kp, err,
+				    errlen) == -1)
+					return -1;
+			} else if (strcmp(key, "clients") == 0) {
+				const char *s = json_object_is_type(val,
+				    json_type_string) ?
+				    json_object_get_string(val) : "";
+				if (strcmp(s, "own") != 0 &&
+				    strcmp(s, "all") != 0)
+					return fail(err, errlen, c->path, kp,
+					    "must be \"own\" or \"all\"");
+				cc->clients_all = strcmp(s, "all") == 0;
 			} else
 				return fail(err, errlen, c->path, kp,
 				    "unknown key");
@@ -397,6 +513,12 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 		if (!have_hash)
 			return fail(err, errlen, c->path, path,
 			    "token_sha256 is required");
+		/* No "allow": what every caller could do before routes
+		 * had names, so older configs keep their meaning. */
+		if (cc->nallow == 0 && (cc->allow[cc->nallow++] =
+		    strdup("individuals.create")) == NULL)
+			return fail(err, errlen, c->path, path,
+			    "out of memory");
 		for (j = 0; j < i; j++) {
 			if (strcmp(c->callers[j].name, cc->name) == 0)
 				return fail(err, errlen, c->path, path,
@@ -574,6 +696,13 @@ check_config(struct config *c, char *err, size_t errlen)
 	if (c->ncallers == 0)
 		return fail(err, errlen, c->path, "callers",
 		    "at least one caller is required");
+	/* A body is held twice while it is made ready (raw, normalized). */
+	if (c->limits.max_buffered_bytes < 2 * c->limits.max_body_bytes ||
+	    c->limits.max_buffered_bytes <
+	    2 * c->limits.max_document_body_bytes)
+		return fail(err, errlen, c->path, "limits.max_buffered_bytes",
+		    "must hold twice the largest body (limits.max_body_bytes "
+		    "and limits.max_document_body_bytes)");
 	if (c->audit.state_file == NULL) {
 		n = strlen(c->audit.path) + sizeof(".state");
 		if ((c->audit.state_file = malloc(n)) == NULL)
@@ -716,7 +845,7 @@ fail:
 void
 conf_free(struct config *c)
 {
-	size_t i;
+	size_t i, j;
 
 	if (c == NULL)
 		return;
@@ -727,12 +856,22 @@ conf_free(struct config *c)
 		case C_ENUM:
 			free(*(char **)((char *)c + conf_keys[i].off));
 			break;
+		case C_STRLIST: {
+			struct conf_strlist *l = (struct conf_strlist *)(void *)
+			    ((char *)c + conf_keys[i].off);
+			for (j = 0; j < l->n; j++)
+				free(l->v[j]);
+			break;
+		}
 		default:
 			break;
 		}
 	}
-	for (i = 0; i < c->ncallers; i++)
+	for (i = 0; i < c->ncallers; i++) {
 		free(c->callers[i].name);
+		for (j = 0; j < c->callers[i].nallow; j++)
+			free(c->callers[i].allow[j]);
+	}
 	free(c->callers);
 	if (c->api_key)
 		secret_free(c->api_key, c->api_key_len + 1);
@@ -766,6 +905,7 @@ short_type_name(enum ctype t)
 	case C_DBL: return "number";
 	case C_BOOL: return "boolean";
 	case C_CALLERS: return "array";
+	case C_STRLIST: return "strings";
 	case C_SECTION: return "object";
 	}
 	return "?";

@@ -15,10 +15,31 @@
 
 #define CONF_TOKEN_HASH_LEN 32
 
+/* Longest caller name; names are [A-Za-z0-9._-]. */
+#define CONF_CALLER_NAME_MAX	64
+/* Route patterns in one caller's "allow". */
+#define CONF_ALLOW_MAX		64
+
+/* A list of strings from the config (validation.subproducts). */
+#define CONF_STRLIST_MAX	16
+struct conf_strlist {
+	char		*v[CONF_STRLIST_MAX];
+	size_t		 n;
+};
+
 struct conf_caller {
 	char		*name;
 	unsigned char	 token_sha256[CONF_TOKEN_HASH_LEN];
 	double		 rate_limit_per_sec;	/* 0 = no per-caller ceiling */
+	/* Least privilege (README "Least privilege"): the route patterns
+	 * as written (default: "individuals.create"), the routes they
+	 * allow as a bit per row of the route table (filled in by
+	 * routes_bind_callers(), which knows the table), and whether the
+	 * caller reaches every client or only those it created. */
+	char		*allow[CONF_ALLOW_MAX];
+	size_t		 nallow;
+	unsigned long	 routes_allowed;
+	bool		 clients_all;
 };
 
 struct config {
@@ -44,6 +65,7 @@ struct config {
 		int	 max_queued;
 		int	 max_inflight;
 		long	 max_response_bytes;
+		long	 max_list_response_bytes;	/* list routes */
 		int	 max_connections;	/* curl connection cache */
 		long	 retry_unsent_ms;	/* retry window, never sent */
 	} upstream;
@@ -64,6 +86,8 @@ struct config {
 
 	struct {
 		long	 max_body_bytes;
+		long	 max_document_body_bytes;	/* products.documentation */
+		long	 max_buffered_bytes;	/* bodies held, all requests */
 		long	 max_header_bytes;
 		int	 max_headers;
 		int	 max_json_depth;
@@ -75,6 +99,8 @@ struct config {
 
 	struct {
 		int	 min_age_years;
+		struct conf_strlist subproducts;	/* products.request */
+		long	 max_image_bytes;	/* decoded, per image */
 	} validation;
 
 	struct {

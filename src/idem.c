@@ -28,6 +28,7 @@
  * replay).
  */
 #include "idem.h"
+#include "idem_txn.h"
 #include "conf.h"
 #include "log.h"
 #include "port.h"
@@ -53,8 +54,9 @@
 
 #define IDEM_HDR_LEN		88
 #define IDEM_VERSION		1
-/* caller NUL key; caller names are at most 64 characters */
-#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_KEY_MAX)
+/* caller NUL key; caller names are at most 64 characters, and a key
+ * is scoped by its route (see IDEM_SCOPED_KEY_MAX) */
+#define IDEM_DBKEY_MAX		(64 + 1 + IDEM_SCOPED_KEY_MAX)
 #define IDEM_MAP_INITIAL	((size_t)256 << 20)
 #define IDEM_MAP_MAX		((size_t)64 << 30)
 #define IDEM_PURGE_MS		60000
@@ -96,7 +98,21 @@ struct idem_delta {
 	uint64_t		 purged;
 };
 
-enum idem_job_kind { IDEM_JOB_LOOKUP, IDEM_JOB_STORE };
+/*
+ * LOOKUP and STORE carry a claim; a CALL carries work of another module
+ * (owners.c) run in the round's read (CALL_READ) or write (CALL_WRITE)
+ * transaction, and its handle, which the loop may cancel.
+ */
+enum idem_job_kind {
+	IDEM_JOB_LOOKUP, IDEM_JOB_STORE, IDEM_JOB_CALL_READ, IDEM_JOB_CALL_WRITE
+};
+
+struct idem_call {
+	idem_txn_fn		 work;	/* store thread */
+	idem_done_fn		 done;	/* loop thread (see idem_call()) */
+	void			*arg;
+	int			 rc;	/* work's result; -1 store failed */
+};
 
 struct idem_job {
 	struct port_item	 link;	/* first: to and from the loop */
@@ -114,6 +130,7 @@ struct idem_job {
 	uint64_t		 expires_ms;	/* store */
 	unsigned char		*val;		/* encoded record */
 	size_t			 vlen;
+	struct idem_call	 call;		/* CALL_READ, CALL_WRITE */
 };
 
 #define IJOB(pi)	((struct idem_job *)(void *)(pi))
@@ -126,6 +143,7 @@ struct idem_port {
 struct idem {
 	MDB_env			*env;
 	MDB_dbi			 dbi_main, dbi_exp;
+	struct idem_dbis	 dbis;		/* for CALL work (owners.c) */
 	size_t			 mapsize;	/* store thread */
 	size_t			 map_max;
 	int			 lockfd;
@@ -146,6 +164,7 @@ struct idem {
 struct idem_db {
 	MDB_env			*env;
 	MDB_dbi			 dbi_main, dbi_exp;
+	struct idem_dbis	 dbis;
 	bool			 write;
 };
 
@@ -206,7 +225,8 @@ idem_dbkey(const char *caller, const char *key, char *out)
 {
 	size_t c = strlen(caller), k = strlen(key);
 
-	if (c == 0 || k == 0 || k > IDEM_KEY_MAX || c + 1 + k > IDEM_DBKEY_MAX)
+	if (c == 0 || k == 0 || k > IDEM_SCOPED_KEY_MAX ||
+	    c + 1 + k > IDEM_DBKEY_MAX)
 		return -1;
 	memcpy(out, caller, c);
 	out[c] = '\0';
@@ -468,8 +488,28 @@ idem_release(struct idem_claim *c)
 static void
 idem_send(struct idem_job *j)
 {
-	j->claim->refs++;
+	if (j->claim != NULL)
+		j->claim->refs++;
 	port_send(j->port->port, &j->link);
+}
+
+int
+idem_call(struct idem_port *p, bool write, idem_txn_fn work,
+    idem_done_fn done, void *arg)
+{
+	struct idem_job *j;
+
+	if (p == NULL || atomic_load(&p->im->failed) ||
+	    (j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->kind = write ? IDEM_JOB_CALL_WRITE : IDEM_JOB_CALL_READ;
+	j->port = p;
+	j->call.work = work;
+	j->call.done = done;
+	j->call.arg = arg;
+	j->call.rc = -1;
+	idem_send(j);
+	return 0;
 }
 
 int
@@ -528,6 +568,11 @@ idem_port_deliver(void *ctx, struct port_item *pi)
 	char ct[IDEM_CT_MAX + 1];
 
 	(void)ctx;
+	if (j->kind == IDEM_JOB_CALL_READ || j->kind == IDEM_JOB_CALL_WRITE) {
+		j->call.done(j->call.rc, j->call.arg);
+		free(j);
+		return;
+	}
 	if (c->owner && j->kind == IDEM_JOB_LOOKUP) {
 		int found = j->found;
 		if (found == 1 && idem_decode(j->val, j->vlen, &rec, ct,
@@ -549,7 +594,10 @@ idem_port_drop(void *ctx, struct port_item *pi)
 	struct idem_job *j = IJOB(pi);
 
 	(void)ctx;
-	idem_claim_unref(j->claim);
+	if (j->kind == IDEM_JOB_CALL_READ || j->kind == IDEM_JOB_CALL_WRITE)
+		j->call.done(-1, j->call.arg);	/* its owner is gone */
+	if (j->claim != NULL)
+		idem_claim_unref(j->claim);
 	free(j->val);
 	free(j);
 }
@@ -661,7 +709,7 @@ idem_lookups(struct idem *im, struct idem_job *jobs)
 	int rc;
 
 	for (j = jobs; j; j = j->next)
-		if (j->kind == IDEM_JOB_LOOKUP)
+		if (j->kind == IDEM_JOB_LOOKUP || j->kind == IDEM_JOB_CALL_READ)
 			break;
 	if (j == NULL)
 		return;
@@ -672,6 +720,12 @@ idem_lookups(struct idem *im, struct idem_job *jobs)
 		MDB_val k, v;
 		int grc;
 
+		if (j->kind == IDEM_JOB_CALL_READ) {
+			struct idem_txn t = { txn, &im->dbis };
+			j->call.rc = rc == 0 ? j->call.work(&t, j->call.arg) :
+			    -1;
+			continue;
+		}
 		if (j->kind != IDEM_JOB_LOOKUP)
 			continue;
 		j->found = -1;
@@ -828,7 +882,8 @@ idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
 	*more = false;
 	*ndl = 0;
 	for (j = jobs; j; j = j->next)
-		nstore += j->kind == IDEM_JOB_STORE;
+		nstore += j->kind == IDEM_JOB_STORE ||
+		    j->kind == IDEM_JOB_CALL_WRITE;
 	if (nstore == 0 && !purge)
 		return 0;
 	for (;;) {
@@ -844,6 +899,16 @@ idem_writes(struct idem *im, struct idem_job *jobs, bool purge,
 				    j->claim->key, j->claim->klen,
 				    j->expires_ms, j->val, j->vlen,
 				    &j->is_new);
+			else if (j->kind == IDEM_JOB_CALL_WRITE) {
+				/* Work that fails on its own terms says so in
+				 * its result; an LMDB error aborts the round
+				 * (and a full map retries it, so the work must
+				 * be safe to run twice). */
+				struct idem_txn t = { txn, &im->dbis };
+				j->call.rc = j->call.work(&t, j->call.arg);
+				if (j->call.rc < -1)
+					rc = -j->call.rc;
+			}
 		if (rc == 0 && purge)
 			rc = idem_purge_batch(txn, im->dbi_main, im->dbi_exp,
 			    idem_now_ms(), purged, more, dl, ndl);
@@ -910,6 +975,8 @@ idem_round(struct idem *im, struct idem_job *jobs, bool purge,
 			cnt->stored -= cnt->stored < dl[i].purged ?
 			    cnt->stored : dl[i].purged;
 	for (j = jobs; j; j = j->next) {
+		if (j->kind == IDEM_JOB_CALL_WRITE && rc != 0)
+			j->call.rc = -1;	/* not durable */
 		if (j->kind != IDEM_JOB_STORE)
 			continue;
 		idem_unreserve(im, j->claim);
@@ -1477,10 +1544,35 @@ damaged:
 }
 
 /* Create the environment, its two databases, and learn its size. */
+/*
+ * The databases other modules keep in the store's environment (owners.c).
+ * A read-only open of a store made before they existed finds none of
+ * them: each is then marked absent (0, which LMDB never hands out for a
+ * named database) and its readers see it empty.
+ */
+static int
+idem_dbis_open(MDB_txn *txn, bool write, struct idem_dbis *d)
+{
+	static const char *const names[] = { "owners", "owned", "admin" };
+	MDB_dbi *dbi[] = { &d->owners, &d->owned, &d->admin };
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		rc = mdb_dbi_open(txn, names[i], write ? MDB_CREATE : 0,
+		    dbi[i]);
+		if (rc == MDB_NOTFOUND && !write)
+			*dbi[i] = 0;
+		else if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int
 idem_env_open_sized(const char *path, bool write, size_t initial,
-    MDB_env **envp, MDB_dbi *dmain, MDB_dbi *dexp, size_t *mapsize,
-    char *err, size_t errlen)
+    MDB_env **envp, MDB_dbi *dmain, MDB_dbi *dexp, struct idem_dbis *dbis,
+    size_t *mapsize, char *err, size_t errlen)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
@@ -1489,7 +1581,7 @@ idem_env_open_sized(const char *path, bool write, size_t initial,
 	int rc, dead;
 
 	if ((rc = mdb_env_create(&env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(env, 2)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
 	    (rc = mdb_env_set_mapsize(env, initial)) != 0 ||
 	    (rc = mdb_env_open(env, path, write ? 0 : MDB_RDONLY,
 	    0600)) != 0) {
@@ -1516,6 +1608,7 @@ idem_env_open_sized(const char *path, bool write, size_t initial,
 	    &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "main", flags, dmain)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "exp", flags, dexp)) != 0 ||
+	    (rc = idem_dbis_open(txn, write, dbis)) != 0 ||
 	    (rc = mdb_txn_commit(txn)) != 0) {
 		txn = NULL;
 		snprintf(err, errlen, "idempotency.path: %s: %s", path,
@@ -1537,10 +1630,11 @@ fail:
 
 static int
 idem_env_open(const char *path, bool write, MDB_env **envp, MDB_dbi *dmain,
-    MDB_dbi *dexp, size_t *mapsize, char *err, size_t errlen)
+    MDB_dbi *dexp, struct idem_dbis *dbis, size_t *mapsize, char *err,
+    size_t errlen)
 {
 	return idem_env_open_sized(path, write, IDEM_MAP_INITIAL, envp, dmain,
-	    dexp, mapsize, err, errlen);
+	    dexp, dbis, mapsize, err, errlen);
 }
 
 /*
@@ -1670,7 +1764,7 @@ idem_open(const struct config *cfg, char *err, size_t errlen)
 	if (idem_check_store(path, err, errlen) == -1)
 		goto fail;
 	if (idem_env_open_sized(path, true, initial, &im->env, &im->dbi_main,
-	    &im->dbi_exp, &im->mapsize, err, errlen) == -1)
+	    &im->dbi_exp, &im->dbis, &im->mapsize, err, errlen) == -1)
 		goto fail;
 
 	sigfillset(&all);
@@ -1740,7 +1834,7 @@ idem_db_open(const char *path, bool write, char *err, size_t errlen)
 	}
 	db->write = write;
 	if (idem_env_open(path, write, &db->env, &db->dbi_main, &db->dbi_exp,
-	    &mapsize, err, errlen) == -1) {
+	    &db->dbis, &mapsize, err, errlen) == -1) {
 		free(db);
 		return NULL;
 	}
@@ -1857,4 +1951,35 @@ idem_db_forget(struct idem_db *db, const char *caller, const char *key)
 fail:
 	mdb_txn_abort(txn);
 	return -1;
+}
+
+int
+idem_db_txn(struct idem_db *db, bool write, idem_txn_fn work, void *arg)
+{
+	struct idem_txn t;
+	MDB_txn *txn;
+	int rc;
+
+	if (write && !db->write)
+		return -1;
+	if (mdb_txn_begin(db->env, NULL, write ? 0 : MDB_RDONLY, &txn) != 0)
+		return -1;
+	t.txn = txn;
+	t.dbis = &db->dbis;
+	rc = work(&t, arg);
+	if (rc < 0 || !write) {
+		mdb_txn_abort(txn);
+		return rc < -1 ? -1 : rc;
+	}
+	return mdb_txn_commit(txn) == 0 ? rc : -1;	/* fdatasync */
+}
+
+/* For idem_open's callers at startup (no thread running work yet). */
+int
+idem_run_now(struct idem *im, bool write, idem_txn_fn work, void *arg)
+{
+	struct idem_db db = { im->env, im->dbi_main, im->dbi_exp, im->dbis,
+	    write };
+
+	return idem_db_txn(&db, write, work, arg);
 }

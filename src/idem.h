@@ -36,6 +36,10 @@ struct idem_port;
 struct idem_claim;
 
 #define IDEM_KEY_MAX	255	/* characters of an Idempotency-Key */
+/* A key as the store holds it: the caller's key, or for routes other
+ * than individuals.create "<route>/<id>[/<id>]" 0x1f key (request.c);
+ * with the caller (64) it stays under LMDB's 511-byte key limit. */
+#define IDEM_SCOPED_KEY_MAX	(IDEM_KEY_MAX + 160)
 #define IDEM_DIGEST_LEN	32	/* SHA-256 of the normalized body */
 
 /* Stored states (in flight is never stored). */
@@ -137,6 +141,37 @@ int		 idem_store(struct idem_claim *, enum idem_state, int status,
  * whose outcome was not stored becomes free at once. */
 void		 idem_release(struct idem_claim *);
 
+/* ---- work of other modules in the store (owners.c) --------------- */
+
+/*
+ * Work run on the store thread inside a transaction (struct idem_txn,
+ * idem_txn.h).  It returns >= 0 (its own result), -1 (it failed on its
+ * own terms), or -MDB_error to abort a write round (the round's
+ * commit then fails every job in it).  A write round that finds the map
+ * full grows it and runs the work again: work must be safe to repeat.
+ */
+struct idem_txn;
+typedef int	(*idem_txn_fn)(struct idem_txn *, void *arg);
+/* rc is work's result, or -1 when a write was not durable (or the
+ * store has failed). */
+typedef void	(*idem_done_fn)(int rc, void *arg);
+
+/*
+ * Queue work for the store thread (in a read transaction, or in the
+ * next write round's transaction, durable before done runs).  done
+ * runs exactly once: on p's loop; or, when the loop went away first,
+ * with rc -1 on the store thread (its requests are gone then, so done
+ * must only free arg).  -1 when the store has failed or memory ran out
+ * (done is not called).
+ */
+int		 idem_call(struct idem_port *, bool write, idem_txn_fn,
+		    idem_done_fn, void *arg);
+
+/* Run work at once on the calling thread: for startup, before the
+ * loops run.  work's result, or -1. */
+int		 idem_run_now(struct idem *, bool write, idem_txn_fn,
+		    void *arg);
+
 /* ---- for cmgate-idem and the tests: direct access (no thread) ------ */
 
 struct idem_db;
@@ -151,6 +186,10 @@ int		 idem_db_list(struct idem_db *, idem_db_fn, void *arg);
 /* 1 found (fn called), 0 none, -1 error. */
 int		 idem_db_get(struct idem_db *, const char *caller,
 		    const char *key, idem_db_fn, void *arg);
+/* Run work in a transaction of the tool's own (committed when write and
+ * work returned >= 0): work's result, or -1. */
+int		 idem_db_txn(struct idem_db *, bool write, idem_txn_fn,
+		    void *arg);
 /* Delete a record: 1 deleted, 0 none, -1 error. */
 int		 idem_db_forget(struct idem_db *, const char *caller,
 		    const char *key);

@@ -9,6 +9,9 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
+#include "owners.h"
+#include "routes.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -38,6 +41,7 @@ struct gateway {
 	struct audit		*audit;
 	struct idem		*idem;		/* NULL: idempotency off */
 	struct gw_loop		 loop;
+	struct offload		*offload;
 	struct workers		*workers;	/* loops 1.., or NULL */
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_usr1;
 	struct event		*drain_timer;
@@ -144,6 +148,14 @@ same_str(const char *a, const char *b)
 	    (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* An operator's owner change, as an "admin" record (no callback: the
+ * record is written ahead of every request of the loop's first pass). */
+static int
+admin_to_audit(const char *members, void *arg)
+{
+	return audit_submit(arg, "admin", members, NULL, NULL);
+}
+
 /*
  * SIGHUP: re-read the config and its key files.  New requests use the
  * new config; requests in flight keep a reference to the old one.  On
@@ -157,9 +169,11 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	struct config *nc;
 	char err[1024];
 
-	if ((nc = conf_load(gw->conf_path, err, sizeof(err))) == NULL) {
+	if ((nc = conf_load(gw->conf_path, err, sizeof(err))) == NULL ||
+	    routes_bind_callers(nc, err, sizeof(err)) == -1) {
 		log_error("reload failed, keeping the running config: %s",
 		    err);
+		conf_unref(nc);
 		metrics_reload_result(false);
 		return;
 	}
@@ -243,7 +257,7 @@ main(int argc, char **argv)
 	};
 	struct gateway gw;
 	char err[1024];
-	int ch, test_only = 0, fd, rc = 1;
+	int ch, test_only = 0, fd, rc = 1, n;
 
 	memset(&gw, 0, sizeof(gw));
 	while ((ch = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
@@ -276,7 +290,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "cmgate: %s\n", err);
 		return 1;
 	}
-	if (workers_check(gw.cfg, gw.cfg->workers, err, sizeof(err)) == -1) {
+	if (routes_bind_callers(gw.cfg, err, sizeof(err)) == -1 ||
+	    workers_check(gw.cfg, gw.cfg->workers, err, sizeof(err)) == -1) {
 		fprintf(stderr, "cmgate: %s\n", err);
 		conf_unref(gw.cfg);
 		return 1;
@@ -322,6 +337,11 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	/* Two threads for work too long for a loop pass (large uploads). */
+	if ((gw.offload = offload_new(2, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (guard_init() == -1) {
 		log_error("no randomness");
 		goto out;
@@ -336,11 +356,18 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
-	if (server_set_idem(&gw.loop, gw.idem) == -1) {
-		log_error("idempotency: cannot attach to the loop");
+	if (server_attach(&gw.loop, gw.idem, gw.offload) == -1) {
+		log_error("cannot attach the store or the offload pool to the "
+		    "loop");
 		goto out;
 	}
-	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, fd, err,
+	/* Owner changes an operator made (cmgate-idem owners) become
+	 * "admin" records, queued ahead of any request's. */
+	if (gw.idem != NULL && (n = owners_admin_drain(gw.idem,
+	    admin_to_audit, gw.loop.aport)) > 0)
+		log_info("audit: %d owner change(s) by operators recorded", n);
+	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, gw.offload,
+	    fd, err,
 	    sizeof(err)) == -1) {
 		log_error("%s", err);
 		goto out;
@@ -368,6 +395,8 @@ out:
 	if (gw.drain_timer) event_free(gw.drain_timer);
 	workers_free(gw.workers);
 	server_free(&gw.loop);
+	/* After the loops: jobs still out come back dropped. */
+	offload_free(gw.offload);
 	idem_close(gw.idem);
 	if (gw.audit)
 		audit_close(gw.audit);

@@ -19,7 +19,7 @@
 #include "audit.h"
 #include "idem.h"
 #include "log.h"
-#include "request.h"
+#include "routes.h"
 #include "server.h"
 #include "upstream.h"
 #include "validate.h"
@@ -52,6 +52,12 @@
 #define C_OTHER		(M_MAX_CALLERS + 1)	/* over the cap */
 #define F_UNKNOWN	M_MAX_FIELDS		/* a field we do not know */
 #define F_OTHER		(M_MAX_FIELDS + 1)	/* over the cap */
+
+/* The reasons of cmgate_forbidden_total, in label order. */
+static const char *const m_reasons[] = { "forbidden_route", "not_owner" };
+#define M_NREASONS	(sizeof(m_reasons) / sizeof(m_reasons[0]))
+#define FORBIDDEN(m, c, r, why) \
+	((m)->forbidden[((c) * nroutes + (r)) * M_NREASONS + (why)])
 #define F_NIDX		(M_MAX_FIELDS + 2)
 
 /* Seconds; the same bounds for request, upstream and queue times. */
@@ -81,6 +87,10 @@ struct metrics {
 	uint32_t	 skey[M_SLOTS];
 	uint64_t	 sval[M_SLOTS];
 	uint64_t	 dropped;
+
+	/* cmgate_forbidden_total: [caller][route][reason], caller as for
+	 * requests (C_UNKNOWN never occurs: a refusal names its caller). */
+	uint64_t	*forbidden;
 
 	struct m_hist	*req_dur;	/* per route, nroutes + 1 ("other") */
 	struct m_hist	*up_dur;
@@ -135,7 +145,9 @@ metrics_new(struct gw_loop *loop)
 	m->loop = loop;
 	m->req_dur = calloc(nroutes + 1, sizeof(*m->req_dur));
 	m->up_dur = calloc(nroutes + 1, sizeof(*m->up_dur));
-	if (m->req_dur == NULL || m->up_dur == NULL)
+	m->forbidden = calloc((M_MAX_CALLERS + 2) * nroutes * M_NREASONS,
+	    sizeof(*m->forbidden));
+	if (m->req_dur == NULL || m->up_dur == NULL || m->forbidden == NULL)
 		goto fail;
 	/* Other loops' gauges are read from their last sample, so each
 	 * loop refreshes its own once a second. */
@@ -154,6 +166,7 @@ fail:
 	if (m->tick)
 		event_free(m->tick);
 	free(m->req_dur);
+	free(m->forbidden);
 	free(m->up_dur);
 	free(m);
 	return NULL;
@@ -175,6 +188,7 @@ metrics_free(struct metrics *m)
 	pthread_mutex_unlock(&m_lock);
 	event_free(m->tick);
 	free(m->req_dur);
+	free(m->forbidden);
 	free(m->up_dur);
 	free(m);
 }
@@ -267,6 +281,24 @@ metrics_request(struct metrics *m, const struct route *route,
 		m_hist_add(&m->queue, queue_ms);
 }
 
+void
+metrics_forbidden(struct metrics *m, const char *caller,
+    const struct route *route, const char *reason)
+{
+	size_t r, why;
+	unsigned c;
+
+	if (m == NULL || (r = m_route_idx(route)) >= nroutes)
+		return;
+	for (why = 0; why < M_NREASONS; why++)
+		if (strcmp(m_reasons[why], reason) == 0)
+			break;
+	if (why == M_NREASONS)
+		return;
+	c = m_caller_idx(m, caller);
+	ADD(&FORBIDDEN(m, c, r, why), 1);
+}
+
 static unsigned
 m_field_idx(struct metrics *m, const struct verror *e)
 {
@@ -356,11 +388,9 @@ static void
 m_route_label(struct evbuffer *o, size_t r)
 {
 	PUTS(o, "route=\"");
-	if (r < nroutes) {
-		m_label(o, routes[r].method);
-		PUTS(o, " ");
-		m_label(o, routes[r].path);
-	} else
+	if (r < nroutes)
+		m_label(o, routes[r].name);
+	else
 		PUTS(o, "other");
 	PUTS(o, "\"");
 }
@@ -424,10 +454,10 @@ m_hist_total(struct evbuffer *o, const char *name, size_t r,
 		cum[i] += cum[i - 1];
 	labels[0] = '\0';
 	if (r != (size_t)-1) {
-		/* Route paths are constants without quotes or escapes. */
+		/* Route names are constants without quotes or escapes. */
 		if (r < nroutes)
-			snprintf(labels, sizeof(labels), "route=\"%s %s\"",
-			    routes[r].method, routes[r].path);
+			snprintf(labels, sizeof(labels), "route=\"%s\"",
+			    routes[r].name);
 		else
 			snprintf(labels, sizeof(labels), "route=\"other\"");
 	}
@@ -502,6 +532,62 @@ m_render_requests(struct evbuffer *o)
 		m_label(o, rows[i].caller);
 		evbuffer_add_printf(o, "\",code=\"%u\"} %" PRIu64 "\n",
 		    rows[i].code, sum);
+	}
+	free(rows);
+	return 0;
+}
+
+/*
+ * cmgate_forbidden_total{caller,route,reason}: each registry numbers
+ * its callers itself, so the rows are summed by name, like the request
+ * counters.  Rows reuse struct m_row with code = the reason's index.
+ */
+static int
+m_render_forbidden(struct evbuffer *o)
+{
+	struct m_row *rows;
+	struct metrics *m;
+	size_t n = 0, cap = 0, i, j, r, why;
+	unsigned c, nc;
+
+	for (m = m_all; m != NULL; m = m->next)
+		cap += (M_MAX_CALLERS + 2) * nroutes * M_NREASONS;
+	if ((rows = calloc(cap ? cap : 1, sizeof(*rows))) == NULL)
+		return -1;
+	for (m = m_all; m != NULL; m = m->next) {
+		nc = __atomic_load_n(&m->ncallers, __ATOMIC_ACQUIRE);
+		for (c = 0; c < M_MAX_CALLERS + 2; c++) {
+			if (c < M_MAX_CALLERS && c >= nc)
+				continue;
+			for (r = 0; r < nroutes; r++)
+				for (why = 0; why < M_NREASONS; why++) {
+					uint64_t v = LOAD(&FORBIDDEN(m, c, r,
+					    why));
+					if (v == 0)
+						continue;
+					rows[n].route = r;
+					rows[n].caller = m_caller_name(m, c);
+					rows[n].code = (unsigned)why;
+					rows[n++].n = v;
+				}
+		}
+	}
+	qsort(rows, n, sizeof(*rows), m_row_cmp);
+	m_head(o, "cmgate_forbidden_total", "counter",
+	    "Requests refused by least privilege, by caller, route and "
+	    "reason (forbidden_route: not in the caller's allow; not_owner: "
+	    "a client the caller does not own).");
+	for (i = 0; i < n; i = j) {
+		uint64_t sum = rows[i].n;
+		for (j = i + 1; j < n && m_row_cmp(&rows[i], &rows[j]) == 0;
+		    j++)
+			sum += rows[j].n;
+		PUTS(o, "cmgate_forbidden_total{caller=\"");
+		m_label(o, rows[i].caller);
+		PUTS(o, "\",");
+		m_route_label(o, rows[i].route);
+		evbuffer_add_printf(o, ",reason=\"%s\"} %" PRIu64 "\n",
+		    m_reasons[rows[i].code], sum);
 	}
 	free(rows);
 	return 0;
@@ -704,6 +790,8 @@ metrics_render(struct metrics *self, const struct audit *audit,
 	for (r = 0; r < nroutes; r++)
 		m_hist_total(o, "cmgate_request_duration_seconds", r,
 		    sel_req);
+	if (m_render_forbidden(o) == -1)
+		rc = -1;
 	m_render_fields(o);
 	m_render_upstream(o);
 	for (m = m_all; m != NULL; m = m->next) {

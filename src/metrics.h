@@ -37,6 +37,11 @@ void	metrics_request(struct metrics *, const struct route *,
 	    const char *caller, int status, int up_status,
 	    double up_latency_ms, double queue_ms, double total_ms);
 
+/* A request refused by least privilege; reason "forbidden_route" or
+ * "not_owner" (others are not counted). */
+void	metrics_forbidden(struct metrics *, const char *caller,
+	    const struct route *, const char *reason);
+
 /* A 422: one count per field in errs. */
 void	metrics_validation_failed(struct metrics *, const struct verrors *);
 

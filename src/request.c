@@ -15,12 +15,17 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
+#include "owners.h"
+#include "prep.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
 
 #include <sys/queue.h>
 
+#include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,18 +38,13 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
-const struct route routes[] = {
-	{ "POST", "/management/clients/individuals",
-	  "/management/clients/individuals", validate_individual },
-};
-const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
-
 struct gw_req {
 	TAILQ_ENTRY(gw_req)	 entry;		/* in loop->reqs */
 	struct gw_loop		*loop;
 	struct config		*cfg;		/* reference held */
 	struct evhttp_request	*ev;		/* borrowed until the reply */
-	const struct route	*route;
+	const struct route	*route;		/* m.route */
+	struct route_match	 m;		/* path parameters, upstream path */
 	const struct conf_caller *caller;	/* points into cfg */
 	char			 id[33];
 	char			*body;		/* normalized JSON */
@@ -74,7 +74,8 @@ struct gw_req {
 	 * covers, the claim on it, the request record waiting for the
 	 * lookup, and what a stored outcome's reply waits for (its audit
 	 * record and its store commit, in parallel). */
-	char			*idem_key;	/* NULL: none */
+	char			*idem_key;	/* NULL: none; as sent */
+	char			*idem_scoped;	/* the store's key (req_idem_scope) */
 	unsigned char		 idem_digest[SHA256_LEN];
 	struct idem_claim	*idem_claim;
 	char			*idem_fields;
@@ -82,11 +83,50 @@ struct gw_req {
 	bool			 idem_audit_ok;
 	bool			 idem_replayed;
 	char			 idem_msg[160];
+	char			 msgbuf[160];	/* a message made for r */
+	const char		*reason;	/* a refusal's reason code */
+	/* Least privilege: the owners question or change in flight, and
+	 * how many entries of a list were withheld from the caller. */
+	struct owners_q		*oq;
+	size_t			 withheld;
+	bool			 filtered;
+	struct prep		*prep;		/* its body, off the loop */
+	size_t			 held;		/* counted in req_buffered */
 };
 
 static void req_free(struct gw_req *);
 static void req_idem_members(const struct gw_req *, const char *, char *,
     size_t);
+
+/*
+ * Bytes of request and response bodies held in memory by every request
+ * of every loop (limits.max_buffered_bytes).  A request counts its body
+ * from its start and CryptoMate's answer once it has it, and gives them
+ * back when it is freed.
+ */
+static _Atomic long long	req_buffered;
+
+long long
+request_buffered_bytes(void)
+{
+	return atomic_load(&req_buffered);
+}
+
+/* Count n more bytes held by r; false (nothing counted) when that would
+ * pass the cap. */
+static bool
+req_hold(struct gw_req *r, size_t n)
+{
+	long long cap = r->cfg->limits.max_buffered_bytes;
+
+	if (atomic_fetch_add(&req_buffered, (long long)n) + (long long)n >
+	    cap && n > 0) {
+		atomic_fetch_sub(&req_buffered, (long long)n);
+		return false;
+	}
+	r->held += n;
+	return true;
+}
 
 /* ---- replies: the only exits ------------------------------------- */
 
@@ -102,13 +142,15 @@ access_log(struct gw_req *r, size_t bytes_out)
 		strcpy(caller, "null");
 	snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"info\","
 	    "\"msg\":\"request\",\"request_id\":\"%s\",\"caller\":%s,"
-	    "\"route\":\"%s %s\",\"status\":%d,\"upstream_status\":%d,"
+	    "\"route\":\"%s\",\"status\":%d,\"upstream_status\":%d,"
 	    "\"upstream_latency_ms\":%.3f,\"total_ms\":%.3f,"
-	    "\"bytes_in\":%zu,\"bytes_out\":%zu,\"queue_ms\":%.3f%s%s%s}",
-	    ts, r->id, caller, r->route->method, r->route->path, r->status,
+	    "\"bytes_in\":%zu,\"bytes_out\":%zu,\"queue_ms\":%.3f%s%s%s%s%s%s}",
+	    ts, r->id, caller, r->route->name, r->status,
 	    r->up_status, r->up_latency_ms, total, r->bytes_in, bytes_out,
 	    r->queue_ms, r->code ? ",\"code\":\"" : "",
-	    r->code ? r->code : "", r->code ? "\"" : "");
+	    r->code ? r->code : "", r->code ? "\"" : "",
+	    r->reason ? ",\"reason\":\"" : "", r->reason ? r->reason : "",
+	    r->reason ? "\"" : "");
 	server_access_log(r->loop, line);
 	metrics_request(r->loop->metrics, r->route, r->caller ?
 	    r->caller->name : NULL, r->status, r->up_status, r->up_latency_ms,
@@ -205,13 +247,18 @@ req_free(struct gw_req *r)
 {
 	r->loop->active--;
 	TAILQ_REMOVE(&r->loop->reqs, r, entry);
+	atomic_fetch_sub(&req_buffered, (long long)r->held);
 	if (r->xfer)
 		upstream_cancel(r->xfer);
 	budget_cancel(r->loop->budget, &r->bw);
+	owners_forget(r->oq);
+	if (r->prep != NULL)
+		r->prep->owner = NULL;	/* freed when it comes back */
 	conf_unref(r->cfg);
 	json_object_put(r->details);
 	idem_release(r->idem_claim);	/* an unstored key is free again */
 	free(r->idem_key);
+	free(r->idem_scoped);
 	free(r->idem_fields);
 	free(r->body);
 	free(r->resp);
@@ -232,6 +279,47 @@ request_abort_all(struct gw_loop *loop)
 }
 
 /* ---- audit glue ------------------------------------------------- */
+
+/*
+ * `"route":"individuals.get","params":{"client_id":"..."}` for r's
+ * records: the route's name and the path parameters that passed their
+ * check (identifiers of [A-Za-z0-9_-], never personal data, so they
+ * need no quoting).  A parameter that failed is left out: its bytes
+ * are the caller's, not an identifier.
+ */
+static void
+req_route_members(const struct gw_req *r, char *out, size_t outlen)
+{
+	size_t i, len;
+	int w, first = 1;
+
+	w = snprintf(out, outlen, "\"route\":\"%s\",\"params\":{",
+	    r->route->name);
+	if (w < 0 || (size_t)w >= outlen)
+		goto cut;
+	len = (size_t)w;
+	for (i = 0; i < r->m.nargs; i++) {
+		if (r->m.args[i].value[0] == '\0')
+			continue;
+		w = snprintf(out + len, outlen - len, "%s\"%s\":\"%s\"",
+		    first ? "" : ",", r->m.args[i].name, r->m.args[i].value);
+		if (w < 0 || (size_t)w >= outlen - len)
+			goto cut;
+		len += (size_t)w;
+		first = 0;
+	}
+	if (len + 2 > outlen)
+		goto cut;
+	out[len++] = '}';
+	out[len] = '\0';
+	return;
+cut:
+	/* Cannot happen with ROUTE_MEMBERS_MAX; never emit half a member. */
+	snprintf(out, outlen, "\"route\":\"%s\"", r->route->name);
+}
+
+/* Room for req_route_members(): name, two parameters, punctuation. */
+#define ROUTE_MEMBERS_MAX	(96 + ROUTE_MAX_PARAMS * (32 + ROUTE_ID_MAX))
 
 static void
 on_reject_durable(bool ok, uint64_t seq, void *arg)
@@ -280,7 +368,7 @@ req_reject(struct gw_req *r, int status, const char *code,
 {
 	struct json_object *paths;
 	char caller[80], *fields = NULL, peer[64], peerq[80], from[96];
-	char im[2 * IDEM_KEY_MAX + 64];
+	char im[2 * IDEM_KEY_MAX + 64], rm[ROUTE_MEMBERS_MAX];
 	const char *pj;
 	size_t i, n, flen;
 
@@ -299,6 +387,7 @@ req_reject(struct gw_req *r, int status, const char *code,
 			    peerq);
 	}
 	paths = json_object_new_array();
+	req_route_members(r, rm, sizeof(rm));
 	n = details ? json_object_array_length(details) : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *f = NULL;
@@ -314,12 +403,13 @@ req_reject(struct gw_req *r, int status, const char *code,
 	/* A keyed request refused before sending (its key is kept for
 	 * the audit, nothing is stored under it). */
 	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(pj) + sizeof(im) + 512;
+	flen = strlen(pj) + sizeof(im) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s%s", r->id, caller, r->route->method,
-		    r->route->path, status, code, pj, im, from);
+		    "%s,\"client_status\":%d,\"code\":\"%s\","
+		    "\"fields\":%s%s%s%s%s%s", r->id, caller, rm, status, code,
+		    pj, im, from, r->reason ? ",\"reason\":\"" : "",
+		    r->reason ? r->reason : "", r->reason ? "\"" : "");
 	json_object_put(paths);
 	/* The details wait until the record is durable. */
 	r->details = details;
@@ -425,11 +515,108 @@ req_idem_members(const struct gw_req *r, const char *more, char *out,
 		snprintf(out, outlen, ",\"idempotency_key\":%s%s", q, more);
 }
 
+/*
+ * `,"client_id":"..."` (individuals.create) or `,"product_request_id":
+ * "..."` (products.request): the id CryptoMate assigned, from a 2xx
+ * answer, so that one client's history can be followed through the log.
+ * Only an id that passes the path rules is taken: it is an identifier,
+ * never free text.  "" otherwise.
+ */
+static void
+req_assigned_id(const struct gw_req *r, char *out, size_t outlen)
+{
+	struct json_object *o = NULL, *id;
+	struct verrors errs = { 0 };
+	const char *name, *v;
+	size_t i, n;
+
+	out[0] = '\0';
+	if (strcmp(r->route->name, "individuals.create") == 0)
+		name = "client_id";
+	else if (strcmp(r->route->name, "products.request") == 0)
+		name = "product_request_id";
+	else
+		return;
+	if (r->code != NULL || r->up_status < 200 || r->up_status > 299 ||
+	    r->resp == NULL)
+		return;
+	o = json_parse_strict(r->resp, r->resp_len,
+	    r->cfg->limits.max_json_depth, &errs);
+	verrors_free(&errs);
+	if (o != NULL && json_object_object_get_ex(o, "id", &id) &&
+	    json_object_is_type(id, json_type_string)) {
+		v = json_object_get_string(id);
+		n = strlen(v);
+		for (i = 0; i < n; i++)
+			if (!(isalnum((unsigned char)v[i]) || v[i] == '_' ||
+			    v[i] == '-'))
+				break;
+		if (n > 0 && n <= ROUTE_ID_MAX && i == n)
+			snprintf(out, outlen, ",\"%s\":\"%s\"", name, v);
+	}
+	json_object_put(o);
+}
+
+static void
+on_owner_changed(struct owners_q *q, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->oq = NULL;
+	/* Not durable: the caller still gets CryptoMate's answer (hiding a
+	 * created client would be worse); an operator can assign it. */
+	if (q->rc != 0)
+		log_error("request %s: the owner of client %s was not "
+		    "recorded; assign it with cmgate-idem owners assign",
+		    r->id, q->client_id);
+	if (--r->idem_wait > 0)
+		return;
+	req_outcome_reply(r);
+}
+
+/*
+ * What CryptoMate's answer changes in ownership: a created client
+ * (aid holds `,"client_id":"..."`) is its creator's, a deleted one is
+ * nobody's.  0 when a change was queued (the answer waits for it).
+ */
+static int
+req_owner_change(struct gw_req *r, const char *aid)
+{
+	const char *id;
+	char cid[OWNERS_ID_MAX + 1];
+
+	if (r->code != NULL || r->up_status < 200 || r->up_status > 299)
+		return -1;
+	if (strncmp(aid, ",\"client_id\":\"", 14) == 0) {
+		snprintf(cid, sizeof(cid), "%.*s", (int)strcspn(aid + 14,
+		    "\""), aid + 14);
+		if (r->loop->iport == NULL) {
+			log_warn("request %s: no store (idempotency.enabled is "
+			    "false): the owner of client %s is not recorded",
+			    r->id, cid);
+			return -1;
+		}
+		r->oq = owners_put(r->loop->iport, cid, r->caller->name,
+		    on_owner_changed, r);
+	} else if (strcmp(r->route->name, "individuals.delete") == 0 &&
+	    (id = route_arg(&r->m, "client_id")) != NULL &&
+	    r->loop->iport != NULL)
+		r->oq = owners_del(r->loop->iport, id, on_owner_changed, r);
+	else
+		return -1;
+	if (r->oq == NULL) {
+		log_error("request %s: cannot queue the owner change", r->id);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 record_outcome(struct gw_req *r)
 {
-	char fields[768 + 2 * IDEM_KEY_MAX + 64], caller[80];
+	char fields[1024 + 2 * IDEM_KEY_MAX + ROUTE_MEMBERS_MAX], caller[80];
 	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 64];
+	char rm[ROUTE_MEMBERS_MAX], aid[40 + ROUTE_ID_MAX], wh[40] = "";
 	unsigned char h[SHA256_LEN];
 	int client_status = r->code ? r->status : r->up_status;
 
@@ -439,16 +626,23 @@ record_outcome(struct gw_req *r)
 	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
 		strcpy(caller, "null");
 	req_idem_members(r, ",\"replayed\":false", im, sizeof(im));
+	req_route_members(r, rm, sizeof(rm));
+	req_assigned_id(r, aid, sizeof(aid));
+	if (r->filtered)
+		snprintf(wh, sizeof(wh), ",\"withheld\":%zu", r->withheld);
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
-	    "\"upstream_status\":%d,\"latency_ms\":%.3f,\"error_class\":\"%s\","
-	    "\"response_digest\":\"%s\",\"client_status\":%d%s", r->id, caller,
-	    r->up_status, r->up_latency_ms, r->error_class, digest,
-	    client_status, im);
-	/* The store and the record run in parallel; the answer waits for
-	 * both (stored durably before it is sent). */
+	    "%s,\"upstream_status\":%d,\"latency_ms\":%.3f,"
+	    "\"error_class\":\"%s\",\"response_digest\":\"%s\","
+	    "\"client_status\":%d%s%s%s", r->id, caller, rm, r->up_status,
+	    r->up_latency_ms, r->error_class, digest, client_status, aid, wh,
+	    im);
+	/* The store, the owner change and the record run in parallel; the
+	 * answer waits for all (durable before it is sent). */
 	r->idem_wait = 1;
 	r->idem_audit_ok = false;
 	if (req_idem_store_outcome(r) == 0)
+		r->idem_wait++;
+	if (req_owner_change(r, aid) == 0)
 		r->idem_wait++;
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_outcome_durable, r) == -1)
@@ -514,6 +708,55 @@ req_retry(struct gw_req *r, const struct up_result *res)
 }
 
 static void
+on_list_filtered(struct owners_q *q, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->oq = NULL;
+	if (q->rc != 0) {
+		/* Never pass on a list that could not be filtered. */
+		free(r->resp);
+		r->resp = NULL;
+		r->resp_len = 0;
+		r->error_class = "upstream_error";
+		r->status = 502;
+		r->code = "upstream_unavailable";
+		r->message = "CryptoMate's list could not be read";
+	} else {
+		free(r->resp);
+		r->resp = q->out;
+		r->resp_len = q->out_len;
+		q->out = NULL;
+		r->withheld = q->withheld;
+		r->filtered = true;
+	}
+	record_outcome(r);
+}
+
+/*
+ * individuals.list for a caller that reaches only its own clients: the
+ * answer is filtered (off the loop) to the entries it owns before
+ * anything is recorded or sent.  0 when filtering was started.
+ */
+static int
+req_filter_list(struct gw_req *r)
+{
+	if (strcmp(r->route->name, "individuals.list") != 0 ||
+	    r->caller->clients_all || r->code != NULL ||
+	    r->up_status < 200 || r->up_status > 299)
+		return -1;
+	if (r->loop->iport != NULL)
+		r->oq = owners_filter(r->loop->iport, r->caller->name,
+		    r->resp ? r->resp : "", r->resp_len,
+		    r->cfg->limits.max_json_depth, on_list_filtered, r);
+	if (r->oq == NULL) {
+		struct owners_q none = { .rc = -1 };
+		on_list_filtered(&none, r);
+	}
+	return 0;
+}
+
+static void
 on_upstream_done(const struct up_result *res, void *arg)
 {
 	struct gw_req *r = arg;
@@ -528,6 +771,17 @@ on_upstream_done(const struct up_result *res, void *arg)
 		r->error_class = res->status >= 500 ? "upstream_error" :
 		    res->status == 429 ? "rate_limited" : "none";
 		r->retry_after_s = res->retry_after_s;
+		if (res->body_len > 0 && !req_hold(r, res->body_len)) {
+			/* No room to hold the answer: it came, but cannot
+			 * be relayed; the request may have been processed. */
+			r->error_class = "upstream_error";
+			r->status = 503;
+			r->code = "busy";
+			r->message = "the gateway holds "
+			    "limits.max_buffered_bytes of bodies; the request "
+			    "may have been processed";
+			break;
+		}
 		if (res->body_len > 0 &&
 		    (r->resp = malloc(res->body_len)) != NULL) {
 			memcpy(r->resp, res->body, res->body_len);
@@ -569,6 +823,8 @@ on_upstream_done(const struct up_result *res, void *arg)
 	}
 	if (res->error != UP_OK)
 		log_warn("request %s: upstream: %s", r->id, res->error_text);
+	if (req_filter_list(r) == 0)
+		return;		/* record_outcome() once filtered */
 	record_outcome(r);
 }
 
@@ -576,11 +832,20 @@ on_upstream_done(const struct up_result *res, void *arg)
 static void
 req_send(struct gw_req *r)
 {
+	struct up_call c = {
+		.method = r->route->method,
+		.path = r->m.upstream_path,
+		.body = r->body,
+		.len = r->body_len,
+		.request_id = r->id,
+		.max_response = r->route->list ?
+		    (size_t)r->cfg->upstream.max_list_response_bytes : 0,
+	};
+
 	r->queue_ms = budget_waited_ms(&r->bw);
 	if (r->t_sent_ns == 0)
 		r->t_sent_ns = now_mono_ns();
-	r->xfer = upstream_post(r->loop->up, r->route->upstream_path,
-	    r->body, r->body_len, r->id, on_upstream_done, r);
+	r->xfer = upstream_send(r->loop->up, &c, on_upstream_done, r);
 	if (r->xfer == NULL && errno == EBUSY) {
 		/* upstream.max_inflight calls are already out: a load limit,
 		 * not a broken upstream. */
@@ -693,9 +958,11 @@ req_idem_reject_fields(struct gw_req *r, struct json_object *details,
 {
 	struct json_object *paths = json_object_new_array();
 	char caller[80], im[2 * IDEM_KEY_MAX + 160], *fields;
+	char rm[ROUTE_MEMBERS_MAX];
 	const char *pj;
 	size_t i, n, flen;
 
+	req_route_members(r, rm, sizeof(rm));
 	n = details ? json_object_array_length(details) : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *f = NULL;
@@ -708,12 +975,12 @@ req_idem_reject_fields(struct gw_req *r, struct json_object *details,
 	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
 		strcpy(caller, "null");
 	req_idem_members(r, extra, im, sizeof(im));
-	flen = strlen(pj) + sizeof(im) + 512;
+	flen = strlen(pj) + sizeof(im) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "\"route\":\"%s %s\",\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s", r->id, caller, r->route->method,
-		    r->route->path, r->status, r->code, pj, im);
+		    "%s,\"client_status\":%d,\"code\":\"%s\","
+		    "\"fields\":%s%s", r->id, caller, rm, r->status, r->code,
+		    pj, im);
 	json_object_put(paths);
 	return fields;
 }
@@ -766,7 +1033,8 @@ on_replay_durable(bool ok, uint64_t seq, void *arg)
 static void
 req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 {
-	char fields[768 + 2 * IDEM_KEY_MAX + 64], caller[80];
+	char fields[768 + 2 * IDEM_KEY_MAX + 64 + ROUTE_MEMBERS_MAX];
+	char caller[80], rm[ROUTE_MEMBERS_MAX];
 	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 160];
 	char more[96];
 	unsigned char h[SHA256_LEN];
@@ -790,10 +1058,11 @@ req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 	snprintf(more, sizeof(more), ",\"replayed\":true,"
 	    "\"original_request_id\":\"%s\"", rec->request_id);
 	req_idem_members(r, more, im, sizeof(im));
+	req_route_members(r, rm, sizeof(rm));
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
-	    "\"upstream_status\":0,\"latency_ms\":0.000,\"error_class\":"
+	    "%s,\"upstream_status\":0,\"latency_ms\":0.000,\"error_class\":"
 	    "\"none\",\"response_digest\":\"%s\",\"client_status\":%d%s",
-	    r->id, caller, digest, r->status, im);
+	    r->id, caller, rm, digest, r->status, im);
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_replay_durable, r) == -1)
 		req_audit_failed(r);
@@ -847,19 +1116,15 @@ on_idem_lookup(int found, const struct idem_record *rec, void *arg)
 }
 
 /*
- * Claim the key for this (normalized) body, synchronously: a duplicate
- * in flight is turned away here, without I/O.  Then read what is
- * stored.
+ * Claim the key for this body (digest: of the normalized body, made
+ * with it by prep.c), synchronously: a duplicate in flight is turned
+ * away here, without I/O.  Then read what is stored.
  */
 static void
-req_idem_begin(struct gw_req *r, const void *data, size_t len)
+req_idem_begin(struct gw_req *r, const unsigned char digest[SHA256_LEN])
 {
-	if (sha256(data, len, r->idem_digest) == -1) {
-		req_reply_error(r, 500, "internal_error", "cannot hash the "
-		    "body", NULL);
-		return;
-	}
-	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_key,
+	memcpy(r->idem_digest, digest, SHA256_LEN);
+	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_scoped,
 	    r->idem_digest, r->id, &r->idem_claim)) {
 	case IDEM_NEW:
 		break;
@@ -889,6 +1154,34 @@ req_idem_begin(struct gw_req *r, const void *data, size_t len)
 }
 
 /*
+ * The scope of r's Idempotency-Key in the store: the key itself for
+ * individuals.create (as before there were other routes, so stored keys
+ * keep their meaning), else "<route>/<param>[/<param>]" US key, so
+ * that one key names one call on one route and one client.  The caller
+ * is the store's own scope.  US (0x1f) cannot occur in a key
+ * (idem_parse_key takes printable ASCII only), so no scoped key
+ * equals a plain one.
+ */
+static char *
+req_idem_scope(const struct gw_req *r, const char *key)
+{
+	char *out;
+	size_t i, len, cap = strlen(key) + 128 + ROUTE_MAX_PARAMS *
+	    (ROUTE_ID_MAX + 1);
+
+	if (strcmp(r->route->name, "individuals.create") == 0)
+		return strdup(key);
+	if ((out = malloc(cap)) == NULL)
+		return NULL;
+	len = (size_t)snprintf(out, cap, "%s", r->route->name);
+	for (i = 0; i < r->m.nargs; i++)
+		len += (size_t)snprintf(out + len, cap - len, "/%s",
+		    r->m.args[i].value);
+	snprintf(out + len, cap - len, "\x1f%s", key);
+	return out;
+}
+
+/*
  * Read the Idempotency-Key header, after auth (keys are per caller).
  * -1 when the request was turned down (and is answered).
  */
@@ -900,8 +1193,9 @@ req_idem_key(struct gw_req *r, struct evkeyvalq *in)
 	char key[IDEM_KEY_MAX + 1];
 	int n = 0;
 
-	if (r->loop->iport == NULL || !r->cfg->idempotency.enabled)
-		return 0;
+	if (r->loop->iport == NULL || !r->cfg->idempotency.enabled ||
+	    !r->route->idempotent)
+		return 0;	/* reads: a repeat is harmless; no key */
 	TAILQ_FOREACH(h, in, next)
 		if (strcasecmp(h->key, "Idempotency-Key") == 0) {
 			v = h->value;
@@ -920,7 +1214,8 @@ req_idem_key(struct gw_req *r, struct evkeyvalq *in)
 		    "ASCII characters", NULL);
 		return -1;
 	}
-	if ((r->idem_key = strdup(key)) == NULL) {
+	if ((r->idem_key = strdup(key)) == NULL ||
+	    (r->idem_scoped = req_idem_scope(r, key)) == NULL) {
 		req_reply_error(r, 500, "internal_error", "out of memory",
 		    NULL);
 		return -1;
@@ -962,22 +1257,74 @@ details_from(const struct verrors *e)
 	return a;
 }
 
+/* The Content-Length the caller declared, 0 when none. */
+static long long
+req_declared_length(struct evkeyvalq *in)
+{
+	const char *cl = evhttp_find_header(in, "Content-Length");
+
+	return cl != NULL ? strtoll(cl, NULL, 10) : 0;
+}
+
+/* What the validators take, with today's UTC date.  The subproducts
+ * stay r->cfg's, which r holds a reference to. */
+static void
+req_vctx(const struct gw_req *r, struct vctx *c)
+{
+	struct tm tm;
+	time_t now = time(NULL);
+
+	gmtime_r(&now, &tm);
+	memset(c, 0, sizeof(*c));
+	c->vo.min_age_years = r->cfg->validation.min_age_years;
+	c->vo.max_depth = r->cfg->limits.max_json_depth;
+	c->vo.max_string_length = r->cfg->limits.max_string_length;
+	c->vo.today_y = tm.tm_year + 1900;
+	c->vo.today_m = tm.tm_mon + 1;
+	c->vo.today_d = tm.tm_mday;
+	c->ko.subproducts = (const char *const *)
+	    r->cfg->validation.subproducts.v;
+	c->ko.nsubproducts = r->cfg->validation.subproducts.n;
+	c->ko.max_image_bytes = (size_t)r->cfg->validation.max_image_bytes;
+}
+
+static void req_continue(struct gw_req *);
+
+/*
+ * The owner of the client the path names is known.  A caller that does
+ * not own it gets the very answer a client that does not exist gives
+ * (404, the same message, no id echoed), so that ids cannot be probed;
+ * the reject record says why (reason not_owner).
+ */
+static void
+on_owner(struct owners_q *q, void *arg)
+{
+	struct gw_req *r = arg;
+
+	r->oq = NULL;
+	if (q->rc != 0) {
+		req_reply_error(r, 503, "ownership_unavailable",
+		    "the ownership store is unavailable; nothing is "
+		    "forwarded", NULL);
+		return;
+	}
+	if (!q->found || strcmp(q->owner, r->caller->name) != 0) {
+		r->reason = "not_owner";
+		metrics_forbidden(r->loop->metrics, r->caller->name, r->route,
+		    "not_owner");
+		req_reject(r, 404, "not_found", "client not found", NULL);
+		return;
+	}
+	req_continue(r);
+}
+
 void
 request_start(struct gw_loop *loop, struct evhttp_request *ev,
-    const struct route *route)
+    const struct route_match *m, const struct verrors *path_errs,
+    bool has_query)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
-	struct evbuffer *buf = evhttp_request_get_input_buffer(ev);
-	struct json_object *norm = NULL;
-	struct verrors errs = { 0 };
-	struct vopts vo;
 	struct gw_req *r;
-	enum vresult vr;
-	const char *s, *raw;
-	char *fields = NULL, *bodym = NULL, im[2 * IDEM_KEY_MAX + 64];
-	struct tm tm;
-	time_t now;
-	size_t flen;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		server_send_error(ev, 500, "internal_error", "out of memory",
@@ -989,10 +1336,11 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	r->loop = loop;
 	r->cfg = conf_ref(loop->cfg);
 	r->ev = ev;
-	r->route = route;
+	r->m = *m;
+	r->route = r->m.route;
 	r->t_start_ns = now_mono_ns();
 	r->retry_after_s = -1;
-	r->bytes_in = evbuffer_get_length(buf);
+	r->bytes_in = evbuffer_get_length(evhttp_request_get_input_buffer(ev));
 	if (request_id(r->id) == -1) {
 		req_reply_error(r, 500, "internal_error",
 		    "no randomness for a request id", NULL);
@@ -1002,42 +1350,85 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		req_audit_failed(r);
 		return;
 	}
-	/* Two Authorization headers are no credential: neither wins. */
+	/* A body counts twice at most while it is made ready (raw and
+	 * normalized); answered 503 rather than risk running out of
+	 * memory. */
+	if (!req_hold(r, 2 * r->bytes_in)) {
+		r->retry_after_s = 1;
+		req_reply_error(r, 503, "busy", "the gateway holds "
+		    "limits.max_buffered_bytes of bodies; retry shortly", NULL);
+		return;
+	}
+	/* Refusals come in this order: who is asking (401), may it use
+	 * this route (403), the path's parameters (422), then the request
+	 * itself and its body.  Two Authorization headers are no
+	 * credential: neither wins. */
 	if ((r->caller = caller_auth(r->cfg,
 	    server_sole_header(in, "Authorization"))) == NULL) {
 		req_reject(r, 401, "unauthenticated",
 		    "a valid 'Authorization: Bearer <token>' is required", NULL);
 		return;
 	}
-	if (req_idem_key(r, in) == -1)
-		return;
-	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-		req_reject(r, 415, "unsupported_media_type",
-		    "Content-Type must be application/json", NULL);
+	if (!route_allowed(r->caller, r->route)) {
+		snprintf(r->msgbuf, sizeof(r->msgbuf), "caller '%s' may not "
+		    "use route %s", r->caller->name, r->route->name);
+		metrics_forbidden(loop->metrics, r->caller->name, r->route,
+		    "forbidden_route");
+		r->reason = "forbidden_route";
+		req_reject(r, 403, "forbidden", r->msgbuf, NULL);
 		return;
 	}
+	if (path_errs != NULL && path_errs->n > 0) {
+		req_reject(r, 422, "validation_failed",
+		    "the path has invalid parameters", details_from(path_errs));
+		return;
+	}
+	if (has_query) {
+		req_reject(r, 400, "bad_request", "this route takes no query "
+		    "string", NULL);
+		return;
+	}
+	if (r->route->names_client && !r->caller->clients_all) {
+		/* The rest waits for the owner (store thread). */
+		if (r->loop->iport == NULL ||
+		    (r->oq = owners_get(r->loop->iport, route_arg(&r->m,
+		    "client_id"), on_owner, r)) == NULL)
+			req_reply_error(r, 503, "ownership_unavailable",
+			    "the ownership store is unavailable; nothing is "
+			    "forwarded", NULL);
+		return;
+	}
+	req_continue(r);
+}
 
-	now = time(NULL);
-	gmtime_r(&now, &tm);
-	vo.min_age_years = r->cfg->validation.min_age_years;
-	vo.max_depth = r->cfg->limits.max_json_depth;
-	vo.max_string_length = r->cfg->limits.max_string_length;
-	vo.today_y = tm.tm_year + 1900;
-	vo.today_m = tm.tm_mon + 1;
-	vo.today_d = tm.tm_mday;
-	raw = (const char *)evbuffer_pullup(buf, -1);
-	vr = route->validate(raw ? raw : "", r->bytes_in, &vo, &norm, &errs);
-	if (vr == V_INVALID_JSON) {
-		struct json_object *d = details_from(&errs);
-		verrors_free(&errs);
-		req_reject(r, 400, "invalid_json",
-		    "the body is not a valid JSON object", d);
+/* Bodies from this size on are made ready off the loop (offload.h). */
+#define REQ_OFFLOAD_MIN		(64 * 1024)
+
+/*
+ * The body is ready (or there is none): refuse it, or record the
+ * request and go on.  Owns p's results (p itself stays the caller's).
+ */
+static void
+req_prepared(struct gw_req *r, struct prep *p)
+{
+	char *fields = NULL, im[2 * IDEM_KEY_MAX + 64];
+	char caller[80], rm[ROUTE_MEMBERS_MAX];
+	size_t flen;
+
+	if (p->failed) {
+		req_reply_error(r, 500, "internal_error", "out of memory",
+		    NULL);
 		return;
 	}
-	if (vr == V_INVALID) {
-		struct json_object *d = details_from(&errs);
-		metrics_validation_failed(loop->metrics, &errs);
-		verrors_free(&errs);
+	if (p->vr == V_INVALID_JSON) {
+		req_reject(r, 400, "invalid_json",
+		    "the body is not a valid JSON object",
+		    details_from(&p->errs));
+		return;
+	}
+	if (p->vr == V_INVALID) {
+		struct json_object *d = details_from(&p->errs);
+		metrics_validation_failed(r->loop->metrics, &p->errs);
 		/* Even under an Idempotency-Key: a request refused before
 		 * it was sent stores nothing (Stripe's rule), since a retry
 		 * gets the same answer anyway; storing it would let a caller
@@ -1046,33 +1437,110 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 		    "the body has invalid fields", d);
 		return;
 	}
-	verrors_free(&errs);
-
-	s = json_object_to_json_string_length(norm, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &r->body_len);
-	r->body = s ? strndup(s, r->body_len) : NULL;
-	bodym = r->body ? audit_body_member_str(loop->audit, norm, r->body,
-	    r->body_len) : NULL;
-	json_object_put(norm);
-	if (r->body == NULL || bodym == NULL) {
-		free(bodym);
-		req_reply_error(r, 500, "internal_error", "out of memory",
-		    NULL);
-		return;
-	}
+	r->body = p->body;
+	r->body_len = p->body_len;
+	p->body = NULL;
+	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
+		strcpy(caller, "null");
+	req_route_members(r, rm, sizeof(rm));
 	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(bodym) + sizeof(im) + 512;
+	flen = strlen(p->bodym) + sizeof(im) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
-		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":\"%s\","
-		    "\"route\":\"%s %s\"%s,%s", r->id, r->caller->name,
-		    route->method, route->path, im, bodym);
-	free(bodym);
+		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
+		    "%s%s,%s", r->id, caller, rm, im, p->bodym);
 	if (fields != NULL && r->idem_key != NULL) {
 		/* The request record waits for the key's lookup: a replay
 		 * or a refusal is recorded as such instead. */
 		r->idem_fields = fields;
-		req_idem_begin(r, r->body, r->body_len);
+		req_idem_begin(r, p->digest);
 		return;
 	}
 	req_audit_request(r, fields);
+}
+
+/* Offload thread. */
+static void
+prep_work(struct offload_job *j)
+{
+	prep_run((struct prep *)(void *)j);
+}
+
+/* Back on the loop (or dropped at exit): the request may be gone. */
+static void
+on_prepared(struct offload_job *j, bool dropped)
+{
+	struct prep *p = (struct prep *)(void *)j;
+	struct gw_req *r = p->owner;
+
+	if (!dropped && r != NULL) {
+		r->prep = NULL;
+		req_prepared(r, p);
+	}
+	prep_clear(p);
+	free(p);
+}
+
+/* The caller may reach this client: on with the request itself. */
+static void
+req_continue(struct gw_req *r)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
+	struct evbuffer *buf = evhttp_request_get_input_buffer(r->ev);
+	struct prep inl, *p = &inl;
+
+	if (req_idem_key(r, in) == -1)
+		return;
+	memset(&inl, 0, sizeof(inl));
+	inl.route = r->route;
+	inl.audit = r->loop->audit;
+	inl.want_digest = r->idem_key != NULL;
+	if (r->route->body == RB_NONE) {
+		if (r->bytes_in > 0 || req_declared_length(in) != 0) {
+			req_reject(r, 400, "bad_request", "this route takes "
+			    "no request body", NULL);
+			return;
+		}
+		goto nobody;
+	}
+	if (r->route->body == RB_EMPTY_OK && r->bytes_in == 0)
+		goto nobody;	/* forwarded with an empty body */
+	if (!content_type_is_json(evhttp_find_header(in, "Content-Type"))) {
+		req_reject(r, 415, "unsupported_media_type",
+		    "Content-Type must be application/json", NULL);
+		return;
+	}
+	req_vctx(r, &inl.ctx);
+	if (r->bytes_in >= REQ_OFFLOAD_MIN && r->loop->oport != NULL &&
+	    (p = malloc(sizeof(*p))) != NULL &&
+	    (*p = inl, p->in = evbuffer_new()) != NULL &&
+	    evbuffer_add_buffer(p->in, buf) == 0) {
+		/* The bytes move to the job (no copy); the loop goes on. */
+		p->owner = r;
+		p->job.work = prep_work;
+		p->job.done = on_prepared;
+		r->prep = p;
+		offload_send(r->loop->oport, &p->job);
+		return;
+	}
+	if (p != &inl) {
+		prep_clear(p);
+		free(p);
+		p = &inl;
+	}
+	inl.raw = (const char *)evbuffer_pullup(buf, -1);
+	inl.raw_len = r->bytes_in;
+	prep_run(&inl);
+	req_prepared(r, &inl);
+	prep_clear(&inl);
+	return;
+nobody:
+	/* Nothing to validate: the record says so ("body_digest":null),
+	 * and a key covers the empty body. */
+	inl.vr = V_OK;
+	if ((inl.bodym = audit_body_member_str(r->loop->audit, NULL, NULL,
+	    0)) == NULL || (inl.want_digest && sha256("", 0,
+	    inl.digest) == -1))
+		inl.failed = true;
+	req_prepared(r, &inl);
+	prep_clear(&inl);
 }

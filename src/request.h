@@ -15,31 +15,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "validate.h"
+#include <stdbool.h>
+
+#include "routes.h"
 
 struct gw_loop;
 struct evhttp_request;
 struct json_object;
 
-typedef enum vresult (*route_validator)(const char *body, size_t len,
-		    const struct vopts *, struct json_object **out,
-		    struct verrors *errs);
-
-/* A route is one row: a second CryptoMate endpoint is a new row and a
- * new validator, with nothing else touched. */
-struct route {
-	const char	*method;	/* "POST" */
-	const char	*path;		/* as the caller sends it */
-	const char	*upstream_path;	/* as CryptoMate expects it */
-	route_validator	 validate;
-};
-
-extern const struct route	routes[];
-extern const size_t		nroutes;
-
-/* Handle one request already matched to a route. */
+/*
+ * Handle one request matched to a route (m->route).  path_errs, when
+ * not NULL, holds the path parameters that do not fit (ROUTE_BAD_PARAM):
+ * the request is refused with 422 once the caller is known.  has_query:
+ * the URI carried a query string, which no route takes (400).
+ */
 void	request_start(struct gw_loop *, struct evhttp_request *,
-	    const struct route *);
+	    const struct route_match *m, const struct verrors *path_errs,
+	    bool has_query);
+
+/* Bytes of bodies held by all requests now (limits.max_buffered_bytes). */
+long long	request_buffered_bytes(void);
 
 /*
  * Free every request of the loop still unanswered, with no reply (the

@@ -13,6 +13,7 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "request.h"
 #include "upstream.h"
 #include "util.h"
@@ -296,13 +297,18 @@ on_request(struct evhttp_request *ev, void *arg)
 	struct gw_loop *loop = arg;
 	const char *uri = evhttp_request_get_uri(ev);
 	const char *method = method_name(evhttp_request_get_command(ev));
-	char path[512], rid[33];
+	struct route_match m;
+	struct verrors perrs = { 0 };
+	char path[ROUTE_PATH_MAX], rid[33], allow[64];
+	bool has_query;
 	size_t i, n;
 
-	/* The path without the query string; routes never take one. */
+	/* The path as sent, without the query string: /healthz and
+	 * /metrics ignore one, the routes refuse it (request.c). */
 	n = strcspn(uri, "?#");
+	has_query = uri[n] != '\0';
 	if (n >= sizeof(path))
-		n = sizeof(path) - 1;
+		n = sizeof(path) - 1;	/* longer than any route: 404 */
 	memcpy(path, uri, n);
 	path[n] = '\0';
 
@@ -315,34 +321,35 @@ on_request(struct evhttp_request *ev, void *arg)
 	/* With a metrics.listen port, /metrics is off the callers' one. */
 	if (serve_status_page(loop, ev, method, path, loop->mhttp == NULL))
 		return;
-	for (i = 0; i < nroutes; i++) {
-		if (strcmp(path, routes[i].path) != 0)
-			continue;
-		if (strcmp(method, routes[i].method) != 0) {
-			request_id(rid);
-			server_send_error(ev, 405, "method_not_allowed",
-			    "method not allowed on this route", NULL, rid,
-			    "Allow", routes[i].method);
-			metrics_request(loop->metrics, &routes[i], NULL, 405,
-			    0, 0, 0, -1);
-			return;
-		}
-		if (loop->draining) {
-			request_id(rid);
-			server_send_error(ev, 503, "shutting_down",
-			    "the gateway is shutting down", NULL, rid,
-			    "Connection", "close");
-			metrics_request(loop->metrics, &routes[i], NULL, 503,
-			    0, 0, 0, -1);
-			return;
-		}
-		request_start(loop, ev, &routes[i]);
+	switch (routes_match(method, path, &m, allow, sizeof(allow), &perrs)) {
+	case ROUTE_NOT_FOUND:
+		request_id(rid);
+		server_send_error(ev, 404, "not_found", "no such route", NULL,
+		    rid, NULL, NULL);
+		metrics_request(loop->metrics, NULL, NULL, 404, 0, 0, 0, -1);
+		return;
+	case ROUTE_BAD_METHOD:
+		request_id(rid);
+		server_send_error(ev, 405, "method_not_allowed",
+		    "method not allowed on this route", NULL, rid, "Allow",
+		    allow);
+		metrics_request(loop->metrics, NULL, NULL, 405, 0, 0, 0, -1);
+		return;
+	case ROUTE_OK:
+	case ROUTE_BAD_PARAM:
+		break;
+	}
+	if (loop->draining) {
+		verrors_free(&perrs);
+		request_id(rid);
+		server_send_error(ev, 503, "shutting_down",
+		    "the gateway is shutting down", NULL, rid,
+		    "Connection", "close");
+		metrics_request(loop->metrics, m.route, NULL, 503, 0, 0, 0, -1);
 		return;
 	}
-	request_id(rid);
-	server_send_error(ev, 404, "not_found", "no such route", NULL, rid,
-	    NULL, NULL);
-	metrics_request(loop->metrics, NULL, NULL, 404, 0, 0, 0, -1);
+	request_start(loop, ev, &m, perrs.n > 0 ? &perrs : NULL, has_query);
+	verrors_free(&perrs);
 }
 
 /* The metrics.listen port: /metrics and /healthz, nothing else. */
@@ -608,14 +615,18 @@ server_free(struct gw_loop *loop)
 	if (loop->aport)
 		audit_port_free(loop->aport);
 	idem_port_free(loop->iport);
+	offload_port_free(loop->oport);
 	conf_unref(loop->cfg);
 	memset(loop, 0, sizeof(*loop));
 }
 
 int
-server_set_idem(struct gw_loop *loop, struct idem *im)
+server_attach(struct gw_loop *loop, struct idem *im, struct offload *o)
 {
 	loop->idem = im;
+	if (o != NULL && (loop->oport = offload_port_new(o, loop->base)) ==
+	    NULL)
+		return -1;
 	if (im == NULL)
 		return 0;
 	return (loop->iport = idem_port_new(im, loop->base)) == NULL ? -1 : 0;

@@ -35,6 +35,7 @@ struct gw_loop {
 	struct audit_port	*aport;
 	struct idem		*idem;		/* or NULL */
 	struct idem_port	*iport;
+	struct offload_port	*oport;		/* large bodies (offload.h) */
 	struct budget		*budget;	/* upstream budget (budget.c) */
 	struct evhttp_bound_socket *bound;
 	struct metrics		*metrics;	/* this loop's registry */
@@ -53,10 +54,11 @@ int	server_init(struct gw_loop *, struct event_base *, struct config *,
 	    struct audit *, int listen_fd, char *err, size_t errlen);
 void	server_free(struct gw_loop *);
 
-/* Attach the process's idempotency store (NULL: keys are ignored);
- * after server_init, once per loop.  -1 when the loop cannot get a
- * port. */
-int	server_set_idem(struct gw_loop *, struct idem *);
+/* Attach the process's idempotency store (NULL: keys are ignored) and
+ * offload pool (offload.h); after server_init, once per loop.  -1 when
+ * the loop cannot get a port. */
+struct offload;
+int	server_attach(struct gw_loop *, struct idem *, struct offload *);
 
 /* Swap in a new config (SIGHUP); requests in flight keep theirs. */
 int	server_reload(struct gw_loop *, struct config *);

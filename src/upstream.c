@@ -80,6 +80,7 @@ struct up_xfer {
 	struct curl_slist	 own;
 	char			 h_request_id[64];
 	const char		*body;		/* borrowed from the request */
+	size_t			 max_response;	/* this route's cap */
 	char			*resp;
 	size_t			 resp_len, resp_cap;
 	int			 too_large;
@@ -389,7 +390,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	struct up_xfer *x = arg;
 	size_t n = size * nmemb;
 
-	if (x->resp_len + n > x->prof->max_response) {
+	if (x->resp_len + n > x->max_response) {
 		x->too_large = 1;
 		return 0;	/* a short count makes curl fail the transfer */
 	}
@@ -398,8 +399,8 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		char *p;
 		while (cap < x->resp_len + n + 1)
 			cap *= 2;
-		if (cap > x->prof->max_response + 1)
-			cap = x->prof->max_response + 1;
+		if (cap > x->max_response + 1)
+			cap = x->max_response + 1;
 		if ((p = realloc(x->resp, cap)) == NULL)
 			return 0;
 		x->resp = p;
@@ -657,7 +658,6 @@ static void
 easy_setup(CURL *e, struct upstream *up, const struct up_profile *p)
 {
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, p->timeout_ms);
@@ -685,10 +685,32 @@ easy_setup(CURL *e, struct upstream *up, const struct up_profile *p)
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
 }
 
-struct up_xfer *
-upstream_post(struct upstream *up, const char *path, const char *body,
-    size_t len, const char *request_id, upstream_cb cb, void *arg)
+/*
+ * The method of one transfer on a pooled handle, which may have carried
+ * another method before: every option a method sets is set each time.
+ * GET and DELETE send no body; POST and PUT send the borrowed one.
+ */
+static void
+easy_method(CURL *e, const struct up_call *c)
 {
+	if (strcmp(c->method, "GET") == 0 || strcmp(c->method, "DELETE") == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+		    c->method[0] == 'D' ? "DELETE" : NULL);
+		return;
+	}
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+	    c->method[0] == 'P' && c->method[1] == 'U' ? "PUT" : NULL);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->len);
+}
+
+struct up_xfer *
+upstream_send(struct upstream *up, const struct up_call *c, upstream_cb cb,
+    void *arg)
+{
+	const char *request_id = c->request_id;
 	struct up_xfer *x;
 	struct up_profile *p = up->prof;
 	const char *url;
@@ -701,7 +723,7 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 		errno = EBUSY;
 		return NULL;
 	}
-	if ((url = profile_url(p, path)) == NULL)
+	if ((url = profile_url(p, c->path)) == NULL)
 		return NULL;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
@@ -711,7 +733,9 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	x->cb = cb;
 	x->arg = arg;
 	x->retry_after_s = -1;
-	x->body = body;
+	x->body = c->body;
+	x->max_response = c->max_response > 0 ? c->max_response :
+	    p->max_response;
 
 	/* This transfer's own header, in front of the profile's fixed
 	 * ones (the allowlist: see struct up_profile).  A value that does
@@ -743,8 +767,7 @@ upstream_post(struct upstream *up, const char *path, const char *body,
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, &x->own);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	easy_method(e, c);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	x->started_ns = now_mono_ns();

@@ -48,8 +48,18 @@ void		 upstream_free(struct upstream *);
 /* Replace the API key (SIGHUP); transfers in flight keep the old one. */
 int		 upstream_set_config(struct upstream *, const struct config *);
 
+/* One call to CryptoMate, as the route table describes it. */
+struct up_call {
+	const char	*method;	/* "GET", "POST", "PUT", "DELETE" */
+	const char	*path;		/* built from the route's template */
+	const char	*body;		/* POST/PUT only; borrowed */
+	size_t		 len;
+	const char	*request_id;
+	size_t		 max_response;	/* 0: upstream.max_response_bytes */
+};
+
 /*
- * Start POST base_url+path with body, which is borrowed: it must stay
+ * Start c->method base_url+c->path.  The body is borrowed: it must stay
  * unchanged until the callback runs or upstream_cancel() returns (the
  * request owns it; no copy per call).  request_id becomes the
  * X-Request-Id header; the caller's Idempotency-Key is not forwarded
@@ -58,8 +68,7 @@ int		 upstream_set_config(struct upstream *, const struct config *);
  * started: errno EBUSY when upstream.max_inflight transfers are already
  * in flight (answer 503 upstream_busy), ENOMEM otherwise.
  */
-struct up_xfer	*upstream_post(struct upstream *, const char *path,
-		    const char *body, size_t len, const char *request_id,
+struct up_xfer	*upstream_send(struct upstream *, const struct up_call *,
 		    upstream_cb, void *arg);
 void		 upstream_cancel(struct up_xfer *);
 int		 upstream_inflight(const struct upstream *);

@@ -227,7 +227,8 @@ bound_address(int fd, char *out, size_t outlen)
  * running. */
 static int
 worker_init(struct worker *w, struct config *cfg, struct audit *audit,
-    struct idem *idem, const char *addr, char *err, size_t errlen)
+    struct idem *idem, struct offload *offload, const char *addr, char *err,
+    size_t errlen)
 {
 	int fd;
 
@@ -258,9 +259,9 @@ worker_init(struct worker *w, struct config *cfg, struct audit *audit,
 		return -1;
 	}
 	w->loop_ready = true;
-	if (server_set_idem(&w->loop, idem) == -1) {
-		snprintf(err, errlen, "worker %d: idempotency: cannot attach "
-		    "to the loop", w->id);
+	if (server_attach(&w->loop, idem, offload) == -1) {
+		snprintf(err, errlen, "worker %d: cannot attach the store or "
+		    "the offload pool to the loop", w->id);
 		return -1;
 	}
 	return 0;
@@ -268,7 +269,8 @@ worker_init(struct worker *w, struct config *cfg, struct audit *audit,
 
 int
 workers_start(struct workers **out, struct config *cfg, struct audit *audit,
-    struct idem *idem, int listen_fd, char *err, size_t errlen)
+    struct idem *idem, struct offload *offload, int listen_fd, char *err,
+    size_t errlen)
 {
 	struct workers *ws;
 	sigset_t all, old;
@@ -294,8 +296,8 @@ workers_start(struct workers **out, struct config *cfg, struct audit *audit,
 	for (i = 0; i < ws->n; i++) {
 		ws->w[i].ws = ws;
 		ws->w[i].id = i + 1;
-		if (worker_init(&ws->w[i], cfg, audit, idem, addr, err,
-		    errlen) == -1) {
+		if (worker_init(&ws->w[i], cfg, audit, idem, offload, addr,
+		    err, errlen) == -1) {
 			ws->n = i + 1;
 			workers_free(ws);
 			return -1;

@@ -40,8 +40,10 @@ int	workers_check(const struct config *, int loops, char *err,
  * 0's socket) is bound.  *out is NULL when there are none (workers 1);
  * every other call accepts NULL.  -1 with a message in err.
  */
+struct offload;
 int	workers_start(struct workers **out, struct config *, struct audit *,
-	    struct idem *, int listen_fd, char *err, size_t errlen);
+	    struct idem *, struct offload *, int listen_fd, char *err,
+	    size_t errlen);
 
 /* How many event loops serve callers: 1 + the workers. */
 int	workers_loops(const struct workers *);

@@ -207,6 +207,8 @@ sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 # make_config: writes $T/cmgate.json.  Variables that change it:
 #   RATE BURST MAX_QUEUE_WAIT MAX_QUEUED TIMEOUT_MS MAX_BODY EPOCH_S
 #   AUDIT_BODY IDEM_REQUIRED EXTRA (raw JSON members added at top level)
+#   CALLER_A_EXTRA CALLER_B_EXTRA (members added to caller A's or B's
+#   object) MORE_CALLERS (", {...}" callers added to the list)
 make_config() {
 	printf '%s\n' "$API_KEY" > "$T/api-key"
 	chmod 600 "$T/api-key"
@@ -230,7 +232,8 @@ make_config() {
              "epoch_s": ${EPOCH_S:-60}, "body": "${AUDIT_BODY:-digest}" },
   "callers": [
     { "name": "onboarding", "token_sha256": "$(sha256_hex "$TOKEN_A")" ${CALLER_A_EXTRA:-} },
-    { "name": "backoffice", "token_sha256": "$(sha256_hex "$TOKEN_B")" }
+    { "name": "backoffice", "token_sha256": "$(sha256_hex "$TOKEN_B")" ${CALLER_B_EXTRA:-} }
+    ${MORE_CALLERS:-}
   ],
   "limits": { "max_body_bytes": ${MAX_BODY:-65536} ${LIMITS_EXTRA:-} },
   "idempotency": { "path": "idem.db", "required": ${IDEM_REQUIRED:-false} },

@@ -21,10 +21,10 @@ check "unknown path" "$st" 404
 check_match "404 is JSON" "$(cat "$T/resp")" '^\{"code":"not_found","message":"[^"]+","request_id":"[0-9a-f]{32}"\}$'
 check "404 request_id = X-Request-Id" "$(json_field "$T/resp" request_id)" "$(resp_header X-Request-Id)"
 
-st=$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' -H "Authorization: Bearer $TOKEN_A" "$GW_URL/management/clients/individuals")
-check "GET on the route" "$st" 405
+st=$(curl -s -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' -X PATCH -H "Authorization: Bearer $TOKEN_A" "$GW_URL/management/clients/individuals")
+check "PATCH on the route" "$st" 405
 check_match "405 code" "$(cat "$T/resp")" '"code":"method_not_allowed"'
-check "405 Allow header" "$(resp_header Allow)" POST
+check "405 Allow header lists the path's methods" "$(resp_header Allow)" "POST, GET"
 st=$(curl -s -o "$T/resp" -w '%{http_code}' -X DELETE "$GW_URL/management/clients/individuals")
 check "DELETE on the route" "$st" 405
 

@@ -26,7 +26,7 @@ line=$(reqline "$rid")
 check "one access line for it" "$(reqline "$rid" | wc -l | tr -d ' ')" 1
 check_match "a JSON object on one line" "$line" '^\{"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z","level":"info",.*\}$'
 check "caller" "$(field "$line" caller)" onboarding
-check "route" "$(field "$line" route)" "POST /management/clients/individuals"
+check "route" "$(field "$line" route)" "individuals.create"
 check "status" "$(field "$line" status)" 200
 check "upstream status" "$(field "$line" upstream_status)" 200
 check_match "upstream latency" "$(field "$line" upstream_latency_ms)" '^[0-9]+\.[0-9]{3}$'

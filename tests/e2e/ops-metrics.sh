@@ -103,17 +103,17 @@ check "invalid body" "$st" 422
 st=$(TOKEN=not-a-caller post "$SEED")
 check "unknown token" "$st" 401
 check "no route" "$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/nope")" 404
-check "wrong method" "$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/management/clients/individuals")" 405
+check "wrong method" "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH "$GW_URL/management/clients/individuals")" 405
 
 check "GET /metrics again" "$(scrape)" 200
 out=$(promcheck "$T/m.txt"); rc=$?
 check "the text parses (after traffic)" "$rc" 0
 [ $rc -eq 0 ] || echo "$out" | head -n 20
-R='route="POST /management/clients/individuals"'
+R='route="individuals.create"'
 check "200s counted" "$(delta "cmgate_requests_total{$R,caller=\"onboarding\",code=\"200\"}")" 3
 check "422 counted" "$(delta "cmgate_requests_total{$R,caller=\"onboarding\",code=\"422\"}")" 1
 check "401 counted as caller unknown" "$(delta "cmgate_requests_total{$R,caller=\"unknown\",code=\"401\"}")" 1
-check "405 counted" "$(delta "cmgate_requests_total{$R,caller=\"unknown\",code=\"405\"}")" 1
+check "405 counted as route other" "$(delta 'cmgate_requests_total{route="other",caller="unknown",code="405"}')" 1
 check "404 counted as route other" "$(delta 'cmgate_requests_total{route="other",caller="unknown",code="404"}')" 1
 check "field email counted" "$(delta 'cmgate_validation_failures_total{field="email"}')" 1
 check "unknown fields counted under _unknown" "$(delta 'cmgate_validation_failures_total{field="_unknown"}')" 2

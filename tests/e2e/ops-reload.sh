@@ -91,7 +91,7 @@ mv "$T/new.json" "$T/cmgate.json"
 hup
 check "new caller allowed after" "$(TOKEN=$TOKEN_C post "$SEED")" 200
 check "removed caller refused after" "$(TOKEN=$TOKEN_B post "$SEED")" 401
-check "metrics name the new caller" "$(mval "cmgate_requests_total{route=\"POST /management/clients/individuals\",caller=\"reporting\",code=\"200\"}")" 1
+check "metrics name the new caller" "$(mval "cmgate_requests_total{route=\"individuals.create\",caller=\"reporting\",code=\"200\"}")" 1
 
 # ---- broken configs keep the running one --------------------------------
 cp "$T/cmgate.json" "$T/good.json"

@@ -1,0 +1,55 @@
+/*
+ * prep.h: a request body made ready to forward and to record: validated
+ * and normalized by the route's validator, serialized, the audit
+ * record's body member made, and digested for an Idempotency-Key.
+ *
+ * Pure CPU work on memory the struct owns or borrows: prep_run() may
+ * run on the loop thread (small bodies) or on an offload thread (large
+ * ones; offload.h), never on both at once.  It reads the audit handle
+ * only for its body mode and body key, which never change after open.
+ */
+#ifndef CMGATE_PREP_H
+#define CMGATE_PREP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "offload.h"
+#include "routes.h"
+#include "util.h"
+#include "validate.h"
+
+struct audit;
+struct evbuffer;
+struct route;
+
+struct prep {
+	struct offload_job	 job;		/* offload.h */
+	void			*owner;		/* the request; NULL once it
+						   is gone (loop thread) */
+	/* In. */
+	const struct route	*route;
+	struct vctx		 ctx;		/* routes.h */
+	const struct audit	*audit;
+	bool			 want_digest;	/* an Idempotency-Key */
+	struct evbuffer		*in;		/* offloaded: the raw body,
+						   moved here, owned */
+	const char		*raw;		/* inline: borrowed */
+	size_t			 raw_len;
+	/* Out. */
+	enum vresult		 vr;
+	struct verrors		 errs;		/* V_INVALID, V_INVALID_JSON */
+	char			*body;		/* V_OK: what goes upstream */
+	size_t			 body_len;
+	char			*bodym;		/* V_OK: the record's member */
+	unsigned char		 digest[SHA256_LEN]; /* V_OK, want_digest:
+						   of body */
+	bool			 failed;	/* out of memory */
+};
+
+/* Validate, normalize, serialize and digest p->raw (or p->in). */
+void	prep_run(struct prep *);
+/* Free what prep_run made (and p->in); p itself stays the caller's. */
+void	prep_clear(struct prep *);
+
+#endif
