@@ -842,6 +842,8 @@ struct afmt_anchor {
 struct afmt_vfy {
 	afmt_finding_cb	 cb;
 	void		*cbarg;
+	afmt_record_cb	 rcb;
+	void		*rcbarg;
 	bool		 repair;
 
 	struct afmt_key	 base;		/* as given; never moved */
@@ -955,6 +957,13 @@ void
 afmt_vfy_repair_mode(struct afmt_vfy *v, bool on)
 {
 	v->repair = on;
+}
+
+void
+afmt_vfy_on_record(struct afmt_vfy *v, afmt_record_cb cb, void *arg)
+{
+	v->rcb = cb;
+	v->rcbarg = arg;
 }
 
 void
@@ -1326,6 +1335,8 @@ afmt_vfy_accept(struct afmt_vfy *v, const struct afmt_rec *r,
 			    off, "seq %llu differs from the anchored head",
 			    (unsigned long long)r->seq);
 	}
+	if (v->rcb)
+		v->rcb(r, v->suspect, v->rcbarg);
 }
 
 /* First good record: set up the chain it begins. */
