@@ -43,6 +43,7 @@
 #define RP_OPEN_LIVE	65536	/* in flight at most; then no route */
 #define RP_STR_MAX	512	/* a caller, route, path or code kept */
 #define RP_ID_MAX	64	/* a request id kept */
+#define RP_IDEM_MAX	600	/* an idempotency key kept, as JSON */
 
 /* Latency histogram: 10 buckets a decade from 10 us to 1000 s, then
  * one beyond.  A percentile is the upper bound of its bucket: at most
@@ -202,6 +203,7 @@ struct day {
 
 struct recon {
 	char		 id[RP_ID_MAX + 1];
+	char		 idem[RP_IDEM_MAX];	/* raw JSON value, or "" */
 	int		 caller, route;
 	char		 ts[32];
 	const char	*why;
@@ -561,8 +563,8 @@ count_answer(struct report *rp, const char *ts, struct row *w,
 }
 
 static void
-recon_add(struct report *rp, const char *id, int caller, int route,
-    const char *ts, const char *why)
+recon_add(struct report *rp, const char *id, const struct afmt_rec *r,
+    int caller, int route, const char *ts, const char *why)
 {
 	struct recon *e;
 
@@ -571,6 +573,8 @@ recon_add(struct report *rp, const char *id, int caller, int route,
 		return;
 	e = &rp->recon[rp->nrecon++];
 	snprintf(e->id, sizeof(e->id), "%s", id);
+	if (r)
+		fraw(r, "idempotency_key", e->idem, sizeof(e->idem));
 	e->caller = caller;
 	e->route = route;
 	snprintf(e->ts, sizeof(e->ts), "%s", ts);
@@ -762,12 +766,12 @@ count_outcome(struct report *rp, const struct afmt_rec *r, bool counted)
 	}
 	/* Outcome unknown: a person must ask CryptoMate. */
 	if (c == RC_ABANDONED)
-		recon_add(rp, id, caller, route, r->ts, "abandoned (crash)");
+		recon_add(rp, id, r, caller, route, r->ts, "abandoned (crash)");
 	else if (us == 0 && strcmp(ec, "timeout") == 0)
-		recon_add(rp, id, caller, route, r->ts, "timeout after "
+		recon_add(rp, id, r, caller, route, r->ts, "timeout after "
 		    "sending");
 	else if (us == 0 && strcmp(ec, "upstream_error") == 0)
-		recon_add(rp, id, caller, route, r->ts, "answer broken off");
+		recon_add(rp, id, r, caller, route, r->ts, "answer broken off");
 }
 
 static void
@@ -920,7 +924,7 @@ report_finding(const struct afmt_finding *f, void *arg)
 			} else
 				strcpy(raw, "null");
 			caller = itab_get(&rp->callers, raw);
-			recon_add(rp, f->id, caller, route, ts[0] ? ts : "?",
+			recon_add(rp, f->id, NULL, caller, route, ts[0] ? ts : "?",
 			    "no outcome recorded");
 		}
 	}
@@ -1320,6 +1324,8 @@ html_chart(const struct report *rp, FILE *o)
 		return;
 	}
 	bw = (W - L - 10) / (double)rp->ndays;
+	if (bw > 60)
+		bw = 60;
 	fprintf(o, "<svg id=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
 	    "viewBox=\"0 0 %.0f %.0f\" width=\"100%%\" role=\"img\" "
 	    "aria-label=\"calls per day by outcome\">\n", W, H);
@@ -1500,8 +1506,8 @@ html_recon(const struct report *rp, FILE *o)
 		return;
 	}
 	fputs("<table id=\"reconcile-list\"><tr><th>request id</th>"
-	    "<th>caller</th><th>route</th><th>time</th><th>why</th></tr>\n",
-	    o);
+	    "<th>caller</th><th>route</th><th>time</th><th>why</th>"
+	    "<th>idempotency key</th></tr>\n", o);
 	for (i = 0; i < rp->nrecon; i++) {
 		const struct recon *e = &rp->recon[i];
 		fputs("<tr><td class=\"mono\">", o);
@@ -1514,6 +1520,8 @@ html_recon(const struct report *rp, FILE *o)
 		h_esc(o, e->ts);
 		fputs("</td><td>", o);
 		h_esc(o, e->why);
+		fputs("</td><td class=\"mono idem\">", o);
+		h_val(o, e->idem[0] ? e->idem : NULL, "");
 		fputs("</td></tr>\n", o);
 	}
 	fputs("</table>\n", o);
@@ -1780,6 +1788,8 @@ report_json(const struct report *rp, FILE *o)
 		j_str(o, e->ts);
 		fputs(",\"why\":", o);
 		j_str(o, e->why);
+		fputs(",\"idempotency_key\":", o);
+		j_val(o, e->idem[0] ? e->idem : NULL);
 		fputc('}', o);
 	}
 	fputs("]},\"upstream\":{", o);
