@@ -133,6 +133,14 @@ int	afmt_field_str(const char *fields, size_t flen, const char *name,
 	    char *out, size_t outlen);
 int	afmt_field_u64(const char *fields, size_t flen, const char *name,
 	    uint64_t *out);
+/*
+ * All members of interest in one pass (for readers of many records):
+ * vs[i]/vl[i] get the raw value span of names[i] inside fields, or NULL
+ * and 0 when absent.  0, or -1 when the fields do not scan (spans found
+ * before the fault are kept).
+ */
+int	afmt_fields_split(const char *fields, size_t flen,
+	    const char *const *names, size_t n, const char **vs, size_t *vl);
 
 /* ------------------------------------------------------------------ */
 /* A set of request ids (open requests) */

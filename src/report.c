@@ -39,8 +39,9 @@
 #define RP_MAX_RECON	1000	/* needs-reconciliation entries listed */
 #define RP_MAX_EVENTS	500	/* lifecycle events listed */
 #define RP_MAX_SMALL	8	/* versions, body modes */
-#define RP_OPEN_SLOTS	131072	/* in-flight table slots (power of 2) */
-#define RP_OPEN_LIVE	65536	/* in flight at most; then no route */
+#define RP_OPEN_MIN	1024	/* in-flight table slots at first */
+#define RP_OPEN_LIVE	65536	/* in flight at most (table <= 2x, ~6 MiB);
+				   beyond, a request's route is unknown */
 #define RP_STR_MAX	512	/* a caller, route, path or code kept */
 #define RP_ID_MAX	64	/* a request id kept */
 #define RP_IDEM_MAX	600	/* an idempotency key kept, as JSON */
@@ -222,9 +223,16 @@ struct found {
 
 struct inflight {
 	char		 id[RP_ID_MAX + 1];	/* "" free */
-	bool		 tomb;
 	int16_t		 route;
-	char		 ts[32];
+	char		 ts[25];		/* ts is 24 characters */
+};
+
+/* The members a record's fields are split into (fnames). */
+enum rp_field {
+	F_REQUEST_ID, F_CALLER, F_ROUTE, F_ERROR_CLASS, F_UPSTREAM_STATUS, F_LATENCY_MS,
+	F_CLIENT_STATUS, F_REPLAYED, F_CODE, F_FIELDS, F_IDEMPOTENCY_KEY, F_COUNT, F_REASON, F_GATEWAY,
+	F_BODY, F_EPOCH_S, F_BYTES, F_OFFSET,
+	RP_NF
 };
 
 struct report {
@@ -232,7 +240,12 @@ struct report {
 	int		 verdict;
 	struct afmt_summary sum;
 
+	/* the fields of the record being counted (afmt_fields_split) */
+	const char	*fv[RP_NF];
+	size_t		 fl[RP_NF];
+
 	/* the held record */
+	struct afmt_rec	 pend_rec;
 	char		*pending;
 	size_t		 pend_len;
 	uint64_t	 pend_seq;
@@ -266,7 +279,7 @@ struct report {
 	uint64_t	 found_over, failures;
 
 	struct inflight	*open;
-	size_t		 open_live, open_used;
+	size_t		 open_live, open_slots;
 	uint64_t	 open_over;
 
 	uint64_t	 epoch_s;
@@ -306,22 +319,74 @@ in_period(const struct report *rp, const char *ts)
 	return true;
 }
 
-/* A member's raw value, "" when absent. */
-static void
-fraw(const struct afmt_rec *r, const char *name, char *out, size_t len)
+/* The members a record's fields are split into, once per record. */
+static const char *const fnames[RP_NF] = {
+	"request_id", "caller", "route", "error_class", "upstream_status",
+	"latency_ms", "client_status", "replayed", "code", "fields",
+	"idempotency_key", "count", "reason", "gateway", "body", "epoch_s",
+	"bytes", "offset",
+};
+
+static bool
+fspan(const struct report *rp, enum rp_field f, const char **v, size_t *l)
 {
-	if (afmt_field_raw(r->fields, r->flen, name, out, len) == -1)
-		out[0] = '\0';
+	*v = rp->fv[f];
+	*l = rp->fl[f];
+	return *v != NULL;
+}
+
+/* A member's raw value, "" when absent or longer than len. */
+static void
+fraw(const struct report *rp, enum rp_field name, char *out, size_t len)
+{
+	const char *v;
+	size_t l;
+
+	if (!fspan(rp, name, &v, &l) || l >= len)
+		l = 0;
+	else
+		memcpy(out, v, l);
+	out[l] = '\0';
+}
+
+/* A string member without its quotes, when it has no escapes. */
+static int
+fstr(const struct report *rp, enum rp_field name, char *out, size_t len)
+{
+	const char *v;
+	size_t l;
+
+	if (!fspan(rp, name, &v, &l) || l < 2 || *v != '"' ||
+	    l - 2 >= len || memchr(v + 1, '\\', l - 2) != NULL)
+		return -1;
+	memcpy(out, v + 1, l - 2);
+	out[l - 2] = '\0';
+	return 0;
+}
+
+static int
+fu64(const struct report *rp, enum rp_field name, uint64_t *out)
+{
+	char buf[32], *end;
+	unsigned long long v;
+
+	fraw(rp, name, buf, sizeof(buf));
+	if (buf[0] < '0' || buf[0] > '9')
+		return -1;
+	v = strtoull(buf, &end, 10);
+	if (*end != '\0')
+		return -1;
+	*out = v;
+	return 0;
 }
 
 static long
-fint(const struct afmt_rec *r, const char *name, long dflt)
+fint(const struct report *rp, enum rp_field name, long dflt)
 {
 	char buf[32], *end;
 	long v;
 
-	if (afmt_field_raw(r->fields, r->flen, name, buf, sizeof(buf)) == -1)
-		return dflt;
+	fraw(rp, name, buf, sizeof(buf));
 	v = strtol(buf, &end, 10);
 	return end == buf ? dflt : v;
 }
@@ -359,68 +424,66 @@ hist_quantile(const struct row *w, double p)
 }
 
 /* ------------------------------------------------------------------ */
-/* Requests in flight: request id -> route, ts */
+/* Requests in flight: request id -> route, ts.  Linear probing with
+ * backward-shift deletion (no tombstones: every request is added and
+ * taken again, and tombstones would lengthen every probe). */
 
-static struct inflight *
-open_find(struct report *rp, const char *id, bool insert)
+static size_t
+open_home(const struct report *rp, const char *id)
 {
-	size_t i = (size_t)rp_hash(id, strlen(id), 14695981039346656037ULL) &
-	    (RP_OPEN_SLOTS - 1);
-	struct inflight *tomb = NULL;
-
-	for (;;) {
-		struct inflight *e = &rp->open[i];
-		if (e->id[0] == '\0' && !e->tomb)
-			return insert ? (tomb ? tomb : e) : NULL;
-		if (e->tomb) {
-			if (tomb == NULL)
-				tomb = e;
-		} else if (strcmp(e->id, id) == 0)
-			return e;
-		i = (i + 1) & (RP_OPEN_SLOTS - 1);
-	}
+	return (size_t)rp_hash(id, strlen(id), 14695981039346656037ULL) &
+	    (rp->open_slots - 1);
 }
 
-/* Rebuild without tombstones when they crowd the table. */
-static void
-open_compact(struct report *rp)
+/* The slot holding id, or the empty slot where it would go. */
+static struct inflight *
+open_find(struct report *rp, const char *id)
 {
-	struct inflight *old = rp->open;
-	size_t i;
+	size_t i = open_home(rp, id);
 
-	if ((rp->open = calloc(RP_OPEN_SLOTS, sizeof(*rp->open))) == NULL) {
-		rp->open = old;
-		return;
-	}
-	rp->open_used = 0;
-	for (i = 0; i < RP_OPEN_SLOTS; i++)
-		if (old[i].id[0] && !old[i].tomb) {
-			*open_find(rp, old[i].id, true) = old[i];
-			rp->open_used++;
-		}
+	while (rp->open[i].id[0] != '\0' && strcmp(rp->open[i].id, id) != 0)
+		i = (i + 1) & (rp->open_slots - 1);
+	return &rp->open[i];
+}
+
+/* Double the table (kept small while few requests are in flight, so
+ * that it stays in the cache). */
+static int
+open_grow(struct report *rp)
+{
+	struct inflight *old = rp->open, *n;
+	size_t i, oslots = rp->open_slots;
+
+	if ((n = calloc(2 * oslots, sizeof(*n))) == NULL)
+		return -1;
+	rp->open = n;
+	rp->open_slots = 2 * oslots;
+	for (i = 0; i < oslots; i++)
+		if (old[i].id[0] != '\0')
+			*open_find(rp, old[i].id) = old[i];
 	free(old);
+	return 0;
 }
 
 static void
 open_add(struct report *rp, const char *id, int route, const char *ts)
 {
 	struct inflight *e;
+	size_t n;
 
-	if (strlen(id) > RP_ID_MAX || rp->open_live >= RP_OPEN_LIVE) {
+	if (strlen(id) > RP_ID_MAX || rp->open_live >= RP_OPEN_LIVE ||
+	    (2 * (rp->open_live + 1) > rp->open_slots && open_grow(rp) == -1)) {
 		rp->open_over++;
 		return;
 	}
-	if (rp->open_used >= RP_OPEN_SLOTS * 3 / 4)
-		open_compact(rp);
-	e = open_find(rp, id, true);
-	if (e->id[0] && !e->tomb)
+	e = open_find(rp, id);
+	if (e->id[0] != '\0')
 		return;			/* already there */
-	if (!e->tomb)
-		rp->open_used++;
 	snprintf(e->id, sizeof(e->id), "%s", id);
-	e->tomb = false;
 	e->route = (int16_t)route;
-	snprintf(e->ts, sizeof(e->ts), "%s", ts);
+	n = strnlen(ts, sizeof(e->ts) - 1);
+	memcpy(e->ts, ts, n);
+	e->ts[n] = '\0';
 	rp->open_live++;
 }
 
@@ -429,16 +492,30 @@ static bool
 open_take(struct report *rp, const char *id, int *route, char *ts,
     size_t tslen)
 {
+	const size_t mask = rp->open_slots - 1;
 	struct inflight *e;
+	size_t i, j, k;
 
-	if (strlen(id) > RP_ID_MAX || (e = open_find(rp, id, false)) == NULL)
+	if (strlen(id) > RP_ID_MAX || (e = open_find(rp, id))->id[0] == '\0')
 		return false;
 	*route = e->route;
 	if (ts)
 		snprintf(ts, tslen, "%s", e->ts);
-	e->id[0] = '\0';
-	e->tomb = true;
 	rp->open_live--;
+	/* Shift back the entries of the run after i that may not sit
+	 * behind an empty slot. */
+	i = (size_t)(e - rp->open);
+	for (j = i;;) {
+		j = (j + 1) & mask;
+		if (rp->open[j].id[0] == '\0')
+			break;
+		k = open_home(rp, rp->open[j].id);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		rp->open[i] = rp->open[j];
+		i = j;
+	}
+	rp->open[i].id[0] = '\0';
 	return true;
 }
 
@@ -454,6 +531,7 @@ report_new(const struct report_opts *o)
 	rp->opts = *o;
 	rp->other_row.caller = rp->other_row.route = -1;
 	rp->last_seal_ms = -1;
+	rp->open_slots = RP_OPEN_MIN;
 	if ((rp->pending = malloc(AFMT_MAX_RECORD)) == NULL ||
 	    itab_init(&rp->callers, RP_MAX_CALLERS) == -1 ||
 	    itab_init(&rp->routes, RP_MAX_ROUTES) == -1 ||
@@ -469,7 +547,7 @@ report_new(const struct report_opts *o)
 	    (rp->recon = calloc(RP_MAX_RECON, sizeof(*rp->recon))) == NULL ||
 	    (rp->events = calloc(RP_MAX_EVENTS, sizeof(*rp->events))) == NULL ||
 	    (rp->found = calloc(RP_MAX_FINDINGS, sizeof(*rp->found))) == NULL ||
-	    (rp->open = calloc(RP_OPEN_SLOTS, sizeof(*rp->open))) == NULL) {
+	    (rp->open = calloc(RP_OPEN_MIN, sizeof(*rp->open))) == NULL) {
 		report_free(rp);
 		return NULL;
 	}
@@ -574,7 +652,7 @@ recon_add(struct report *rp, const char *id, const struct afmt_rec *r,
 	e = &rp->recon[rp->nrecon++];
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	if (r)
-		fraw(r, "idempotency_key", e->idem, sizeof(e->idem));
+		fraw(rp, F_IDEMPOTENCY_KEY, e->idem, sizeof(e->idem));
 	e->caller = caller;
 	e->route = route;
 	snprintf(e->ts, sizeof(e->ts), "%s", ts);
@@ -604,7 +682,7 @@ caller_idx(struct report *rp, const struct afmt_rec *r)
 {
 	char raw[RP_STR_MAX];
 
-	fraw(r, "caller", raw, sizeof(raw));
+	fraw(rp, F_CALLER, raw, sizeof(raw));
 	if (raw[0] == '\0')
 		strcpy(raw, "null");
 	return itab_get(&rp->callers, raw);
@@ -618,17 +696,17 @@ count_reject(struct report *rp, const struct afmt_rec *r, bool counted)
 	struct row *w;
 	int caller, route, codei;
 	long cs;
-	size_t i, n;
-	char *fields;
+	size_t i, n, flen;
+	const char *fields;
 
 	if (!counted)
 		return;
 	caller = caller_idx(rp, r);
-	fraw(r, "route", raw, sizeof(raw));
+	fraw(rp, F_ROUTE, raw, sizeof(raw));
 	route = itab_get(&rp->routes, raw[0] ? raw : "\"?\"");
-	fraw(r, "code", code, sizeof(code));
+	fraw(rp, F_CODE, code, sizeof(code));
 	codei = itab_get(&rp->codes, code[0] ? code : "\"?\"");
-	cs = fint(r, "client_status", 400);
+	cs = fint(rp, F_CLIENT_STATUS, 400);
 	w = row_get(rp, caller, route);
 	if (caller >= 0 && strcmp(rp->callers.s[caller], "null") == 0)
 		rp->t.unauth++;
@@ -639,12 +717,13 @@ count_reject(struct report *rp, const struct afmt_rec *r, bool counted)
 	count_answer(rp, r->ts, w, cs >= 500 ? RC_GW_ERROR : RC_REFUSED, 1);
 
 	/* The field paths: a JSON array of strings (never values). */
-	if ((fields = malloc(AFMT_MAX_RECORD)) == NULL)
-		return;
-	if (afmt_field_raw(r->fields, r->flen, "fields", fields,
-	    AFMT_MAX_RECORD) == 0)
-		arr = json_tokener_parse(fields);
-	free(fields);
+	if (fspan(rp, F_FIELDS, &fields, &flen) && flen < INT32_MAX) {
+		struct json_tokener *tok = json_tokener_new();
+		if (tok) {
+			arr = json_tokener_parse_ex(tok, fields, (int)flen);
+			json_tokener_free(tok);
+		}
+	}
 	n = arr && json_object_is_type(arr, json_type_array) ?
 	    json_object_array_length(arr) : 0;
 	for (i = 0; i < n; i++) {
@@ -687,9 +766,9 @@ count_reject_summary(struct report *rp, const struct afmt_rec *r)
 	uint64_t n = 0;
 	int route;
 
-	if (afmt_field_u64(r->fields, r->flen, "count", &n) == -1 || n == 0)
+	if (fu64(rp, F_COUNT, &n) == -1 || n == 0)
 		return;
-	fraw(r, "route", raw, sizeof(raw));
+	fraw(rp, F_ROUTE, raw, sizeof(raw));
 	route = itab_get(&rp->routes, raw[0] ? raw : "\"(various)\"");
 	rp->t.unauth += n;
 	rp->t.reject_summary += n;
@@ -707,7 +786,7 @@ count_outcome(struct report *rp, const struct afmt_rec *r, bool counted)
 	long us, cs;
 	bool found, replay;
 
-	if (afmt_field_str(r->fields, r->flen, "request_id", id,
+	if (fstr(rp, F_REQUEST_ID, id,
 	    sizeof(id)) == -1)
 		id[0] = '\0';
 	found = id[0] && open_take(rp, id, &route, rts, sizeof(rts));
@@ -716,14 +795,14 @@ count_outcome(struct report *rp, const struct afmt_rec *r, bool counted)
 	if (!found)
 		route = itab_get(&rp->routes, "\"(no request record)\"");
 	caller = caller_idx(rp, r);
-	if (afmt_field_str(r->fields, r->flen, "error_class", ec,
+	if (fstr(rp, F_ERROR_CLASS, ec,
 	    sizeof(ec)) == -1)
 		ec[0] = '\0';
-	fraw(r, "upstream_status", us_raw, sizeof(us_raw));
+	fraw(rp, F_UPSTREAM_STATUS, us_raw, sizeof(us_raw));
 	us = strcmp(us_raw, "null") == 0 || us_raw[0] == '\0' ? 0 :
 	    strtol(us_raw, NULL, 10);
-	cs = fint(r, "client_status", 0);
-	fraw(r, "replayed", rep, sizeof(rep));
+	cs = fint(rp, F_CLIENT_STATUS, 0);
+	fraw(rp, F_REPLAYED, rep, sizeof(rep));
 	replay = strcmp(rep, "true") == 0;
 	if (strcmp(ec, "abandoned") == 0)
 		c = RC_ABANDONED;
@@ -758,7 +837,7 @@ count_outcome(struct report *rp, const struct afmt_rec *r, bool counted)
 		w->uperr++;
 	if (us > 0 && !replay) {
 		char lat[32];
-		fraw(r, "latency_ms", lat, sizeof(lat));
+		fraw(rp, F_LATENCY_MS, lat, sizeof(lat));
 		if (lat[0] && strcmp(lat, "null") != 0) {
 			w->hist[hist_bucket(strtod(lat, NULL))]++;
 			w->lat_n++;
@@ -783,21 +862,21 @@ count_lifecycle(struct report *rp, const struct afmt_rec *r, bool counted)
 	if (strcmp(r->type, "start") == 0) {
 		uint64_t e = 0;
 		char reason[32];
-		if (afmt_field_u64(r->fields, r->flen, "epoch_s", &e) == 0)
+		if (fu64(rp, F_EPOCH_S, &e) == 0)
 			rp->epoch_s = e;
 		rp->restart_since_seal = true;
 		if (!counted)
 			return;
 		rp->t.starts++;
-		if (afmt_field_str(r->fields, r->flen, "reason", reason,
+		if (fstr(rp, F_REASON, reason,
 		    sizeof(reason)) == -1)
 			strcpy(reason, "?");
 		if (strcmp(reason, "rotate") == 0)
 			rp->t.rotations++;
-		fraw(r, "gateway", buf, sizeof(buf));
+		fraw(rp, F_GATEWAY, buf, sizeof(buf));
 		if (buf[0])
 			(void)itab_get(&rp->versions, buf);
-		fraw(r, "body", buf, sizeof(buf));
+		fraw(rp, F_BODY, buf, sizeof(buf));
 		if (buf[0])
 			(void)itab_get(&rp->bodies, buf);
 		snprintf(d, sizeof(d), "start (%s), epoch %llu s", reason,
@@ -813,8 +892,8 @@ count_lifecycle(struct report *rp, const struct afmt_rec *r, bool counted)
 		uint64_t bytes = 0, off = 0;
 		if (!counted)
 			return;
-		(void)afmt_field_u64(r->fields, r->flen, "bytes", &bytes);
-		(void)afmt_field_u64(r->fields, r->flen, "offset", &off);
+		(void)fu64(rp, F_BYTES, &bytes);
+		(void)fu64(rp, F_OFFSET, &off);
 		rp->t.recoveries++;
 		rp->t.recovered_bytes += bytes;
 		snprintf(d, sizeof(d), "torn tail cut: %llu bytes at offset "
@@ -849,6 +928,8 @@ commit(struct report *rp, const struct afmt_rec *r)
 {
 	bool counted = in_period(rp, r->ts);
 
+	(void)afmt_fields_split(r->fields, r->flen, fnames, RP_NF, rp->fv,
+	    rp->fl);
 	if (counted) {
 		rp->t.counted++;
 		if (rp->first_ts[0] == '\0')
@@ -858,9 +939,9 @@ commit(struct report *rp, const struct afmt_rec *r)
 		rp->t.outside++;
 	if (strcmp(r->type, "request") == 0) {
 		char id[RP_ID_MAX + 1], raw[RP_STR_MAX];
-		if (afmt_field_str(r->fields, r->flen, "request_id", id,
+		if (fstr(rp, F_REQUEST_ID, id,
 		    sizeof(id)) == 0) {
-			fraw(r, "route", raw, sizeof(raw));
+			fraw(rp, F_ROUTE, raw, sizeof(raw));
 			open_add(rp, id, itab_get(&rp->routes, raw[0] ? raw :
 			    "\"?\""), r->ts);
 		}
@@ -885,8 +966,8 @@ commit_pending(struct report *rp)
 	if (!rp->have_pending)
 		return;
 	rp->have_pending = false;
-	if (afmt_parse(rp->pending, rp->pend_len, &r) == 0)
-		commit(rp, &r);
+	r = rp->pend_rec;
+	commit(rp, &r);
 }
 
 void
@@ -951,6 +1032,9 @@ report_record(const struct afmt_rec *r, bool suspect, void *arg)
 	}
 	memcpy(rp->pending, r->line, r->len);
 	rp->pend_len = r->len;
+	rp->pend_rec = *r;
+	rp->pend_rec.line = rp->pending;
+	rp->pend_rec.fields = rp->pending + (r->fields - r->line);
 	rp->pend_seq = r->seq;
 	rp->have_pending = true;
 }
