@@ -1,7 +1,8 @@
 #!/bin/sh
 # The README's first command: install, build, and run cmgate on its
 # bundled defaults in front of the mock CryptoMate, then show a good
-# request going through and a broken one coming back 422.
+# request going through and a broken one coming back 422, the audit log
+# verifying, and its compliance report (run/report.html).
 #
 #   scripts/quickstart.sh          keep the gateway running (Ctrl-C stops)
 #   scripts/quickstart.sh --demo   show the two requests, then stop
@@ -59,6 +60,12 @@ echo
 echo
 echo "== The audit log verifies:"
 src/cmgate-audit verify --key-file run/audit.key run/audit.log || true
+echo
+echo "== The compliance report of this log (open it in a browser; it loads nothing):"
+echo "src/cmgate-audit report --key-file run/audit.key -o run/report.html run/audit.log*"
+src/cmgate-audit report --key-file run/audit.key -o run/report.html \
+    run/audit.log* || true
+echo "file://$top/run/report.html"
 echo
 if [ "${1:-}" = "--demo" ]; then
 	exit 0

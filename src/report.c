@@ -1548,7 +1548,7 @@ html_refusals(const struct report *rp, FILE *o)
 		return;
 	}
 	fputs("<table id=\"refusal-paths\"><tr><th>field path</th>"
-	    "<th>caller</th><th>message (code)</th><th class=\"n\">times</th>"
+	    "<th>caller</th><th>error code</th><th class=\"n\">times</th>"
 	    "</tr>\n", o);
 	if ((refs = malloc(n * sizeof(*refs))) != NULL) {
 		memcpy(refs, rp->refs, n * sizeof(*refs));
