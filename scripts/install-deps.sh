@@ -8,7 +8,8 @@ PKGS="build-essential autoconf automake libtool pkg-config
  libcmocka-dev curl openssl ca-certificates procps util-linux perl-base
  groff-base systemd strace linux-perf iso-codes
  clang libclang-rt-dev valgrind
- nginx-light wrk gnuplot-nox"
+ nginx-light wrk gnuplot-nox
+ chromium"
 
 missing=""
 for p in $PKGS; do

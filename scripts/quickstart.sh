@@ -3,10 +3,11 @@
 # bundled defaults in front of the mock CryptoMate, then walk the whole
 # onboarding flow through it (create a client, request the product,
 # upload documents, submit, list), show a HEIC photo and a broken body
-# refused, and a second service that cannot see the first one's client.
+# refused, a second service that cannot see the first one's client, the
+# audit log verifying, and its compliance report (run/report.html).
 #
 #   scripts/quickstart.sh          keep the gateway running (Ctrl-C stops)
-#   scripts/quickstart.sh --demo   show the two requests, then stop
+#   scripts/quickstart.sh --demo   show the flow, then stop
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -98,6 +99,12 @@ curl -s -i -H "Authorization: Bearer quickstart-support-token" "$GW/$CLIENT"
 echo; echo
 echo "== The audit log verifies:"
 src/cmgate-audit verify --key-file run/audit.key run/audit.log || true
+echo
+echo "== The compliance report of this log (open it in a browser; it loads nothing):"
+echo "src/cmgate-audit report --key-file run/audit.key -o run/report.html run/audit.log"
+src/cmgate-audit report --key-file run/audit.key -o run/report.html \
+    run/audit.log || true
+echo "file://$top/run/report.html"
 echo
 if [ "${1:-}" = "--demo" ]; then
 	exit 0

@@ -607,6 +607,52 @@ afmt_field_u64(const char *fields, size_t flen, const char *name,
 	return 0;
 }
 
+int
+afmt_fields_split(const char *fields, size_t flen, const char *const *names,
+    size_t n, const char **vs, size_t *vl)
+{
+	const char *p = fields, *end = fields + flen;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		vs[i] = NULL;
+		vl[i] = 0;
+	}
+	while (p < end) {
+		const char *ks, *ke, *v;
+
+		p = afmt_skip_ws(p, end);
+		if (p >= end)
+			return 0;
+		ks = p;
+		if ((ke = afmt_skip_string(p, end)) == NULL)
+			return -1;
+		p = afmt_skip_ws(ke, end);
+		if (p >= end || *p != ':')
+			return -1;
+		v = afmt_skip_ws(p + 1, end);
+		if ((p = afmt_skip_value(v, end)) == NULL)
+			return -1;
+		for (i = 0; i < n; i++)
+			if ((size_t)(ke - ks) == strlen(names[i]) + 2 &&
+			    memcmp(ks + 1, names[i], (size_t)(ke - ks) - 2) ==
+			    0) {
+				if (vs[i] == NULL) {
+					vs[i] = v;
+					vl[i] = (size_t)(p - v);
+				}
+				break;
+			}
+		p = afmt_skip_ws(p, end);
+		if (p >= end)
+			return 0;
+		if (*p != ',')
+			return -1;
+		p++;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The set of open requests: open addressing, linear probing */
 
@@ -854,6 +900,8 @@ struct afmt_anchor {
 struct afmt_vfy {
 	afmt_finding_cb	 cb;
 	void		*cbarg;
+	afmt_record_cb	 rcb;
+	void		*rcbarg;
 	bool		 repair;
 
 	struct afmt_key	 base;		/* as given; never moved */
@@ -971,6 +1019,13 @@ void
 afmt_vfy_repair_mode(struct afmt_vfy *v, bool on)
 {
 	v->repair = on;
+}
+
+void
+afmt_vfy_on_record(struct afmt_vfy *v, afmt_record_cb cb, void *arg)
+{
+	v->rcb = cb;
+	v->rcbarg = arg;
 }
 
 void
@@ -1403,6 +1458,8 @@ afmt_vfy_accept(struct afmt_vfy *v, const struct afmt_rec *r,
 			    off, "seq %llu differs from the anchored head",
 			    (unsigned long long)r->seq);
 	}
+	if (v->rcb)
+		v->rcb(r, v->suspect, v->rcbarg);
 }
 
 /* First good record: set up the chain it begins. */

@@ -133,6 +133,14 @@ int	afmt_field_str(const char *fields, size_t flen, const char *name,
 	    char *out, size_t outlen);
 int	afmt_field_u64(const char *fields, size_t flen, const char *name,
 	    uint64_t *out);
+/*
+ * All members of interest in one pass (for readers of many records):
+ * vs[i]/vl[i] get the raw value span of names[i] inside fields, or NULL
+ * and 0 when absent.  0, or -1 when the fields do not scan (spans found
+ * before the fault are kept).
+ */
+int	afmt_fields_split(const char *fields, size_t flen,
+	    const char *const *names, size_t n, const char **vs, size_t *vl);
 
 /* ------------------------------------------------------------------ */
 /* A set of request ids (open requests) */
@@ -184,6 +192,18 @@ struct afmt_finding {
 };
 
 typedef void (*afmt_finding_cb)(const struct afmt_finding *, void *arg);
+/*
+ * Called for each record that verified (MAC under its epoch's key) and
+ * took its place in the chain, after the findings it raised so far.
+ * suspect is true when a finding names it already or may still name it
+ * (an epoch that went back or jumped); a consumer that counts activity
+ * skips those.  A record may still be named after this call by the
+ * next one (its hash does not match the next prev: MODIFIED seq=N), so
+ * a careful consumer holds each record until the next one arrives.
+ * rec and its line are valid only during the call.
+ */
+typedef void (*afmt_record_cb)(const struct afmt_rec *, bool suspect,
+    void *arg);
 
 struct afmt_vfy;
 
@@ -204,6 +224,9 @@ int		 afmt_vfy_anchor(struct afmt_vfy *, uint64_t seq,
 /* In repair mode a bad run at the very end is not reported: it is
  * left for the caller (afmt_vfy_torn_offset) to cut. */
 void		 afmt_vfy_repair_mode(struct afmt_vfy *, bool);
+/* See each verified record as it is accepted (NULL: none). */
+void		 afmt_vfy_on_record(struct afmt_vfy *, afmt_record_cb,
+		    void *arg);
 void		 afmt_vfy_file(struct afmt_vfy *, const char *name);
 /* One line as read, len with its newline when there is one. */
 void		 afmt_vfy_line(struct afmt_vfy *, const char *line, size_t len,

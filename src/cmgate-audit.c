@@ -6,12 +6,16 @@
  *   show LOG... [filters]            print records as JSON lines
  *   digest --key-file K0 --log-id ID FILE
  *                                    the body digest of a JSON body
+ *   report --key-file K0 [...] LOG...
+ *                                    verify, then the compliance report
+ *                                    (HTML, or JSON; src/report.c)
  *
  * It reads the log through audit_format.c, the code the gateway
  * writes it with.  Exit codes of verify: 0 valid, 1 integrity failure,
  * 2 unverifiable (key or file unreadable, wrong key), 3 usage.
  */
 #include "audit_format.h"
+#include "report.h"
 #include "util.h"
 
 #include <errno.h>
@@ -20,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,7 +62,16 @@ static const char usage_text[] =
 "\n"
 "  digest --key-file K0 --log-id ID FILE\n"
 "      The body_digest a log in digest mode would hold for the JSON body\n"
-"      in FILE (the normalized body as sent upstream).\n";
+"      in FILE (the normalized body as sent upstream).\n"
+"\n"
+"  report --key-file K0 [--since TIME] [--until TIME] [--anchor SEQ:HEAD]...\n"
+"         [-o FILE] [--json] LOG...\n"
+"      Verify the log as verify does, then write the compliance report:\n"
+"      one self-contained HTML page (or, with --json, the same figures\n"
+"      as one JSON object) to FILE or standard output.  Only records\n"
+"      that verified and that no finding names are counted.  TIME is an\n"
+"      ISO 8601 UTC prefix; --until is inclusive at its precision.\n"
+"      Exit codes as verify's; a report is still written on 1 and 2.\n";
 
 static void
 usage(FILE *f)
@@ -136,129 +148,208 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Log files, mapped and put in chain order */
+/* Log files, read in bounded windows and put in chain order */
+
+/*
+ * A log file is read through one window of LOGFILE_WINDOW bytes, never
+ * mapped whole: resident memory stays bounded whatever the size of the
+ * log (the report's budget is 100 MiB for a million records).  A line
+ * is at most AFMT_MAX_RECORD bytes, well inside the window; a longer
+ * run without a newline is handed on in window-sized pieces, each of
+ * which fails to parse as it would whole.
+ */
+#define LOGFILE_WINDOW	(1024 * 1024)	/* > AFMT_MAX_RECORD */
 
 struct logfile {
 	const char	*name;
-	char		*map;
-	size_t		 size;
-	bool		 heap;		/* map was read, not mapped: free() */
+	int		 fd;
+	uint64_t	 size;
 	uint64_t	 first_seq;	/* UINT64_MAX: none parsed */
 	size_t		 order;		/* as given */
 };
 
-/* A stream may hold no more than this (a log is rotated long before). */
-#define LOGFILE_STREAM_MAX	((size_t)1 << 34)
+typedef int (*logfile_line_cb)(const char *line, size_t len, uint64_t off,
+    void *arg);
 
 /*
- * Read a file that is not a regular file (a pipe, a FIFO, a character
- * device such as /dev/stdin) to its end into memory, since neither
- * its size nor mmap can be trusted with it.  0, or -1 with errno.
+ * Call cb for each line of lf in order (len with its newline when there
+ * is one; off is the line's file offset), through one window.  Stops
+ * early when cb returns -1.  0, or -1 on a read error (reported).
  */
 static int
-logfile_read_stream(struct logfile *lf, int fd)
+logfile_lines(const struct logfile *lf, logfile_line_cb cb, void *arg)
 {
-	size_t cap = 0, len = 0;
-	char *buf = NULL, *n;
-	ssize_t r;
+	char *buf;
+	size_t have = 0, pos;
+	uint64_t base = 0;	/* file offset of buf[0] */
+	ssize_t n;
+	bool eof = false;
+	int rc = 0;
 
-	for (;;) {
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
-			if (ncap > LOGFILE_STREAM_MAX) {
-				free(buf);
-				errno = EFBIG;
-				return -1;
-			}
-			if ((n = realloc(buf, ncap)) == NULL) {
-				free(buf);
-				return -1;
-			}
-			buf = n;
-			cap = ncap;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			free(buf);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
+	if ((buf = malloc(LOGFILE_WINDOW)) == NULL) {
+		fprintf(stderr, "cmgate-audit: out of memory\n");
+		return -1;
 	}
-	lf->map = buf;
-	lf->size = len;
-	lf->heap = true;
-	return 0;
+	while (!eof || have > 0) {
+		if (!eof && have < LOGFILE_WINDOW) {
+			n = pread(lf->fd, buf + have, LOGFILE_WINDOW - have,
+			    (off_t)(base + have));
+			if (n == -1) {
+				if (errno == EINTR)
+					continue;
+				fprintf(stderr, "cmgate-audit: %s: %s\n",
+				    lf->name, strerror(errno));
+				rc = -1;
+				break;
+			}
+			if (n == 0)
+				eof = true;
+			have += (size_t)n;
+			if (!eof && have < LOGFILE_WINDOW)
+				continue;
+		}
+		pos = 0;
+		while (pos < have) {
+			const char *nl = memchr(buf + pos, '\n', have - pos);
+			size_t len;
+			if (nl == NULL && !eof && pos > 0)
+				break;		/* read the rest first */
+			len = nl ? (size_t)(nl - (buf + pos)) + 1 : have - pos;
+			if (cb(buf + pos, len, base + pos, arg) == -1) {
+				free(buf);
+				return 0;
+			}
+			pos += len;
+		}
+		memmove(buf, buf + pos, have - pos);
+		have -= pos;
+		base += pos;
+	}
+	free(buf);
+	return rc;
+}
+
+struct first_arg {
+	uint64_t	 seq;
+	int		 tries;
+};
+
+static int
+logfile_first_line(const char *line, size_t len, uint64_t off, void *arg)
+{
+	struct first_arg *a = arg;
+	struct afmt_rec r;
+
+	(void)off;
+	if (afmt_parse(line, len, &r) == 0) {
+		a->seq = r.seq;
+		return -1;
+	}
+	return ++a->tries >= 16 ? -1 : 0;
+}
+
+/* A stream may hold no more than this (a log is rotated long before). */
+#define LOGFILE_STREAM_MAX	((uint64_t)1 << 34)
+
+/*
+ * A file that is not a regular file (a pipe, a FIFO, /dev/stdin) has no
+ * size to trust and cannot be read twice: copy it, to its end, into an
+ * unlinked temporary file, and read that instead (the windows read with
+ * pread).  The new descriptor, or -1 with errno.
+ */
+static int
+logfile_spool(int in)
+{
+	char buf[65536];
+	uint64_t total = 0;
+	ssize_t r, w;
+	size_t off;
+	FILE *tmp;
+	int fd;
+
+	if ((tmp = tmpfile()) == NULL)
+		return -1;
+	if ((fd = dup(fileno(tmp))) == -1) {
+		fclose(tmp);
+		return -1;
+	}
+	fclose(tmp);
+	for (;;) {
+		if ((r = read(in, buf, sizeof(buf))) == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if ((total += (uint64_t)r) > LOGFILE_STREAM_MAX) {
+			errno = EFBIG;
+			r = -1;
+			break;
+		}
+		for (off = 0; off < (size_t)r; off += (size_t)w)
+			if ((w = write(fd, buf + off, (size_t)r - off)) == -1) {
+				if (errno == EINTR) {
+					w = 0;
+					continue;
+				}
+				close(fd);
+				return -1;
+			}
+	}
+	if (r == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int
 logfile_open(struct logfile *lf, const char *name, size_t order)
 {
 	struct stat st;
-	int fd;
+	struct first_arg fa = { UINT64_MAX, 0 };
 
 	memset(lf, 0, sizeof(*lf));
 	lf->name = name;
 	lf->order = order;
 	lf->first_seq = UINT64_MAX;
-	if ((fd = open(name, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1) {
+	if ((lf->fd = open(name, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(lf->fd, &st) == -1) {
 		fprintf(stderr, "cmgate-audit: %s: %s\n", name, strerror(errno));
-		if (fd != -1)
-			close(fd);
+		if (lf->fd != -1)
+			close(lf->fd);
+		lf->fd = -1;
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		/* A pipe, /dev/stdin, a FIFO: its size says nothing. */
-		if (logfile_read_stream(lf, fd) == -1) {
+		/* A pipe, /dev/stdin, a FIFO: read once, to its end. */
+		int fd = logfile_spool(lf->fd);
+
+		close(lf->fd);
+		if ((lf->fd = fd) == -1 || fstat(lf->fd, &st) == -1) {
 			fprintf(stderr, "cmgate-audit: %s: %s\n", name,
 			    strerror(errno));
-			close(fd);
-			return -1;
-		}
-	} else {
-		lf->size = (size_t)st.st_size;
-		if (lf->size > 0 && (lf->map = mmap(NULL, lf->size, PROT_READ,
-		    MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-			fprintf(stderr, "cmgate-audit: %s: %s\n", name,
-			    strerror(errno));
-			lf->map = NULL;
-			close(fd);
+			if (lf->fd != -1)
+				close(lf->fd);
+			lf->fd = -1;
 			return -1;
 		}
 	}
-	close(fd);
+	lf->size = (uint64_t)st.st_size;
 	/* The first record that parses says where the file sits. */
-	{
-		size_t off = 0;
-		int tries = 0;
-		struct afmt_rec r;
-		while (off < lf->size && tries++ < 16) {
-			const char *nl = memchr(lf->map + off, '\n',
-			    lf->size - off);
-			size_t n = nl ? (size_t)(nl - (lf->map + off)) + 1 :
-			    lf->size - off;
-			if (afmt_parse(lf->map + off, n, &r) == 0) {
-				lf->first_seq = r.seq;
-				break;
-			}
-			off += n;
-		}
+	if (logfile_lines(lf, logfile_first_line, &fa) == -1) {
+		close(lf->fd);
+		lf->fd = -1;
+		return -1;
 	}
+	lf->first_seq = fa.seq;
 	return 0;
 }
 
 static void
 logfile_close(struct logfile *lf)
 {
-	if (lf->map && lf->heap)
-		free(lf->map);
-	else if (lf->map)
-		munmap(lf->map, lf->size);
-	lf->map = NULL;
+	if (lf->fd != -1)
+		close(lf->fd);
+	lf->fd = -1;
 }
 
 static int
@@ -316,6 +407,27 @@ open_logs(int n, char **names, struct logfile **out, int *np)
 
 /* ------------------------------------------------------------------ */
 /* verify */
+
+static int
+vfy_line(const char *line, size_t len, uint64_t off, void *arg)
+{
+	afmt_vfy_line(arg, line, len, off);
+	return 0;
+}
+
+/* Feed the files, in chain order, to v.  -1 on a read error. */
+static int
+verify_files(struct afmt_vfy *v, struct logfile *files, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		afmt_vfy_file(v, files[i].name);
+		if (logfile_lines(&files[i], vfy_line, v) == -1)
+			return -1;
+	}
+	return 0;
+}
 
 struct found {
 	struct afmt_finding	 f;
@@ -503,10 +615,8 @@ cmd_verify(int argc, char **argv)
 	}
 	for (i = 0; i < nanchors; i++)
 		afmt_vfy_anchor(v, anchors[i].seq, anchors[i].head);
-	for (i = 0; i < (size_t)nfiles; i++) {
-		afmt_vfy_file(v, files[i].name);
-		afmt_vfy_buffer(v, files[i].map, files[i].size);
-	}
+	if (verify_files(v, files, (size_t)nfiles) == -1)
+		goto out;
 	afmt_vfy_finish(v);
 	afmt_vfy_summary(v, &sum);
 	if (fs.n > 1)
@@ -639,7 +749,249 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* report */
+
+/* An ISO 8601 UTC prefix: digits and -T:.Z only, at most 24. */
+static bool
+time_prefix_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 4 && n <= 24 && strspn(s, "0123456789-T:.Z") == n;
+}
+
+/*
+ * The fingerprint of K0 on the report: the first 16 hex digits of
+ * SHA-256(HMAC(K0, "cmgate-audit key fingerprint")).  The HMAC under a
+ * label of its own keeps it apart from every key the log derives, and
+ * reveals nothing of K0.
+ */
+static int
+key_fingerprint(const unsigned char k0[AFMT_KEY_LEN], char out[17])
+{
+	static const char label[] = "cmgate-audit key fingerprint";
+	unsigned char m[AFMT_HASH_LEN], h[AFMT_HASH_LEN];
+	char hex[2 * AFMT_HASH_LEN + 1];
+
+	if (afmt_hmac(k0, AFMT_KEY_LEN, label, sizeof(label) - 1, NULL, 0,
+	    m) == -1 || afmt_sha256(m, sizeof(m), h) == -1)
+		return -1;
+	OPENSSL_cleanse(m, sizeof(m));
+	hex_encode(h, sizeof(h), hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
+	return 0;
+}
+
+static int
+cmd_report(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "anchor", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct report_opts ro = { 0 };
+	struct anchor_arg *anchors = NULL;
+	struct logfile *files = NULL;
+	struct afmt_summary sum;
+	struct afmt_vfy *v = NULL;
+	struct report *rp = NULL;
+	unsigned char k0[AFMT_KEY_LEN];
+	const char *keyfile = NULL, *out = NULL, **names = NULL;
+	char fpr[17], gen[40];
+	bool json = false, k0_set = false;
+	size_t nanchors = 0, nopen = 0, i;
+	int c, nfiles, rc = EX_UNVERIFIABLE, verdict;
+	FILE *o = NULL;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 's':
+		case 'u':
+			if (!time_prefix_ok(optarg)) {
+				fprintf(stderr, "cmgate-audit: --%s: expected an "
+				    "ISO 8601 UTC time such as 2026-11-26 or "
+				    "2026-11-26T19:00\n", c == 's' ? "since" :
+				    "until");
+				rc = EX_USAGE;
+				goto out;
+			}
+			if (c == 's')
+				ro.since = optarg;
+			else
+				ro.until = optarg;
+			break;
+		case 'a': {
+			struct anchor_arg *n = realloc(anchors,
+			    (nanchors + 1) * sizeof(*n));
+			if (n == NULL)
+				goto out;
+			anchors = n;
+			if (parse_anchor(optarg, &n[nanchors].seq,
+			    n[nanchors].head) == -1) {
+				fprintf(stderr, "cmgate-audit: --anchor: "
+				    "expected SEQ:HEAD (HEAD = 64 hex "
+				    "digits)\n");
+				rc = EX_USAGE;
+				goto out;
+			}
+			nanchors++;
+			break;
+		}
+		case 'j':
+			json = true;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			rc = EX_VALID;
+			goto out;
+		default:
+			rc = EX_USAGE;
+			goto out;
+		}
+	}
+	nfiles = argc - optind;
+	if (keyfile == NULL || nfiles < 1) {
+		fprintf(stderr, "usage: cmgate-audit report --key-file K0 "
+		    "[--since TIME] [--until TIME] [--anchor SEQ:HEAD]... "
+		    "[-o FILE] [--json] LOG...\n");
+		rc = EX_USAGE;
+		goto out;
+	}
+	if (read_k0(keyfile, k0) == -1)
+		goto out;
+	k0_set = true;
+	if (key_fingerprint(k0, fpr) == -1) {
+		fprintf(stderr, "cmgate-audit: OpenSSL HMAC unavailable\n");
+		goto out;
+	}
+	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
+		goto out;
+	nopen = (size_t)nfiles;
+	if (nfiles == 0) {
+		fprintf(stderr, "cmgate-audit: no log file given\n");
+		rc = EX_USAGE;
+		goto out;
+	}
+	if ((names = calloc((size_t)nfiles, sizeof(*names))) == NULL)
+		goto out;
+	for (i = 0; i < (size_t)nfiles; i++)
+		names[i] = files[i].name;
+	now_iso8601(gen, sizeof(gen));
+	ro.key_fpr = fpr;
+	ro.generated = gen;
+	ro.files = names;
+	ro.nfiles = (size_t)nfiles;
+	ro.nanchors = nanchors;
+	if ((rp = report_new(&ro)) == NULL ||
+	    (v = afmt_vfy_new(k0, 0, report_finding, rp)) == NULL) {
+		fprintf(stderr, "cmgate-audit: out of memory\n");
+		goto out;
+	}
+	afmt_vfy_on_record(v, report_record, rp);
+	for (i = 0; i < nanchors; i++)
+		afmt_vfy_anchor(v, anchors[i].seq, anchors[i].head);
+	if (verify_files(v, files, (size_t)nfiles) == -1)
+		goto out;
+	afmt_vfy_finish(v);
+	afmt_vfy_summary(v, &sum);
+	/* The verdict, by verify's rules. */
+	if (sum.records == 0)
+		verdict = EX_UNVERIFIABLE;
+	else if (sum.failures > 0)
+		verdict = EX_INTEGRITY;
+	else if (sum.anchors_unchecked > 0)
+		verdict = EX_UNVERIFIABLE;
+	else
+		verdict = EX_VALID;
+	report_finish(rp, &sum, verdict);
+
+	if (out && (o = fopen(out, "w")) == NULL) {
+		fprintf(stderr, "cmgate-audit: %s: %s\n", out, strerror(errno));
+		goto out;
+	}
+	if ((json ? report_json(rp, o ? o : stdout) :
+	    report_html(rp, o ? o : stdout)) == -1 ||
+	    (o ? fclose(o) : fflush(stdout)) == EOF) {
+		o = NULL;
+		fprintf(stderr, "cmgate-audit: %s: write error\n",
+		    out ? out : "standard output");
+		goto out;
+	}
+	o = NULL;
+	fprintf(stderr, "cmgate-audit: %s: %s (%llu record(s) verified, %llu "
+	    "finding(s))\n", out ? out : "report", verdict == EX_VALID ?
+	    "valid" : verdict == EX_INTEGRITY ? "INTEGRITY FAILURE" :
+	    "UNVERIFIABLE", (unsigned long long)sum.records,
+	    (unsigned long long)sum.failures);
+	rc = verdict;
+out:
+	if (o)
+		fclose(o);
+	if (k0_set)
+		OPENSSL_cleanse(k0, sizeof(k0));
+	afmt_vfy_free(v);
+	report_free(rp);
+	for (i = 0; i < nopen; i++)
+		logfile_close(&files[i]);
+	free(files);
+	free(names);
+	free(anchors);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* show */
+
+struct show_arg {
+	const char	*rid, *since, *type, *caller, *name;
+	size_t		 line;
+	int		 rc;
+};
+
+static int
+show_line(const char *p, size_t n, uint64_t off, void *arg)
+{
+	struct show_arg *a = arg;
+	struct afmt_rec r;
+	char buf[300];
+
+	(void)off;
+	a->line++;
+	if (afmt_parse(p, n, &r) == -1) {
+		fprintf(stderr, "cmgate-audit: %s line %zu: not a record "
+		    "(skipped)\n", a->name, a->line);
+		return 0;
+	}
+	if (a->type && strcmp(r.type, a->type) != 0)
+		return 0;
+	if (a->since && strcmp(r.ts, a->since) < 0)
+		return 0;
+	if (a->rid && (afmt_field_str(r.fields, r.flen, "request_id", buf,
+	    sizeof(buf)) == -1 || strcmp(buf, a->rid) != 0))
+		return 0;
+	if (a->caller[0] && (afmt_field_raw(r.fields, r.flen, "caller", buf,
+	    sizeof(buf)) == -1 || strcmp(buf, a->caller) != 0))
+		return 0;
+	if (fwrite(p, 1, n, stdout) != n) {
+		a->rc = EX_UNVERIFIABLE;
+		return -1;
+	}
+	return 0;
+}
 
 static int
 cmd_show(int argc, char **argv)
@@ -653,7 +1005,8 @@ cmd_show(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *rid = NULL, *since = NULL, *type = NULL;
-	char caller[300] = "", buf[300];
+	char caller[300] = "";
+	struct show_arg sa = { 0 };
 	struct logfile *files = NULL;
 	int c, nfiles, i, rc = EX_VALID;
 
@@ -692,40 +1045,17 @@ cmd_show(int argc, char **argv)
 	}
 	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
 		return EX_UNVERIFIABLE;
-	for (i = 0; i < nfiles; i++) {
-		const struct logfile *lf = &files[i];
-		size_t off = 0, line = 0;
-		while (off < lf->size) {
-			const char *p = lf->map + off;
-			const char *nl = memchr(p, '\n', lf->size - off);
-			size_t n = nl ? (size_t)(nl - p) + 1 : lf->size - off;
-			struct afmt_rec r;
-
-			off += n;
-			line++;
-			if (afmt_parse(p, n, &r) == -1) {
-				fprintf(stderr, "cmgate-audit: %s line %zu: not "
-				    "a record (skipped)\n", lf->name, line);
-				continue;
-			}
-			if (type && strcmp(r.type, type) != 0)
-				continue;
-			if (since && strcmp(r.ts, since) < 0)
-				continue;
-			if (rid && (afmt_field_str(r.fields, r.flen,
-			    "request_id", buf, sizeof(buf)) == -1 ||
-			    strcmp(buf, rid) != 0))
-				continue;
-			if (caller[0] && (afmt_field_raw(r.fields, r.flen,
-			    "caller", buf, sizeof(buf)) == -1 ||
-			    strcmp(buf, caller) != 0))
-				continue;
-			if (fwrite(p, 1, n, stdout) != n) {
-				rc = EX_UNVERIFIABLE;
-				break;
-			}
-		}
+	sa.rid = rid;
+	sa.since = since;
+	sa.type = type;
+	sa.caller = caller;
+	for (i = 0; i < nfiles && sa.rc == EX_VALID; i++) {
+		sa.name = files[i].name;
+		sa.line = 0;
+		if (logfile_lines(&files[i], show_line, &sa) == -1)
+			sa.rc = EX_UNVERIFIABLE;
 	}
+	rc = sa.rc;
 	for (i = 0; i < nfiles; i++)
 		logfile_close(&files[i]);
 	free(files);
@@ -835,6 +1165,8 @@ main(int argc, char **argv)
 		return cmd_show(argc - 1, argv + 1);
 	if (strcmp(cmd, "digest") == 0)
 		return cmd_digest(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
 	fprintf(stderr, "cmgate-audit: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EX_USAGE;
