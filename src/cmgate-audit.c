@@ -56,9 +56,13 @@ static const char usage_text[] =
 "      tail.  --json prints one JSON object instead.\n"
 "      Exit: 0 valid, 1 integrity failure, 2 unverifiable, 3 usage.\n"
 "\n"
-"  show [--request-id ID] [--caller NAME] [--since TIME] [--type TYPE] LOG...\n"
+"  show [--request-id ID] [--caller NAME] [--client-id ID] [--since TIME]\n"
+"       [--type TYPE] LOG...\n"
 "      Print records as JSON lines (as stored; not verified).  TIME is\n"
 "      an ISO 8601 UTC prefix such as 2026-11-26 or 2026-11-26T19:00.\n"
+"      --client-id: one client's whole history: every record naming it\n"
+"      (its path, the id CryptoMate assigned, an owner change), and the\n"
+"      other records of those requests.\n"
 "\n"
 "  digest --key-file K0 --log-id ID FILE\n"
 "      The body_digest a log in digest mode would hold for the JSON body\n"
@@ -960,7 +964,50 @@ struct show_arg {
 	const char	*rid, *since, *type, *caller, *name;
 	size_t		 line;
 	int		 rc;
+	/* --client-id: `"client_id":"ID"` and the request ids of every
+	 * record that holds it (sorted), so that a request's other
+	 * records (the create's request record names no client yet) come
+	 * along. */
+	char		 cneedle[96];
+	char		(*rids)[33];
+	size_t		 nrids, caprids;
 };
+
+static int
+rid_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* First pass of --client-id: the request ids of the records naming it. */
+static int
+show_collect(const char *p, size_t n, uint64_t off, void *arg)
+{
+	struct show_arg *a = arg;
+	struct afmt_rec r;
+	char buf[300];
+
+	(void)off;
+	if (afmt_parse(p, n, &r) == -1 ||
+	    memmem(r.fields, r.flen, a->cneedle, strlen(a->cneedle)) == NULL ||
+	    afmt_field_str(r.fields, r.flen, "request_id", buf,
+	    sizeof(buf)) == -1 || strlen(buf) != 32)
+		return 0;
+	if (a->nrids == a->caprids) {
+		size_t cap = a->caprids ? 2 * a->caprids : 64;
+		void *v = realloc(a->rids, cap * sizeof(*a->rids));
+
+		if (v == NULL) {
+			fprintf(stderr, "cmgate-audit: out of memory\n");
+			a->rc = EX_UNVERIFIABLE;
+			return -1;
+		}
+		a->rids = v;
+		a->caprids = cap;
+	}
+	memcpy(a->rids[a->nrids++], buf, 33);
+	return 0;
+}
 
 static int
 show_line(const char *p, size_t n, uint64_t off, void *arg)
@@ -986,6 +1033,11 @@ show_line(const char *p, size_t n, uint64_t off, void *arg)
 	if (a->caller[0] && (afmt_field_raw(r.fields, r.flen, "caller", buf,
 	    sizeof(buf)) == -1 || strcmp(buf, a->caller) != 0))
 		return 0;
+	if (a->cneedle[0] && memmem(r.fields, r.flen, a->cneedle,
+	    strlen(a->cneedle)) == NULL && (afmt_field_str(r.fields, r.flen,
+	    "request_id", buf, sizeof(buf)) == -1 || bsearch(buf, a->rids,
+	    a->nrids, sizeof(*a->rids), rid_cmp) == NULL))
+		return 0;
 	if (fwrite(p, 1, n, stdout) != n) {
 		a->rc = EX_UNVERIFIABLE;
 		return -1;
@@ -1001,10 +1053,11 @@ cmd_show(int argc, char **argv)
 		{ "caller", required_argument, NULL, 'c' },
 		{ "since", required_argument, NULL, 's' },
 		{ "type", required_argument, NULL, 't' },
+		{ "client-id", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *rid = NULL, *since = NULL, *type = NULL;
+	const char *rid = NULL, *since = NULL, *type = NULL, *cid = NULL;
 	char caller[300] = "";
 	struct show_arg sa = { 0 };
 	struct logfile *files = NULL;
@@ -1030,6 +1083,18 @@ cmd_show(int argc, char **argv)
 		case 't':
 			type = optarg;
 			break;
+		case 'i':
+			/* An id as the gateway records it: nothing to escape. */
+			if (strlen(optarg) < 1 || strlen(optarg) > 64 ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+			    strlen(optarg)) {
+				fprintf(stderr, "cmgate-audit: --client-id: "
+				    "1..64 of A-Z a-z 0-9 _ -\n");
+				return EX_USAGE;
+			}
+			cid = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return EX_VALID;
@@ -1040,11 +1105,20 @@ cmd_show(int argc, char **argv)
 	nfiles = argc - optind;
 	if (nfiles < 1) {
 		fprintf(stderr, "usage: cmgate-audit show [--request-id ID] "
-		    "[--caller NAME] [--since TIME] [--type TYPE] LOG...\n");
+		    "[--caller NAME] [--client-id ID] [--since TIME] "
+		    "[--type TYPE] LOG...\n");
 		return EX_USAGE;
 	}
 	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
 		return EX_UNVERIFIABLE;
+	if (cid != NULL) {
+		snprintf(sa.cneedle, sizeof(sa.cneedle), "\"client_id\":\"%s\"",
+		    cid);
+		for (i = 0; i < nfiles && sa.rc == EX_VALID; i++)
+			if (logfile_lines(&files[i], show_collect, &sa) == -1)
+				sa.rc = EX_UNVERIFIABLE;
+		qsort(sa.rids, sa.nrids, sizeof(*sa.rids), rid_cmp);
+	}
 	sa.rid = rid;
 	sa.since = since;
 	sa.type = type;
@@ -1056,6 +1130,7 @@ cmd_show(int argc, char **argv)
 			sa.rc = EX_UNVERIFIABLE;
 	}
 	rc = sa.rc;
+	free(sa.rids);
 	for (i = 0; i < nfiles; i++)
 		logfile_close(&files[i]);
 	free(files);

@@ -139,10 +139,15 @@ make_log(void)
 	for (i = 0; i < 5000 && count_rotated() == 0; i++)
 		usleep(2000);
 	assert_int_equal(count_rotated(), 1);
-	memset(&w, 0, sizeof(w));
-	sub(p, &w, "reject_summary", "\"count\":5,\"sources\":[\"192.0.2.1\"],"
-	    "\"reasons\":{\"unauthenticated\":5}");
-	assert_int_equal(ta_wait(&env, &w), 0);
+	/* A flood of unauthenticated requests: past the allowance (whose
+	 * refusals would be records of their own; none is written here),
+	 * five are only counted, and the writer sums them in one
+	 * reject_summary, at the latest before the stop record. */
+	while (audit_reject_admit(a, "192.0.2.1", "unauthenticated"))
+		;
+	for (i = 1; i < 5; i++)
+		assert_false(audit_reject_admit(a, "192.0.2.1",
+		    "unauthenticated"));
 	audit_port_free(p);
 	audit_close(a);
 }
