@@ -19,6 +19,7 @@
  * parsed as the next request would be a request nobody checked.
  */
 #include "guard.h"
+#include "routes.h"
 #include "guard_head.h"
 #include "conf.h"
 #include "log.h"
@@ -69,6 +70,29 @@ struct guard {
 	struct ghead_scan	 scan;
 	int			 paused;	/* reading stopped (GUARD_IN_MAX) */
 };
+
+/*
+ * The route table says which requests take limits.max_document_body_bytes
+ * (products.documentation); the guard asks it on the target as sent,
+ * without its query string, before any byte of the body is read.
+ */
+static int
+guard_large_body(enum ghead_method m, const char *target, size_t len)
+{
+	char path[ROUTE_PATH_MAX];
+	size_t n;
+
+	if (m != GH_POST)
+		return 0;
+	/* target is not NUL-terminated: it sits in the head's bytes. */
+	for (n = 0; n < len && target[n] != '?' && target[n] != '#'; n++)
+		;
+	if (n >= sizeof(path))
+		return 0;
+	memcpy(path, target, n);
+	path[n] = '\0';
+	return routes_body_cap("POST", path) == RC_DOCUMENT;
+}
 
 static char	guard_prefix[64];	/* "/.cmgate-guard-<32 hex>/" */
 static size_t	guard_prefix_len;
@@ -275,6 +299,9 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		gl.max_header_bytes = hmax;
 		gl.max_headers = (size_t)c->limits.max_headers;
 		gl.max_body_bytes = (size_t)c->limits.max_body_bytes;
+		gl.large_body = guard_large_body;
+		gl.max_large_body_bytes =
+		    (size_t)c->limits.max_document_body_bytes;
 		ghead_check(p, hlen, &gl, &v);
 		if (v.status != 0) {
 			/* Only a 413 with a known length lets the

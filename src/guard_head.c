@@ -125,7 +125,8 @@ ghead_method_reads_body(enum ghead_method m)
  * method, even if the rest is broken.  0 or 400.
  */
 static int
-check_request_line(const char *l, size_t len, enum ghead_method *method)
+check_request_line(const char *l, size_t len, enum ghead_method *method,
+    const char **target, size_t *tlen)
 {
 	size_t m, t;
 
@@ -141,6 +142,8 @@ check_request_line(const char *l, size_t len, enum ghead_method *method)
 	    (memcmp(l + t + 1, "HTTP/1.0", 8) != 0 &&
 	    memcmp(l + t + 1, "HTTP/1.1", 8) != 0))
 		return 400;
+	*target = l + m + 1;
+	*tlen = t - m - 1;
 	return 0;
 }
 
@@ -190,10 +193,10 @@ void
 ghead_check(const char *h, size_t n, const struct ghead_limits *lim,
     struct ghead *out)
 {
-	const char *line = h, *end = h + n, *nl, *colon, *q;
+	const char *line = h, *end = h + n, *nl, *colon, *q, *target = NULL;
 	int have_cl = 0, have_te = 0;
-	unsigned long long cl = 0, x;
-	size_t rl, count = 0;
+	unsigned long long cl = 0, x, cap;
+	size_t rl, count = 0, tlen = 0;
 
 	out->status = 400;
 	out->method = GH_UNKNOWN;
@@ -203,7 +206,7 @@ ghead_check(const char *h, size_t n, const struct ghead_limits *lim,
 	rl = (size_t)(nl - line);
 	if (rl > 0 && line[rl - 1] == '\r')
 		rl--;
-	if (check_request_line(line, rl, &out->method) != 0)
+	if (check_request_line(line, rl, &out->method, &target, &tlen) != 0)
 		return;
 	/* Methods the gateway never serves are refused whole, whatever
 	 * follows: evhttp reads no body for TRACE, and a CONNECT would
@@ -259,7 +262,11 @@ ghead_check(const char *h, size_t n, const struct ghead_limits *lim,
 		out->status = 411;	/* chunked: send a Content-Length */
 		return;
 	}
-	if (cl > (unsigned long long)lim->max_body_bytes) {
+	cap = lim->max_body_bytes;
+	if (lim->large_body != NULL && lim->large_body(out->method, target,
+	    tlen))
+		cap = lim->max_large_body_bytes;
+	if (cl > cap) {
 		out->status = 413;
 		/* Skipped when it fits a size_t; else the connection
 		 * closes (body_len 0). */

@@ -25,11 +25,23 @@ enum ghead_method {
 	GH_PATCH, GH_TRACE, GH_CONNECT
 };
 
+/*
+ * Does the request (method, target as sent) take the larger body cap?
+ * (products.documentation; the front end asks the route table.)  Must
+ * be pure: the fuzzer calls it too.
+ */
+typedef int (*ghead_large_fn)(enum ghead_method, const char *target,
+		    size_t len);
+
 /* The limits a head is held to (limits.* in the config). */
 struct ghead_limits {
 	size_t	max_header_bytes;	/* the whole head, empty line included */
 	size_t	max_headers;		/* header lines */
 	size_t	max_body_bytes;		/* Content-Length */
+	/* NULL, or: the requests large_body names may carry up to
+	 * max_large_body_bytes (limits.max_document_body_bytes). */
+	ghead_large_fn	large_body;
+	size_t	max_large_body_bytes;
 };
 
 /*

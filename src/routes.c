@@ -375,3 +375,23 @@ route_allowed(const struct conf_caller *cc, const struct route *r)
 
 	return k < nroutes && (cc->routes_allowed & (1UL << k)) != 0;
 }
+
+enum route_cap
+routes_body_cap(const char *method, const char *path)
+{
+	struct seg s[MAX_SEGS];
+	size_t n, i, best_i = 0;
+	int best = -1, lit;
+
+	if (split(path, s, &n) == -1)
+		return RC_BODY;
+	for (i = 0; i < nroutes; i++) {
+		if (strcmp(routes[i].method, method) != 0)
+			continue;
+		if ((lit = fits(routes[i].path, s, n)) > best) {
+			best = lit;
+			best_i = i;
+		}
+	}
+	return best >= 0 ? routes[best_i].body_cap : RC_BODY;
+}

@@ -134,6 +134,10 @@ struct conf_caller;
 bool		 route_allowed(const struct conf_caller *,
 		    const struct route *);
 
+/* The body cap of the route method and path (raw, no query) would
+ * reach, without checking its parameters; RC_BODY when none. */
+enum route_cap	 routes_body_cap(const char *method, const char *path);
+
 /* The row called name, or NULL. */
 const struct route *route_by_name(const char *name);
 

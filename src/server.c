@@ -445,7 +445,10 @@ apply_limits(struct gw_loop *loop, const struct config *c)
 	/* libevent has no limits by default: set every one.  The guard
 	 * (guard.c) enforces them first, with JSON answers; these are the
 	 * backstop. */
-	evhttp_set_max_body_size(loop->http, c->limits.max_body_bytes);
+	/* The larger cap: the guard holds each route to its own. */
+	evhttp_set_max_body_size(loop->http,
+	    c->limits.max_document_body_bytes > c->limits.max_body_bytes ?
+	    c->limits.max_document_body_bytes : c->limits.max_body_bytes);
 	evhttp_set_max_headers_size(loop->http, c->limits.max_header_bytes +
 	    1024);
 	tv.tv_sec = c->limits.idle_timeout_ms / 1000;

@@ -69,14 +69,15 @@ outer() {
 
 # What each method must get: "STATUSES CLOSED" (the answers, in order,
 # and whether the gateway closed the connection).  The methods evhttp
-# reads a body for answer the outer request (on the route: 401 for a
-# POST without a token, 405 for the others) and then the last request;
+# reads a body for answer the outer request (on the path of
+# individuals.create and individuals.list: 401 for a POST or GET without
+# a token, 405 for the others) and then the last request;
 # HEAD gets 400 and nothing more, TRACE and CONNECT 405, an unknown
 # method 400.
 want() {
 	case $1 in
-	POST) echo "401 200 yes" ;;
-	GET|PUT|DELETE|OPTIONS|PATCH) echo "405 200 yes" ;;
+	POST|GET) echo "401 200 yes" ;;
+	PUT|DELETE|OPTIONS|PATCH) echo "405 200 yes" ;;
 	HEAD) echo "400 yes" ;;
 	TRACE|CONNECT) echo "405 yes" ;;
 	*) echo "400 yes" ;;

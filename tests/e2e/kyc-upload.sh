@@ -72,8 +72,9 @@ for i in 1 2 3 4 5 6 7 8; do
 	pids="$pids $!"
 done
 wait $pids
-ok=$(cat "$T"/mid.*.code | grep -c '^200$')
-busy=$(cat "$T"/mid.*.code | grep -c '^503$')
+codes() { local f; for f in "$T"/mid.*.code; do cat "$f"; echo; done; }
+ok=$(codes | grep -c '^200$')
+busy=$(codes | grep -c '^503$')
 echo "# 8 uploads at once: $ok accepted, $busy busy"
 check "every upload answered 200 or 503" "$((ok + busy))" 8
 check_range "accepted" "$ok" 1 8
@@ -81,7 +82,7 @@ check "the gateway still serves" "$(small | cut -d' ' -f1)" 200
 # With 16 MiB for bodies and each upload counted at 7.5 MB, at most two
 # are held at once: eight sent together cannot all be.
 check_range "busy" "$busy" 1 7
-b=$(grep -l '^503$' "$T"/mid.*.code | head -n1)
+b=$(grep -l '^503' "$T"/mid.*.code | head -n1)
 check_match "a busy answer says why" "$(cat "${b%.code}.resp")" '"code":"busy"'
 check_match "and when to retry" "$(tr -d '\r' < "${b%.code}.resp.h")" 'Retry-After: 1'
 finish
