@@ -10,8 +10,8 @@ start_mock
 make_config
 start_gw
 
-V='{"first_name":"Maria","last_name":"Barber","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"Del Viso","country":"ARG"}'
-A='"email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"Del Viso","country":"ARG"}'
+V='{"first_name":"Maria","last_name":"Barber","email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"Del Viso","postal_code":"1669","state":"ARG-B","country":"ARG"}'
+A='"email":"m@example.com","birth_date":"1984-11-21","address":{"street_line1":"Florida 9860","city":"Del Viso","postal_code":"1669","state":"ARG-B","country":"ARG"}'
 
 # frow STATUS CODE FIELD NAME BODY: BODY as is (JSON escapes stay JSON
 # escapes); the answer's status, code and first error field.
@@ -35,7 +35,7 @@ frow 422 validation_failed last_name "last_name of spaces, BOM, word joiner" \
 frow 422 validation_failed first_name "U+2028 in first_name" \
     "{\"first_name\":\"Ma\\u2028ria\",\"last_name\":\"B\",$A}"
 frow 422 validation_failed address.city "U+2029 in address.city" \
-    "{\"first_name\":\"M\",\"last_name\":\"B\",\"email\":\"m@example.com\",\"birth_date\":\"1984-11-21\",\"address\":{\"street_line1\":\"Florida 9860\",\"city\":\"x\\u2029y\",\"country\":\"ARG\"}}"
+    "{\"first_name\":\"M\",\"last_name\":\"B\",\"email\":\"m@example.com\",\"birth_date\":\"1984-11-21\",\"address\":{\"street_line1\":\"Florida 9860\",\"city\":\"x\\u2029y\",\"postal_code\":\"1669\",\"state\":\"ARG-B\",\"country\":\"ARG\"}}"
 frow 422 validation_failed first_name "U+202E (RLO) in first_name" \
     "{\"first_name\":\"\\u202eairaM\",\"last_name\":\"B\",$A}"
 frow 422 validation_failed last_name "U+2066 (LRI) in last_name" \
@@ -43,7 +43,7 @@ frow 422 validation_failed last_name "U+2066 (LRI) in last_name" \
 frow 422 validation_failed second_name "raw U+202A in second_name" \
     "$V,\"second_name\":\"a$(printf '\342\200\252')b\"}"
 frow 422 validation_failed address.street_line1 "U+2069 in street_line1" \
-    "${V%%\"street_line1\"*}\"street_line1\":\"F\\u2069 9860\",\"city\":\"Del Viso\",\"country\":\"ARG\"}}"
+    "${V%%\"street_line1\"*}\"street_line1\":\"F\\u2069 9860\",\"city\":\"Del Viso\",\"postal_code\":\"1669\",\"state\":\"ARG-B\",\"country\":\"ARG\"}}"
 check_match "the message names the rule, not the value" \
     "$(cat "$T/resp")" 'bidirectional'
 check_nomatch "the message does not echo the value" "$(cat "$T/resp")" '9860'

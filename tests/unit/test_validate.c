@@ -327,21 +327,22 @@ static struct tcase cases[] = {
 	BAD("zwj_alone_is_blank", OBJ("\"first_name\":\"\\u200d\\u200c\","
 	    LN EM BD AD), "first_name"),
 	BAD("blank_city", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"\\u2000\\u200a"
-	    "\\u205f\\u1680\\u202f\"," CTRY)), "address.city"),
+	    "\\u205f\\u1680\\u202f\"," PC STA CTRY)), "address.city"),
 	BAD("blank_email", OBJ(FN LN "\"email\":\"\\u00a0\\u200b\"," BD AD),
 	    "email"),
 	BAD("blank_birth_date", OBJ(FN LN EM "\"birth_date\":\"\\ufeff\","
 	    AD), "birth_date"),
-	BAD("blank_country", OBJ(FN LN EM BD ADDR(ST1 CITY
+	BAD("blank_country", OBJ(FN LN EM BD ADDR(ST1 CITY PC STA
 	    "\"country\":\"\\u00a0\"")), "address.country"),
 	OK("blank_optional_omitted", OBJ(FN "\"second_name\":\"\\u200b "
-	    "\\u00a0\"," LN EM BD ADDR(ST1 CITY "\"state\":\"\\u2060\","
-	    "\"postal_code\":\"\\u3000\"," CTRY)), OBJ(FN LN EM BD AD)),
+	    "\\u00a0\"," LN EM BD ADDR(ST1 "\"street_line2\":\"\\u2060"
+	    "\\u3000\"," CITY PC STA CTRY)), OBJ(FN LN EM BD AD)),
 	OK("unicode_space_trimmed_collapsed", OBJ("\"first_name\":\"\\u00a0"
 	    "Maria\\u3000\\u2003 Julia\\u202f\"," LN EM BD AD),
 	    OBJ("\"first_name\":\"Maria Julia\"," LN EM BD AD)),
 	OK("nbsp_inside_street_collapsed", OBJ(FN LN EM BD
-	    ADDR("\"street_line1\":\"Florida\\u00a0\\u00a09860\"," CITY CTRY)),
+	    ADDR("\"street_line1\":\"Florida\\u00a0\\u00a09860\"," CITY PC STA
+	    CTRY)),
 	    OBJ(FN LN EM BD AD)),
 	OK("zwj_inside_name_kept", OBJ("\"first_name\":\"\\u0915\\u094d"
 	    "\\u200d\\u0937\"," LN EM BD AD), OBJ("\"first_name\":"
@@ -354,7 +355,7 @@ static struct tcase cases[] = {
 	  "\\u2028ria\"," LN EM BD AD), .want = V_INVALID,
 	  .paths = { "first_name" }, .msg = "separators" },
 	BAD("paragraph_separator", OBJ(FN LN EM BD ADDR("\"street_line1\":"
-	    "\"Florida\xe2\x80\xa9" "9860\"," CITY CTRY)),
+	    "\"Florida\xe2\x80\xa9" "9860\"," CITY PC STA CTRY)),
 	    "address.street_line1"),
 	BAD("line_separator_trailing", OBJ(FN "\"last_name\":\"Barber"
 	    "\\u2028\"," EM BD AD), "last_name"),
@@ -372,15 +373,15 @@ static struct tcase cases[] = {
 	BAD("bidi_lro", OBJ("\"first_name\":\"a\\u202db\"," LN EM BD AD),
 	    "first_name"),
 	BAD("bidi_lri", OBJ(FN LN EM BD ADDR(ST1 "\"city\":\"a\\u2066b\","
-	    CTRY)), "address.city"),
-	BAD("bidi_rli", OBJ(FN LN EM BD ADDR(ST1 CITY "\"state\":"
+	    PC STA CTRY)), "address.city"),
+	BAD("bidi_rli", OBJ(FN LN EM BD ADDR(ST1 CITY PC "\"state\":"
 	    "\"\\u2067B\"," CTRY)), "address.state"),
 	BAD("bidi_fsi", OBJ(FN LN EM BD ADDR(ST1 CITY "\"postal_code\":"
-	    "\"1\\u2068\"," CTRY)), "address.postal_code"),
+	    "\"1\\u2068\"," STA CTRY)), "address.postal_code"),
 	BAD("bidi_pdi_raw", OBJ(FN LN "\"email\":\"a@example.com\xe2\x81\xa9\","
 	    BD AD), "email"),
 	{ .name = "bidi_in_country", .body = OBJ(FN LN EM BD ADDR(ST1 CITY
-	  "\"country\":\"AR\\u202eG\"")), .want = V_INVALID,
+	  PC STA "\"country\":\"AR\\u202eG\"")), .want = V_INVALID,
 	  .paths = { "address.country" }, .msg = "bidirectional" },
 	BAD("bidi_in_birth_date", OBJ(FN LN EM "\"birth_date\":"
 	    "\"1984-11-21\\u2069\"," AD), "birth_date"),
