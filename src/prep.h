@@ -29,7 +29,7 @@ struct prep {
 						   is gone (loop thread) */
 	/* In. */
 	const struct route	*route;
-	struct vctx		 ctx;		/* routes.h */
+	struct route_vctx		 ctx;		/* routes.h */
 	const struct audit	*audit;
 	bool			 want_digest;	/* an Idempotency-Key */
 	struct evbuffer		*in;		/* offloaded: the raw body,

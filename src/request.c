@@ -1269,7 +1269,7 @@ req_declared_length(struct evkeyvalq *in)
 /* What the validators take, with today's UTC date.  The subproducts
  * stay r->cfg's, which r holds a reference to. */
 static void
-req_vctx(const struct gw_req *r, struct vctx *c)
+req_vctx(const struct gw_req *r, struct route_vctx *c)
 {
 	struct tm tm;
 	time_t now = time(NULL);

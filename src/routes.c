@@ -18,28 +18,28 @@
 
 /* The validators as route_validator: each takes what its rules need. */
 static enum vresult
-v_individual(const char *b, size_t n, struct vctx *c, struct json_object **o,
+v_individual(const char *b, size_t n, struct route_vctx *c, struct json_object **o,
     struct verrors *e)
 {
 	return validate_individual(b, n, &c->vo, o, e);
 }
 
 static enum vresult
-v_update(const char *b, size_t n, struct vctx *c, struct json_object **o,
+v_update(const char *b, size_t n, struct route_vctx *c, struct json_object **o,
     struct verrors *e)
 {
 	return validate_individual_update(b, n, &c->vo, o, e);
 }
 
 static enum vresult
-v_product(const char *b, size_t n, struct vctx *c, struct json_object **o,
+v_product(const char *b, size_t n, struct route_vctx *c, struct json_object **o,
     struct verrors *e)
 {
 	return validate_product_request(b, n, &c->vo, &c->ko, o, e);
 }
 
 static enum vresult
-v_document(const char *b, size_t n, struct vctx *c, struct json_object **o,
+v_document(const char *b, size_t n, struct route_vctx *c, struct json_object **o,
     struct verrors *e)
 {
 	return validate_product_documentation(b, n, &c->vo, &c->ko, o,
@@ -47,7 +47,7 @@ v_document(const char *b, size_t n, struct vctx *c, struct json_object **o,
 }
 
 static enum vresult
-v_submit(const char *b, size_t n, struct vctx *c, struct json_object **o,
+v_submit(const char *b, size_t n, struct route_vctx *c, struct json_object **o,
     struct verrors *e)
 {
 	return validate_product_submit(b, n, &c->vo, o, e);

@@ -29,14 +29,14 @@ struct json_object;
  * facts go for its audit record (doc->document_type[0] stays '\0' on
  * other routes).
  */
-struct vctx {
+struct route_vctx {
 	struct vopts		 vo;
 	struct kyc_opts		 ko;
 	struct kyc_doc_info	 doc;
 };
 
 typedef enum vresult (*route_validator)(const char *body, size_t len,
-		    struct vctx *, struct json_object **out,
+		    struct route_vctx *, struct json_object **out,
 		    struct verrors *errs);
 
 /* What a route takes as a body. */
