@@ -194,6 +194,7 @@ struct row {
 
 struct refrow {
 	int		 path, caller, code;
+	int		 msg;		/* the first message seen; -1 none */
 	uint64_t	 n;
 };
 
@@ -231,7 +232,7 @@ struct inflight {
 enum rp_field {
 	F_REQUEST_ID, F_CALLER, F_ROUTE, F_ERROR_CLASS, F_UPSTREAM_STATUS, F_LATENCY_MS,
 	F_CLIENT_STATUS, F_REPLAYED, F_CODE, F_FIELDS, F_IDEMPOTENCY_KEY, F_COUNT, F_REASON, F_GATEWAY,
-	F_BODY, F_EPOCH_S, F_BYTES, F_OFFSET,
+	F_BODY, F_EPOCH_S, F_BYTES, F_OFFSET, F_MESSAGES,
 	RP_NF
 };
 
@@ -256,6 +257,7 @@ struct report {
 	char		 first_ts[32], last_ts[32];
 
 	struct itab	 callers, routes, paths, codes, versions, bodies;
+	struct itab	 messages;	/* the validator's, one per path */
 	struct ktab	 rowkeys, refkeys;
 	struct row	*rows;
 	struct row	 other_row;
@@ -324,7 +326,7 @@ static const char *const fnames[RP_NF] = {
 	"request_id", "caller", "route", "error_class", "upstream_status",
 	"latency_ms", "client_status", "replayed", "code", "fields",
 	"idempotency_key", "count", "reason", "gateway", "body", "epoch_s",
-	"bytes", "offset",
+	"bytes", "offset", "messages",
 };
 
 static bool
@@ -536,6 +538,7 @@ report_new(const struct report_opts *o)
 	    itab_init(&rp->callers, RP_MAX_CALLERS) == -1 ||
 	    itab_init(&rp->routes, RP_MAX_ROUTES) == -1 ||
 	    itab_init(&rp->paths, RP_MAX_PATHS) == -1 ||
+	    itab_init(&rp->messages, RP_MAX_PATHS) == -1 ||
 	    itab_init(&rp->codes, RP_MAX_CODES) == -1 ||
 	    itab_init(&rp->versions, RP_MAX_SMALL) == -1 ||
 	    itab_init(&rp->bodies, RP_MAX_SMALL) == -1 ||
@@ -563,6 +566,7 @@ report_free(struct report *rp)
 	itab_free(&rp->callers);
 	itab_free(&rp->routes);
 	itab_free(&rp->paths);
+	itab_free(&rp->messages);
 	itab_free(&rp->codes);
 	itab_free(&rp->versions);
 	itab_free(&rp->bodies);
@@ -692,7 +696,7 @@ static void
 count_reject(struct report *rp, const struct afmt_rec *r, bool counted)
 {
 	char raw[RP_STR_MAX], code[RP_STR_MAX];
-	struct json_object *arr = NULL;
+	struct json_object *arr = NULL, *msgs = NULL;
 	struct row *w;
 	int caller, route, codei;
 	long cs;
@@ -716,12 +720,26 @@ count_reject(struct report *rp, const struct afmt_rec *r, bool counted)
 		rp->t.conflicts++;
 	count_answer(rp, r->ts, w, cs >= 500 ? RC_GW_ERROR : RC_REFUSED, 1);
 
-	/* The field paths: a JSON array of strings (never values). */
+	/* The field paths: a JSON array of strings (never values), and
+	 * the validator's messages for them, in the same order (fixed
+	 * texts that never hold a value). */
 	if (fspan(rp, F_FIELDS, &fields, &flen) && flen < INT32_MAX) {
 		struct json_tokener *tok = json_tokener_new();
 		if (tok) {
 			arr = json_tokener_parse_ex(tok, fields, (int)flen);
 			json_tokener_free(tok);
+		}
+	}
+	if (fspan(rp, F_MESSAGES, &fields, &flen) && flen < INT32_MAX) {
+		struct json_tokener *tok = json_tokener_new();
+		if (tok) {
+			msgs = json_tokener_parse_ex(tok, fields, (int)flen);
+			json_tokener_free(tok);
+		}
+		if (msgs != NULL && !json_object_is_type(msgs,
+		    json_type_array)) {
+			json_object_put(msgs);
+			msgs = NULL;
 		}
 	}
 	n = arr && json_object_is_type(arr, json_type_array) ?
@@ -745,13 +763,28 @@ count_reject(struct report *rp, const struct afmt_rec *r, bool counted)
 			continue;
 		}
 		if (isnew) {
+			struct json_object *m = msgs ?
+			    json_object_array_get_idx(msgs, i) : NULL;
+			const char *ms;
+
 			rp->refs[k].path = pi;
 			rp->refs[k].caller = caller;
 			rp->refs[k].code = codei;
+			rp->refs[k].msg = -1;
+			if (m != NULL && json_object_is_type(m,
+			    json_type_string)) {
+				ms = json_object_to_json_string_ext(m,
+				    JSON_C_TO_STRING_PLAIN |
+				    JSON_C_TO_STRING_NOSLASHESCAPE);
+				if (strlen(ms) < RP_STR_MAX)
+					rp->refs[k].msg = itab_get(
+					    &rp->messages, ms);
+			}
 		}
 		rp->refs[k].n++;
 	}
 	json_object_put(arr);
+	json_object_put(msgs);
 }
 
 /*
@@ -1548,8 +1581,8 @@ html_refusals(const struct report *rp, FILE *o)
 		return;
 	}
 	fputs("<table id=\"refusal-paths\"><tr><th>field path</th>"
-	    "<th>caller</th><th>error code</th><th class=\"n\">times</th>"
-	    "</tr>\n", o);
+	    "<th>caller</th><th>error code</th><th>message</th>"
+	    "<th class=\"n\">times</th></tr>\n", o);
 	if ((refs = malloc(n * sizeof(*refs))) != NULL) {
 		memcpy(refs, rp->refs, n * sizeof(*refs));
 		qsort(refs, n, sizeof(*refs), ref_cmp);
@@ -1561,6 +1594,9 @@ html_refusals(const struct report *rp, FILE *o)
 			    "(unauthenticated)");
 			fputs("</td><td class=\"mono\">", o);
 			h_val(o, str_of(&rp->codes, refs[i].code), "?");
+			fputs("</td><td>", o);
+			h_val(o, refs[i].msg >= 0 ? str_of(&rp->messages,
+			    refs[i].msg) : NULL, "");
 			fprintf(o, "</td><td class=\"n\">%llu</td></tr>\n",
 			    (unsigned long long)refs[i].n);
 		}
@@ -1571,8 +1607,9 @@ html_refusals(const struct report *rp, FILE *o)
 		fprintf(o, "<p class=\"note\">%llu more refused path(s) beyond "
 		    "the table's %d rows.</p>\n",
 		    (unsigned long long)rp->refs_over, RP_MAX_REFS);
-	fputs("<p class=\"note\">The log keeps the path and the error code of "
-	    "each refusal, never the value sent.</p>\n</section>\n", o);
+	fputs("<p class=\"note\">The log keeps the path, the error code and "
+	    "the validator's message of each refusal, never the value "
+	    "sent.</p>\n</section>\n", o);
 }
 
 static void
@@ -1854,6 +1891,10 @@ report_json(const struct report *rp, FILE *o)
 		j_val(o, str_of(&rp->callers, rp->refs[i].caller));
 		fputs(",\"code\":", o);
 		j_val(o, str_of(&rp->codes, rp->refs[i].code));
+		if (rp->refs[i].msg >= 0) {
+			fputs(",\"message\":", o);
+			j_val(o, str_of(&rp->messages, rp->refs[i].msg));
+		}
 		j_kv(o, "count", rp->refs[i].n, true);
 		fputc('}', o);
 	}

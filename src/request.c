@@ -366,10 +366,10 @@ static void
 req_reject(struct gw_req *r, int status, const char *code,
     const char *message, struct json_object *details)
 {
-	struct json_object *paths;
+	struct json_object *paths, *msgs;
 	char caller[80], *fields = NULL, peer[64], peerq[80], from[96];
 	char im[2 * IDEM_KEY_MAX + 64], rm[ROUTE_MEMBERS_MAX];
-	const char *pj;
+	const char *pj, *mj;
 	size_t i, n, flen;
 
 	r->status = status;
@@ -387,15 +387,23 @@ req_reject(struct gw_req *r, int status, const char *code,
 			    peerq);
 	}
 	paths = json_object_new_array();
+	msgs = json_object_new_array();
 	req_route_members(r, rm, sizeof(rm));
 	n = details ? json_object_array_length(details) : 0;
 	for (i = 0; i < n; i++) {
-		struct json_object *f = NULL;
-		json_object_object_get_ex(json_object_array_get_idx(details,
-		    i), "field", &f);
+		struct json_object *f = NULL, *m = NULL;
+		struct json_object *d = json_object_array_get_idx(details, i);
+
+		json_object_object_get_ex(d, "field", &f);
+		json_object_object_get_ex(d, "message", &m);
 		json_object_array_add(paths, json_object_get(f));
+		json_object_array_add(msgs, json_object_get(m));
 	}
 	pj = json_object_to_json_string_ext(paths, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	/* The validator's messages, in the paths' order: fixed texts that
+	 * never hold the value sent (validate.h), for the report. */
+	mj = json_object_to_json_string_ext(msgs, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (r->caller == NULL || json_quote(r->caller->name, caller,
 	    sizeof(caller)) == -1)
@@ -403,14 +411,16 @@ req_reject(struct gw_req *r, int status, const char *code,
 	/* A keyed request refused before sending (its key is kept for
 	 * the audit, nothing is stored under it). */
 	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(pj) + sizeof(im) + sizeof(rm) + 512;
+	flen = strlen(pj) + strlen(mj) + sizeof(im) + sizeof(rm) + 512;
 	if ((fields = malloc(flen)) != NULL)
 		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
 		    "%s,\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s%s%s%s%s", r->id, caller, rm, status, code,
-		    pj, im, from, r->reason ? ",\"reason\":\"" : "",
+		    "\"fields\":%s%s%s%s%s%s%s%s", r->id, caller, rm, status,
+		    code, pj, n > 0 ? ",\"messages\":" : "", n > 0 ? mj : "",
+		    im, from, r->reason ? ",\"reason\":\"" : "",
 		    r->reason ? r->reason : "", r->reason ? "\"" : "");
 	json_object_put(paths);
+	json_object_put(msgs);
 	/* The details wait until the record is durable. */
 	r->details = details;
 	if (fields == NULL || audit_submit(r->loop->aport, "reject", fields,
