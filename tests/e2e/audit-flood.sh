@@ -8,7 +8,7 @@
 # source address and the reason; the log verifies; a real caller is
 # served throughout; refusals of a known caller stay records of their
 # own; the metric counts what was summarized.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

@@ -6,7 +6,7 @@
 # through one fails as it does from disk; and lines that claim a far
 # epoch cost no key work: 1 MB of them verifies, and the gateway
 # refuses to start on them, in well under a second.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 A=$CMGATE_AUDIT
 vrc() { "$A" verify --key-file "$T/audit.key" "$@" > "$T/v.out" 2>&1; echo $?; }
 # The time a megabyte of forged lines may take: unbounded, each line

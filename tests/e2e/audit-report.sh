@@ -10,7 +10,7 @@
 # checked against a control page that does make one), and a tampered
 # log gives a page whose verdict is the failure naming the record, exit 1.
 # The screenshot is kept with the test outputs (report.png).
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 if [ -z "$CHROMIUM" ]; then

@@ -6,7 +6,7 @@
 #   backoffice  allow individuals.*, products.*, clients own
 #   recon       allow ["*"], clients all   reaches every client
 #   creator     no allow: individuals.create only (the old default)
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 TOKEN_C=tok-recon-$$-qrstuv
 TOKEN_D=tok-creator-$$-wxyzab

@@ -6,7 +6,7 @@
 # and owned by root or that user (it names a seal command, run as that
 # user); and `cmgate -t` fails on whatever the start fails on.  Each
 # refusal is checked both ways: `cmgate -t` and the real start.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 # both_refuse DESCRIPTION REGEX: -t and the start exit 1 naming REGEX.
 both_refuse() {

@@ -4,7 +4,7 @@
 # let the caller choose the identity by putting theirs first.  Each
 # such request is a 401 JSON error and never reaches the upstream,
 # whatever the order and whether either token is valid.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

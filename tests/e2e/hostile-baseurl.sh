@@ -5,7 +5,7 @@
 # host: a dotted-quad 127.0.0.0/8 literal, [::1] or "localhost" (any
 # case).  Every other form below is refused with the same message by
 # `cmgate -t` and by the start, and the accepted forms start and serve.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 cp "$T/cmgate.json" "$T/good.json"

@@ -15,7 +15,7 @@
 # the smuggled bytes were a body evhttp read, the refusal alone (and
 # the connection closed) when the method takes no body.  The mock
 # CryptoMate never sees the smuggled POST.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 LIMITS_EXTRA=', "request_timeout_ms": 2000' make_config
 start_gw

@@ -7,7 +7,7 @@
 # client reads them: a HEAD answer ends at its empty line, whatever its
 # Content-Length says.  A body after a HEAD answer would be read as the
 # start of the next answer.  The same on the metrics.listen port.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 EXTRA=', "metrics": { "listen": "127.0.0.1:0" }' make_config
 start_gw

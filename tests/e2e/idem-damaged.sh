@@ -8,7 +8,7 @@
 #
 # The random bytes come from a seed, printed; IDEM_DAMAGE_SEED=N
 # replays one run.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 IDEM=$top_builddir/src/cmgate-idem
 SEED_RND=${IDEM_DAMAGE_SEED:-$(od -An -tu4 -N4 /dev/urandom | tr -d ' ')}
 echo "# seed: $SEED_RND (IDEM_DAMAGE_SEED=$SEED_RND to replay)"

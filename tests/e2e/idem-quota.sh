@@ -5,7 +5,7 @@
 # on); an outcome that is not stored takes no place; new keys in flight
 # at once cannot overshoot the cap; the count survives a restart and
 # goes down as keys expire and are purged.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 # Test hook: purge every 200 ms instead of every 60 s.
 CMGATE_IDEM_PURGE_MS=200; export CMGATE_IDEM_PURGE_MS
 start_mock -d 100

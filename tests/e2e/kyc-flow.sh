@@ -3,7 +3,7 @@
 # the stateful mock: the whole onboarding, every route's statuses, path
 # parameters, query strings, wrong methods, bodies where none belong,
 # Idempotency-Key on writes, and what the audit log keeps of each.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 IND=/management/clients/individuals
 # Every client reachable: ownership is tests/e2e/authz.sh's.

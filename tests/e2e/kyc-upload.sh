@@ -2,7 +2,7 @@
 # Large document uploads: a 28 MB body (two 10 MiB images) is forwarded
 # intact while small requests keep answering, and
 # limits.max_buffered_bytes holds under many uploads at once.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 IND=/management/clients/individuals
 CALLER_A_EXTRA=', "allow": ["*"], "clients": "all"'

@@ -6,7 +6,7 @@
 # log, LMDB data file, sockets, libevent's signal pair) is close-on-exec;
 # and a key given in CRYPTOMATE_API_KEY is gone from the gateway's own
 # environment (/proc/PID/environ) once read.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 start_mock
 EPOCH_S=1 make_config

@@ -9,7 +9,7 @@
 #   on, or a code outside 100..599, is a JSON 502 upstream_unavailable.
 #   The mock's --raw answers with bytes no well-behaved server sends.
 # - The mock never sees an Idempotency-Key header.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw

@@ -7,7 +7,7 @@
 # variable pointing at it (and with NO_PROXY empty), over plain HTTP
 # and over TLS.  Nothing may reach the proxy, and every call must reach
 # the real mock.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 PROXY_PID=
 trap '[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null; cleanup' EXIT

@@ -5,7 +5,7 @@
 # trimmed and collapsed before the body goes upstream, and an integer
 # too large for its field is that field's 422, not 400 invalid_json.
 # Each refused row names its field; nothing refused reaches the mock.
-. "$top_srcdir/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
 make_config
 start_gw
