@@ -12,6 +12,9 @@
 #                                and docs/benchmarks-latency.png
 #   scripts/bench.sh --smoke     a few seconds, writes nothing under
 #                                docs/ (make check runs this)
+#   scripts/bench.sh --upload    only the document-upload section (a
+#                                minute); rewrites only its own block
+#                                of docs/benchmarks.md
 #
 # Options:
 #   --duration S    seconds per measured run (default 5; smoke 1)
@@ -21,7 +24,14 @@
 #   --workers N     the multi-loop cmgate row uses N workers (default:
 #                   the number of CPUs, at least 2)
 #   --only LIST     sections to run, comma-separated, of
-#                   proxy,budget,slow,idle,micro,profile (default all)
+#                   proxy,budget,slow,idle,micro,profile,upload
+#                   (default all)
+#   --upload        the same as --only upload: a products.documentation
+#                   body with two 10 MiB images (about 28 MB) posted to
+#                   cmgate and to nginx, 3 times each (wall time, CPU,
+#                   peak RSS per upload), then the p99 of small GETs
+#                   alone and during 4 concurrent uploads (smoke: two
+#                   64 KiB images, once, 2 concurrent)
 #   --out FILE      the Markdown report (default docs/benchmarks.md;
 #                   "-" for none)
 #   --build-dir D   where to build (default build-bench-opt); with
@@ -32,6 +42,10 @@
 #                   /tmp).  A tmpfs here is a diagnostic: the log is
 #                   then not durable, and the report says so.
 #   --keep          keep the temporary folder
+#
+# The upload section's sizes can be set from the environment:
+# UPLOAD_IMG_BYTES (each image, decoded), UPLOAD_N (uploads per side),
+# UPLOAD_CONC (concurrent uploads), UPLOAD_SECS (each small-GET run).
 #
 # Every measured run must answer 2xx only, with no socket errors, on
 # both sides; otherwise the run is flagged and the exit status is 1.
@@ -54,7 +68,7 @@ DURATION=
 ROUNDS=
 CONNS=
 NWORKERS=
-ONLY=proxy,budget,slow,idle,micro,profile
+ONLY=proxy,budget,slow,idle,micro,profile,upload
 OUT=$top/docs/benchmarks.md
 BUILD_DIR=
 NO_BUILD=0
@@ -70,6 +84,7 @@ while [ $# -gt 0 ]; do
 	--conns) CONNS=$2; shift ;;
 	--workers) NWORKERS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
+	--upload) ONLY=upload ;;
 	--out) OUT=$2; shift ;;
 	--build-dir) BUILD_DIR=$2; shift ;;
 	--no-build) NO_BUILD=1 ;;
@@ -88,10 +103,14 @@ if [ "$SMOKE" = 1 ]; then
 	# scale: it proves nothing about speed.
 	IDLE_CONNS=200 SLOW_CONNS=50 SLOW_SECS=1 MICRO_SECS=0.2
 	CALLGRIND_N=0 WARMUP=0
+	: "${UPLOAD_IMG_BYTES:=65536}" "${UPLOAD_N:=1}" "${UPLOAD_CONC:=2}"
+	: "${UPLOAD_SECS:=1}"
 else
 	: "${DURATION:=5}" "${ROUNDS:=3}" "${CONNS:=1 32 256}"
 	IDLE_CONNS=10000 SLOW_CONNS=1000 SLOW_SECS=10 MICRO_SECS=3
 	CALLGRIND_N=2000 WARMUP=1
+	: "${UPLOAD_IMG_BYTES:=$((10 * 1024 * 1024))}" "${UPLOAD_N:=3}"
+	: "${UPLOAD_CONC:=4}" "${UPLOAD_SECS:=5}"
 fi
 NCPU=$(nproc)
 : "${NWORKERS:=$(( NCPU > 2 ? NCPU : 2 ))}"

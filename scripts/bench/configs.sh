@@ -20,6 +20,9 @@ http {
     scgi_temp_path $D/$n/scgi;
     keepalive_requests 100000000;
     keepalive_timeout 120s;
+    # the upload section posts 28 MB documentation bodies (the default
+    # cap is 1 MB); no effect on the small-body sections.
+    client_max_body_size 64m;
 EOF
 }
 
@@ -99,11 +102,13 @@ EOF
 } > "$D/peer/nginx.conf"
 start_nginx peer
 
-# start_cmgate NAME WORKERS UPSTREAM_URL RATE [EXTRA_UPSTREAM_JSON]:
-# a cmgate with its own folder, audit log and config.  RATE "" keeps
-# the default budget.  Sets URL_NAME and PID_NAME.
+# start_cmgate NAME WORKERS UPSTREAM_URL RATE [EXTRA_UPSTREAM_JSON
+# [EXTRA_CALLER_JSON]]: a cmgate with its own folder, audit log and
+# config.  RATE "" keeps the default budget.  EXTRA_CALLER_JSON is
+# added to the caller's entry (the upload section: allow and clients).
+# Sets URL_NAME and PID_NAME.
 start_cmgate() {
-	local n=$1 w=$2 url=$3 rate=$4 extra=${5:-} ca=null port i
+	local n=$1 w=$2 url=$3 rate=$4 extra=${5:-} cextra=${6:-} ca=null port i
 	mkdir -p "$D/$n" "$AD/$n"
 	case $url in https:*) ca="\"$D/cert.pem\"" ;; esac
 	cat > "$D/$n/cmgate.json" <<EOF
@@ -118,7 +123,7 @@ start_cmgate() {
     $extra
   },
   "audit": { "path": "$AD/$n/audit.log", "key_file": "$D/audit.key" },
-  "callers": [ { "name": "bench", "token_sha256": "$TOKEN_SHA" } ],
+  "callers": [ { "name": "bench", "token_sha256": "$TOKEN_SHA"$cextra } ],
   "idempotency": { "path": "idem.db" }
 }
 EOF

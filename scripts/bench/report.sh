@@ -52,6 +52,18 @@ TABLE=$D/table.md
 	done
 } > "$TABLE"
 
+# The upload section's table (one row per system).
+UPLOAD_TABLE=$D/upload.md
+if [ -s "$UPLOAD_RESULTS" ]; then
+	{
+		echo "| system | body | uploads | wall s per upload, median (min-max) | CPU s per upload (median) | peak RSS rise per upload, MiB (median; peak total) | small GETs alone: p99 ms (count) | small GETs during $UPLOAD_CONC concurrent uploads: p50 / p99 ms (count) | uploads done meanwhile (proxy CPU s; peak RSS MiB) | non-2xx + errors |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		while IFS=$'\t' read -r l n wm wlo whi cm rise pk ga pa gc p50c p99c nc ccpu cpk bad; do
+			echo "| $l | $(awk -v b="$UPLOAD_BODY" 'BEGIN{printf "%.1f MB", b/1e6}') | $n | $(awk -v m="$wm" -v a="$wlo" -v b="$whi" 'BEGIN{printf "%.3f (%.3f-%.3f)", m, a, b}') | $cm | $(awk -v r="$rise" -v p="$pk" 'BEGIN{printf "%.1f; %.1f", r/1024, p/1024}') | $(fmt_ms "$pa") ($ga) | $(fmt_ms "$p50c") / $(fmt_ms "$p99c") ($gc) | $nc ($ccpu; $(awk -v k="$cpk" 'BEGIN{printf "%.1f", k/1024}')) | $bad |"
+		done < "$UPLOAD_RESULTS"
+	} > "$UPLOAD_TABLE"
+fi
+
 # ---- targets -------------------------------------------------------
 CHECKS=$D/checks.md
 : > "$CHECKS"
@@ -99,9 +111,16 @@ fi
 target "every run answered 2xx only, no socket errors (both sides)" \
     "$([ "$BAD_RUNS" -eq 0 ] && echo 1 || echo 0)" "$BAD_RUNS run(s) flagged"
 
+if [ "$(wc -l < "$TABLE")" -gt 2 ]; then
+	echo
+	cat "$TABLE"
+fi
 echo
-cat "$TABLE"
-echo
+if [ -s "$UPLOAD_TABLE" ]; then
+	echo "document upload:"
+	cat "$UPLOAD_TABLE"
+	echo
+fi
 if [ "$SMOKE" = 1 ]; then
 	echo "(smoke run: too short to mean anything; the targets below only"
 	echo " show that every part of the script still runs)"
@@ -147,7 +166,42 @@ EOF
 fi
 
 # ---- the report ----------------------------------------------------
-if [ "$OUT" != - ]; then
+# replace_block FILE BEGIN END BLOCK: put BLOCK (a file holding its own
+# markers) in place of the lines from the one holding BEGIN to the one
+# holding END; without them, BLOCK goes at the end of FILE (made if
+# need be).
+replace_block() {
+	if [ -f "$1" ] && grep -q -- "$2" "$1" && grep -q -- "$3" "$1"; then
+		awk -v rep="$4" -v b="$2" -v e="$3" '
+		    index($0, b) { while ((getline l < rep) > 0) print l; skip = 1; next }
+		    index($0, e) { skip = 0; next }
+		    !skip' "$1" > "$D/out.md"
+		cp "$D/out.md" "$1"
+	elif [ -f "$1" ]; then
+		{ echo; cat "$4"; } >> "$1"
+	else
+		{ echo "# Benchmarks"; echo; cat "$4"; } > "$1"
+	fi
+}
+if [ "$OUT" != - ] && [ -s "$UPLOAD_TABLE" ]; then
+	mkdir -p "$(dirname "$OUT")"
+	{
+		echo "<!-- bench-upload:begin (written by scripts/bench.sh; edit outside these markers) -->"
+		echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+		echo "- machine: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1), $NCPU CPU(s), Linux $(uname -r); load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER"
+		echo "- software: $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $(curl -V | head -n1 | cut -d' ' -f1-2), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $("$CMGATE" --version)"
+		echo "- command: \`scripts/bench.sh --upload\`: a products.documentation body with two $((UPLOAD_IMG_BYTES / 1024)) KiB JPEG-signed random images in base64 ($UPLOAD_BODY bytes), curl --data-binary, $UPLOAD_N upload(s) per side alternating, each cmgate upload on a fresh process; then wrk -t1 -c1 GET individuals/countries for ${UPLOAD_SECS} s alone and ${UPLOAD_SECS} s while $UPLOAD_CONC curl lanes post the body back to back; both proxies forward over HTTP to the same fixed-answer nginx"
+		echo "- CPU = user + system time of the proxy's processes (all cmgate threads; nginx master + worker), from /proc/PID/stat; peak RSS rise = VmHWM after the upload minus VmRSS before it (VmHWM reset with clear_refs); the upstream's and curl's CPU are not counted"
+		echo
+		cat "$UPLOAD_TABLE"
+		echo "<!-- bench-upload:end -->"
+	} > "$D/upload-report.md"
+	replace_block "$OUT" "<!-- bench-upload:begin" "<!-- bench-upload:end -->" "$D/upload-report.md"
+	echo "bench: wrote the upload block of $OUT"
+fi
+MAIN=0
+for sec in proxy budget slow idle micro profile; do want $sec && MAIN=1; done
+if [ "$OUT" != - ] && [ "$MAIN" = 1 ]; then
 	REPORT=$D/report.md
 	{
 		echo "<!-- bench:begin (written by scripts/bench.sh; edit outside these markers) -->"
@@ -209,16 +263,7 @@ if [ "$OUT" != - ]; then
 		echo "<!-- bench:end -->"
 	} > "$REPORT"
 	mkdir -p "$(dirname "$OUT")"
-	if [ -f "$OUT" ] && grep -q '<!-- bench:begin' "$OUT" &&
-	    grep -q '<!-- bench:end -->' "$OUT"; then
-		awk -v rep="$REPORT" '
-		    /<!-- bench:begin/ { while ((getline l < rep) > 0) print l; skip = 1; next }
-		    /<!-- bench:end -->/ { skip = 0; next }
-		    !skip' "$OUT" > "$D/out.md"
-		cp "$D/out.md" "$OUT"
-	else
-		{ echo "# Benchmarks"; echo; cat "$REPORT"; } > "$OUT"
-	fi
+	replace_block "$OUT" "<!-- bench:begin" "<!-- bench:end -->" "$REPORT"
 	echo "bench: wrote $OUT${PLOT:+ and $PLOT}"
 fi
 

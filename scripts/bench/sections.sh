@@ -1,8 +1,9 @@
 # scripts/bench/sections.sh: the measured sections of scripts/bench.sh
 # (sourced by it, after configs.sh), each run when --only names it:
 # 1 proxy (side by side with nginx), 2 budget, 3 slow upstream, 4 idle
-# connections, 5 micro (bench-micro), 6 profile (where the time goes);
-# then the audit writer's own figures from cmgate's /metrics.
+# connections, 5 micro (bench-micro), 6 profile (where the time goes),
+# 7 upload (a 28 MB document upload, side by side with nginx); then the
+# audit writer's own figures from cmgate's /metrics.
 # ---- 1. throughput and latency, side by side ---------------------
 LOOP1="cmgate, 1 loop"
 LOOPN="cmgate, $NWORKERS workers"
@@ -186,6 +187,160 @@ if want profile && [ "$SMOKE" = 0 ] && [ -n "${URL_c1h:-}" ]; then
 	fi
 fi
 
+# ---- 7. document upload: two 10 MiB images, about 28 MB ------------
+# products.documentation with two JPEG-signed random images in base64
+# (as tests/e2e/kyc-upload.sh makes them), to cmgate (validates both
+# images, digests them, audits, forwards) and to nginx proxying the
+# same path; both forward to the fixed-answer upstream over HTTP.
+# Per upload, UPLOAD_N times each, alternating: wall time (curl's
+# time_total), CPU of the proxy's processes (all threads) and how much
+# its peak RSS rose above the RSS before the upload (VmHWM after
+# clear_refs).  Each cmgate upload gets a fresh process, so memory
+# kept by the allocator from an earlier upload cannot hide the cost;
+# nginx keeps no body in memory (it spools it to a file) and is not
+# restarted.  Then small GETs (individuals/countries, forwarded by
+# both) with wrk -c1: alone, and while UPLOAD_CONC uploads run back to
+# back; their p50 and p99.  One line per system in $UPLOAD_RESULTS.
+UPLOAD_RESULTS=$D/upload.tsv
+: > "$UPLOAD_RESULTS"
+if want upload; then
+	UPATH=/management/clients/individuals/bench-client-1/products/bench-pr-1/documentation
+	GPATH=/management/clients/individuals/countries
+	UCALLER=', "allow": ["individuals.*", "products.*"], "clients": "all"'
+	img() { # img FILE BYTES: a JPEG signature, then random bytes
+		{ printf '\377\330\377\340'; head -c $(($2 - 4)) /dev/urandom; } > "$1"
+	}
+	img "$D/front.jpg" "$UPLOAD_IMG_BYTES"
+	img "$D/back.jpg" "$UPLOAD_IMG_BYTES"
+	{
+		printf '{"document":{"document_type":"national_id","image_front":"data:image/jpeg;base64,'
+		base64 -w0 < "$D/front.jpg"
+		printf '","image_back":"data:image/jpeg;base64,'
+		base64 -w0 < "$D/back.jpg"
+		printf '","metadata":{"number":"30111222"}}}'
+	} > "$D/doc.json"
+	rm -f "$D/front.jpg" "$D/back.jpg"
+	UPLOAD_BODY=$(stat -c %s "$D/doc.json")
+	{
+		echo 'wrk.method = "GET"'
+		printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN"
+		sed -n '/^function done/,/^end/p' "$D/post.lua"
+	} > "$D/get.lua"
+	up_post() { # up_post URL: one upload; prints "code time_total"
+		curl -s -o /dev/null -w '%{http_code} %{time_total}\n' \
+		    --max-time 120 -H "Authorization: Bearer $TOKEN" \
+		    -H 'Content-Type: application/json' \
+		    --data-binary @"$D/doc.json" "$1$UPATH" || echo "000 0"
+	}
+	# upload_one SYS URL: one measured upload; one line to
+	# $D/upl-SYS.tsv: code wall_s cpu_s rss_before_kb peak_kb
+	upload_one() {
+		local pids r0 t0 t1 out
+		pids=$(sys_pids "$1")
+		# shellcheck disable=SC2086
+		reset_peak $pids
+		# shellcheck disable=SC2086
+		r0=$(rss_kb $pids) t0=$(cpu_ticks $pids)
+		out=$(up_post "$2")
+		# shellcheck disable=SC2086
+		t1=$(cpu_ticks $pids)
+		# shellcheck disable=SC2086
+		printf '%s %s %s %s\n' "$out" \
+		    "$(awk -v t=$((t1 - t0)) -v k="$CLK_TCK" 'BEGIN{printf "%.2f", t/k}')" \
+		    "$r0" "$(peak_kb $pids)" >> "$D/upl-$1.tsv"
+	}
+	# small_gets SYS URL TAG: wrk -c1 GETs for UPLOAD_SECS; prints
+	# the WRK line; with TAG "conc", UPLOAD_CONC lanes post uploads
+	# back to back meanwhile (their "code time" lines in
+	# $D/conc-SYS.txt; CPU and peak RSS in $D/conc-SYS.res).
+	small_gets() {
+		local sys=$1 url=$2 tag=$3 lanes= i pids t0 t1 out
+		pids=$(sys_pids "$sys")
+		: > "$D/conc-$sys.txt"
+		rm -f "$D/stop"
+		# shellcheck disable=SC2086
+		reset_peak $pids
+		# shellcheck disable=SC2086
+		t0=$(cpu_ticks $pids)
+		if [ "$tag" = conc ]; then
+			for i in $(seq "$UPLOAD_CONC"); do
+				( while [ ! -e "$D/stop" ]; do
+					up_post "$url" >> "$D/conc-$sys.txt"
+				done ) &
+				lanes="$lanes $!"
+			done
+			# every lane has its body on the wire before wrk starts
+			sleep 0.3
+		fi
+		out=$(wrk -t1 -c1 -d"${UPLOAD_SECS}s" -s "$D/get.lua" \
+		    "$url$GPATH" 2>&1) || true
+		touch "$D/stop"
+		# shellcheck disable=SC2086
+		[ -z "$lanes" ] || wait $lanes
+		# shellcheck disable=SC2086
+		t1=$(cpu_ticks $pids)
+		# shellcheck disable=SC2086
+		[ "$tag" != conc ] || echo "$((t1 - t0)) $(peak_kb $pids)" > "$D/conc-$sys.res"
+		grep '^WRK ' <<<"$out" ||
+		    echo "WRK requests=0 duration_us=1 p50=0 p99=0 p999=0 max=0 non2xx=1 connect=0 read=0 write=0 timeout=0"
+	}
+	echo "bench: document upload, a $(awk -v b="$UPLOAD_BODY" 'BEGIN{printf "%.1f", b/1e6}') MB body (two $((UPLOAD_IMG_BYTES / 1024)) KiB images), $UPLOAD_N per side; then small GETs during $UPLOAD_CONC concurrent uploads, ${UPLOAD_SECS}s"
+	: > "$D/upl-peer.tsv"
+	for i in $(seq "$UPLOAD_N"); do
+		upload_one peer "http://127.0.0.1:$PEER_HTTP"
+		start_cmgate "upl$i" 1 "http://127.0.0.1:$UP_HTTP" 0 "" "$UCALLER"
+		eval "u=\$URL_upl$i p=\$PID_upl$i"
+		upload_one "upl$i" "$u"
+		cat "$D/upl-upl$i.tsv" >> "$D/upl-cm.tsv"
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	start_cmgate uplc 1 "http://127.0.0.1:$UP_HTTP" 0 "" "$UCALLER"
+	for s in peer uplc; do
+		if [ $s = peer ]; then
+			url=http://127.0.0.1:$PEER_HTTP f=$D/upl-peer.tsv l=nginx
+		else
+			url=$URL_uplc f=$D/upl-cm.tsv l="cmgate, 1 loop"
+		fi
+		alone=$(small_gets $s "$url" alone)
+		conc=$(small_gets $s "$url" conc)
+		read -r cticks cpeak < "$D/conc-$s.res"
+		nconc=$(wc -l < "$D/conc-$s.txt")
+		# bad: uploads not 200, small GETs not 2xx or failed
+		bad=$(( $(awk '$1 != 200' "$f" "$D/conc-$s.txt" | wc -l) ))
+		for w in "$alone" "$conc"; do
+			bad=$((bad + $(wrk_field "$w" non2xx) + $(wrk_field "$w" connect) +
+			    $(wrk_field "$w" read) + $(wrk_field "$w" write) +
+			    $(wrk_field "$w" timeout)))
+			[ "$(wrk_field "$w" requests)" -gt 0 ] || bad=$((bad + 1))
+		done
+		[ "$bad" -eq 0 ] || BAD_RUNS=$((BAD_RUNS + 1))
+		# label n wall_med wall_min wall_max cpu_med rise_med_kb
+		# peak_med_kb gets_alone p99_alone_us gets_conc p50_conc_us
+		# p99_conc_us uploads_conc conc_cpu_s conc_peak_kb bad
+		med() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		    "$l" "$(wc -l < "$f")" \
+		    "$(awk '{print $2}' "$f" | med)" \
+		    "$(awk '{print $2}' "$f" | sort -n | head -n1)" \
+		    "$(awk '{print $2}' "$f" | sort -n | tail -n1)" \
+		    "$(awk '{print $3}' "$f" | med)" \
+		    "$(awk '{print $5 - $4}' "$f" | med)" \
+		    "$(awk '{print $5}' "$f" | med)" \
+		    "$(wrk_field "$alone" requests)" "$(wrk_field "$alone" p99)" \
+		    "$(wrk_field "$conc" requests)" "$(wrk_field "$conc" p50)" \
+		    "$(wrk_field "$conc" p99)" "$nconc" \
+		    "$(awk -v t="$cticks" -v k="$CLK_TCK" 'BEGIN{printf "%.2f", t/k}')" \
+		    "$cpeak" "$bad" >> "$UPLOAD_RESULTS"
+		IFS=$'\t' read -r _ n wm _ _ cm rise _ _ pa _ _ pc nc _ _ _ < <(tail -n1 "$UPLOAD_RESULTS")
+		printf '  %-16s %s uploads: wall %.2f s, CPU %.2f s, RSS +%.1f MiB; small GETs p99 %.2f ms alone, %.2f ms during %d uploads  %s\n' \
+		    "$l" "$n" "$wm" "$cm" "$(awk -v k="$rise" 'BEGIN{print k/1024}')" \
+		    "$(awk -v v="$pa" 'BEGIN{print v/1000}')" \
+		    "$(awk -v v="$pc" 'BEGIN{print v/1000}')" "$nc" \
+		    "$([ "$bad" -eq 0 ] && echo ok || echo "NOT OK: $bad non-2xx/errors")"
+	done
+fi
+
 # ---- the audit writer's own figures (GET /metrics) ----------------
 FSYNC_AFTER=$(fsync_probe)
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -208,6 +363,10 @@ for n in c1h c1s cnh cns; do
 	cnh) l="$LOOPN, http" ;; cns) l="$LOOPN, https" ;;
 	esac
 	line=$(audit_stats $n "$l")
-	[ -n "$line" ] && AUDIT_STATS="$AUDIT_STATS- $line
+	# (an "if": a false test last in this sourced file would end the
+	# script under set -e when no proxy cmgate ran, as with --upload)
+	if [ -n "$line" ]; then
+		AUDIT_STATS="$AUDIT_STATS- $line
 "
+	fi
 done

@@ -29,6 +29,11 @@ check_match "default-budget row" "$out" '\| cmgate, budget on \(14/s\) \| http \
 check_match "slow-upstream row" "$out" '\| cmgate, slow upstream \| http \| 50 \|'
 check_match "idle connections held (cmgate and nginx)" \
     "$(grep -c 'holding 200 connections (200 answered 200, 0 failed)' "$T/out")" '^2$'
+# The upload section: both systems, every upload and small GET 2xx.
+for l in 'nginx' 'cmgate, 1 loop'; do
+	check_match "upload row ($l)" "$out" \
+	    "\| $l \| 0\.2 MB \| 1 \| [0-9.]+ \([0-9.-]+\) \| [0-9.]+ \| [0-9.]+; [0-9.]+ \| [0-9.]+ \([1-9][0-9]*\) \| [0-9.]+ / [0-9.]+ \([1-9][0-9]*\) \| [1-9][0-9]* \([0-9.; ]+\) \| 0 \|"
+done
 check_match "microbenchmark line" "$out" 'micro: [0-9]+ requests in .* req/s per core'
 check_match "no run flagged" "$out" '0 run\(s\) flagged'
 check_match "audit disk probed" "$out" 'a durable 512-byte append took [0-9]+ us'
@@ -40,11 +45,28 @@ check_nomatch "report: old block replaced" "$rep" '^old$'
 check_match "report: table" "$rep" '\| nginx \| https \| 8 \|'
 check_match "report: machine" "$rep" 'machine: .*CPU'
 check_nomatch "report: no secrets" "$rep" 'bench-token-|bench-api-key-'
+check_match "report: upload block (appended: no markers yet)" "$rep" \
+    '<!-- bench-upload:begin.*'
+check_match "report: upload table" "$rep" '\| cmgate, 1 loop \| 0\.2 MB \| 1 \|'
 if command -v gnuplot >/dev/null 2>&1; then
 	check "latency plot written beside the report" \
 	    "$(head -c 4 "$T/benchmarks-latency.png" | tail -c 3)" PNG
 	check_match "report links the plot" "$rep" '\(benchmarks-latency.png\)'
 fi
+
+# --upload rewrites its own block only: the main block and the text
+# around both stay.
+printf 'intro\n<!-- bench:begin -->\nmain block\n<!-- bench:end -->\nmiddle\n<!-- bench-upload:begin -->\nold upload\n<!-- bench-upload:end -->\nafter\n' > "$T/up.md"
+bash "$BENCH" --smoke --no-build --build-dir "$top_builddir" --upload \
+    --out "$T/up.md" > "$T/up.out" 2>&1
+check "bench.sh --smoke --upload exits 0" "$?" 0
+rep=$(cat "$T/up.md")
+check_match "--upload: main block kept" "$rep" '^main block$'
+check_nomatch "--upload: old upload block replaced" "$rep" '^old upload$'
+check_match "--upload: new upload table" "$rep" '\| nginx \| 0\.2 MB \| 1 \|'
+check "--upload: text around the blocks kept" \
+    "$(grep -c -x -e intro -e middle -e after "$T/up.md")" 3
+check_nomatch "--upload: no secrets" "$rep$(cat "$T/up.out")" 'bench-token-|bench-api-key-'
 
 # Every cmgate answer a 401: the run must be flagged and the exit 1.
 BENCH_SELFTEST_BAD_TOKEN=1 bash "$BENCH" --smoke --no-build \
