@@ -25,6 +25,7 @@
 
 #include "iso3166.h"
 #include "validate.h"
+#include "validate_int.h"
 
 /* Field limits, in characters (code points), before opts' own cap. */
 #define NAME_MAX_CHARS		100
@@ -510,15 +511,9 @@ fail:
 
 /* ---- field rules ----------------------------------------------------- */
 
-struct vctx {
-	const struct vopts	*opts;
-	struct verrors		*errs;
-	size_t			 nerr;	/* errors this call found */
-	bool			 oom;
-};
 
-static void
-report(struct vctx *vc, const char *path, const char *message)
+void
+vc_report(struct vctx *vc, const char *path, const char *message)
 {
 	vc->nerr++;
 	if (vc->nerr > MAX_ERRORS + 1)
@@ -691,11 +686,11 @@ text_field(struct vctx *vc, struct json_object *v, const char *path,
 	if (v == NULL) {
 		if (!required)
 			return 0;
-		report(vc, path, "is required");
+		vc_report(vc, path, "is required");
 		return -1;
 	}
 	if (!json_object_is_type(v, json_type_string)) {
-		report(vc, path, "must be a string");
+		vc_report(vc, path, "must be a string");
 		return -1;
 	}
 	max_chars = cap_chars(vc, max_chars);
@@ -707,15 +702,15 @@ text_field(struct vctx *vc, struct json_object *v, const char *path,
 	case VSTR_EMPTY:
 		if (!required)
 			return 0;
-		report(vc, path, vstr_message(r));
+		vc_report(vc, path, vstr_message(r));
 		return -1;
 	case VSTR_TOOLONG:
 		(void)snprintf(msg, sizeof(msg),
 		    "must be at most %zu characters", max_chars);
-		report(vc, path, msg);
+		vc_report(vc, path, msg);
 		return -1;
 	default:
-		report(vc, path, vstr_message(r));
+		vc_report(vc, path, vstr_message(r));
 		return -1;
 	}
 }
@@ -793,7 +788,7 @@ email_field(struct vctx *vc, struct json_object *v, char *buf,
 		if (buf[i] >= 'A' && buf[i] <= 'Z')
 			buf[i] = (char)(buf[i] - 'A' + 'a');
 	if (!email_ok(buf, *len)) {
-		report(vc, path, "must be a valid email address");
+		vc_report(vc, path, "must be a valid email address");
 		return -1;
 	}
 	return 1;
@@ -845,16 +840,16 @@ birth_date_field(struct vctx *vc, struct json_object *v, char *buf,
 	m = (buf[5] - '0') * 10 + (buf[6] - '0');
 	d = (buf[8] - '0') * 10 + (buf[9] - '0');
 	if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m)) {
-		report(vc, path, "must be a valid calendar date");
+		vc_report(vc, path, "must be a valid calendar date");
 		return -1;
 	}
 	if (y < 1900) {
-		report(vc, path, "must not be before 1900");
+		vc_report(vc, path, "must not be before 1900");
 		return -1;
 	}
 	if (y > o->today_y || (y == o->today_y && (m > o->today_m ||
 	    (m == o->today_m && d > o->today_d)))) {
-		report(vc, path, "must not be in the future");
+		vc_report(vc, path, "must not be in the future");
 		return -1;
 	}
 	age = o->today_y - y;
@@ -863,12 +858,12 @@ birth_date_field(struct vctx *vc, struct json_object *v, char *buf,
 	if (age < o->min_age_years) {
 		(void)snprintf(msg, sizeof(msg),
 		    "client must be at least %d years old", o->min_age_years);
-		report(vc, path, msg);
+		vc_report(vc, path, msg);
 		return -1;
 	}
 	return 1;
 format:
-	report(vc, path, "must be a date in YYYY-MM-DD format");
+	vc_report(vc, path, "must be a date in YYYY-MM-DD format");
 	return -1;
 }
 
@@ -1056,13 +1051,13 @@ key_echoable(const char *k)
  * every other name as unknown: we forward only what we know (no mass
  * assignment).  A JSON null leaves its slot NULL, like a missing key.
  */
-static void
-collect(struct vctx *vc, struct json_object *obj, const char *const *names,
+void
+vc_collect(struct vctx *vc, struct json_object *obj, const char *const *names,
     size_t n, struct json_object **slots, const char *prefix)
 {
 	struct json_object_iterator	 it, end;
 	const char			*k;
-	char				 path[16 + KEY_ECHO_MAX];
+	char				 path[32 + KEY_ECHO_MAX];
 	size_t				 i;
 
 	for (i = 0; i < n; i++)
@@ -1080,22 +1075,26 @@ collect(struct vctx *vc, struct json_object *obj, const char *const *names,
 		}
 		if (key_echoable(k)) {
 			(void)snprintf(path, sizeof(path), "%s%s", prefix, k);
-			report(vc, path, "unknown field");
+			vc_report(vc, path, "unknown field");
 		} else {
 			/* The parent's path: "" or "address". */
 			(void)snprintf(path, sizeof(path), "%.*s",
 			    (int)(prefix[0] != '\0' ? strlen(prefix) - 1 : 0),
 			    prefix);
-			report(vc, path, "unknown field (name not shown)");
+			vc_report(vc, path, "unknown field (name not shown)");
 		}
 	}
 }
 
 /* Add to obj under a constant key; skipped once the body has failed. */
-static void
-put(struct vctx *vc, struct json_object *obj, const char *key,
+void
+vc_put(struct vctx *vc, struct json_object *obj, const char *key,
     struct json_object *val)
 {
+	if (obj == NULL) {
+		json_object_put(val);
+		return;
+	}
 	if (val == NULL) {
 		vc->oom = true;
 		return;
@@ -1118,7 +1117,7 @@ put_text(struct vctx *vc, struct json_object *obj, const char *key,
     const char *buf, size_t len)
 {
 	if (building(vc, obj))
-		put(vc, obj, key, json_object_new_string_len(buf, (int)len));
+		vc_put(vc, obj, key, json_object_new_string_len(buf, (int)len));
 }
 
 static void
@@ -1154,7 +1153,7 @@ numcode_field(struct vctx *vc, struct json_object *v, const char *path,
 		if (!is_digit((unsigned char)buf[i]))
 			break;
 	if (i < *len || *len > NUMCODE_MAX_DIGITS) {
-		report(vc, path, "must be a string of 1 to 6 digits");
+		vc_report(vc, path, "must be a string of 1 to 6 digits");
 		return -1;
 	}
 	return 1;
@@ -1186,17 +1185,17 @@ address_member(struct vctx *vc, struct json_object *out,
 	int				 sr, scr, ccr;
 
 	if (v == NULL) {
-		report(vc, "address", "is required");
+		vc_report(vc, "address", "is required");
 		return;
 	}
 	if (!json_object_is_type(v, json_type_object)) {
-		report(vc, "address", "must be an object");
+		vc_report(vc, "address", "must be an object");
 		return;
 	}
-	collect(vc, v, addr_names, A_N, slot, "address.");
+	vc_collect(vc, v, addr_names, A_N, slot, "address.");
 	if (building(vc, out)) {
 		addr = json_object_new_object();
-		put(vc, out, "address", addr);
+		vc_put(vc, out, "address", addr);
 	}
 
 	text_member(vc, addr, "street_line1", slot[A_STREET_LINE1],
@@ -1254,13 +1253,13 @@ address_member(struct vctx *vc, struct json_object *out,
 		else
 			serr = "must be an ISO 3166-2 subdivision code of "
 			    "address.country (ARG-B, AR-B or B)";
-		report(vc, addr_paths[A_STATE], serr);
+		vc_report(vc, addr_paths[A_STATE], serr);
 		sr = -1;
 	}
 	scr = numcode_field(vc, slot[A_STATE_CODE], addr_paths[A_STATE_CODE],
 	    scbuf, sizeof(scbuf), &sclen);
 	if (cerr != NULL)
-		report(vc, addr_paths[A_COUNTRY], cerr);
+		vc_report(vc, addr_paths[A_COUNTRY], cerr);
 	ccr = numcode_field(vc, slot[A_COUNTRY_CODE],
 	    addr_paths[A_COUNTRY_CODE], ccbuf, sizeof(ccbuf), &cclen);
 	if (sr == 1 && country != NULL)
@@ -1294,13 +1293,13 @@ phone_members(struct vctx *vc, struct json_object *out,
 	if (ecc == NULL && enu == NULL && dcc + dnum > E164_MAX_DIGITS)
 		enu = "must have at most 15 digits including the country code";
 	if (ecc != NULL)
-		report(vc, path_cc, ecc);
+		vc_report(vc, path_cc, ecc);
 	if (enu != NULL)
-		report(vc, path_num, enu);
+		vc_report(vc, path_num, enu);
 	if (vcc == NULL || vnum == NULL || !building(vc, out))
 		return;
-	put(vc, out, path_cc, json_object_new_int64(cc));
-	put(vc, out, path_num, json_object_new_int64(num));
+	vc_put(vc, out, path_cc, json_object_new_int64(cc));
+	vc_put(vc, out, path_num, json_object_new_int64(num));
 }
 
 /*
@@ -1328,7 +1327,7 @@ validate_individual(const char *body, size_t len, const struct vopts *opts,
 	}
 	if ((in = json_parse_strict(body, len, opts->max_depth, errs)) == NULL)
 		return V_INVALID_JSON;
-	collect(&vc, in, top_names, F_NTOP, slot, "");
+	vc_collect(&vc, in, top_names, F_NTOP, slot, "");
 	if (vc.nerr == 0 && (o = json_object_new_object()) == NULL)
 		vc.oom = true;
 
@@ -1348,7 +1347,7 @@ validate_individual(const char *body, size_t len, const struct vopts *opts,
 
 	json_object_put(in);
 	if (vc.nerr == 0 && vc.oom)
-		report(&vc, "", "out of memory");
+		vc_report(&vc, "", "out of memory");
 	if (vc.nerr != 0) {
 		json_object_put(o);
 		return V_INVALID;

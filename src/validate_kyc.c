@@ -30,10 +30,8 @@
 #include "iso3166.h"
 #include "validate.h"
 #include "validate_kyc.h"
+#include "validate_int.h"
 
-/* Same caps as validate.c: a hostile body cannot grow the error list. */
-#define MAX_ERRORS		32
-#define KEY_ECHO_MAX		64
 
 /* Base64 characters decoded per step (a multiple of 4): 12 KiB out. */
 #define B64_CHUNK		16384
@@ -42,26 +40,7 @@
 
 static const char *const default_subproducts[] = { "cards_individuals" };
 
-struct kctx {
-	const struct vopts *opts;	/* may be NULL */
-	struct verrors	*errs;
-	size_t		 nerr;
-	bool		 oom;
-};
 
-static void
-report(struct kctx *kc, const char *path, const char *message)
-{
-	kc->nerr++;
-	if (kc->nerr > MAX_ERRORS + 1)
-		return;
-	if (kc->nerr == MAX_ERRORS + 1) {
-		path = "";
-		message = "too many errors; the rest are not listed";
-	}
-	if (verrors_add(kc->errs, path, message) == -1)
-		kc->oom = true;
-}
 
 static bool
 is_key_char(unsigned char c)
@@ -83,87 +62,15 @@ key_ok(const char *k, size_t n, size_t max)
 	return true;
 }
 
-/* A key is echoed in a path only if it is short and plainly spelled. */
-static bool
-key_echoable(const char *k)
-{
-	size_t	i;
 
-	for (i = 0; k[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)k[i];
 
-		if (i >= KEY_ECHO_MAX || !(is_key_char(c) || c == '-' ||
-		    (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return i > 0;
-}
-
-/*
- * Sort obj's members into slots by name and report every other one as
- * unknown (nothing unknown is forwarded).  A JSON null leaves its slot
- * NULL, like a missing key.  prefix is "" or "document.".
- */
-static void
-collect(struct kctx *kc, struct json_object *obj, const char *const *names,
-    size_t n, struct json_object **slots, const char *prefix)
-{
-	struct json_object_iterator	 it, end;
-	const char			*k;
-	char				 path[32 + KEY_ECHO_MAX];
-	size_t				 i;
-
-	for (i = 0; i < n; i++)
-		slots[i] = NULL;
-	it = json_object_iter_begin(obj);
-	end = json_object_iter_end(obj);
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-		k = json_object_iter_peek_name(&it);
-		for (i = 0; i < n; i++)
-			if (strcmp(k, names[i]) == 0)
-				break;
-		if (i < n) {
-			slots[i] = json_object_iter_peek_value(&it);
-			continue;
-		}
-		if (key_echoable(k)) {
-			(void)snprintf(path, sizeof(path), "%s%s", prefix, k);
-			report(kc, path, "unknown field");
-		} else {
-			(void)snprintf(path, sizeof(path), "%.*s",
-			    (int)(prefix[0] != '\0' ? strlen(prefix) - 1 : 0),
-			    prefix);
-			report(kc, path, "unknown field (name not shown)");
-		}
-	}
-}
-
-/* Add val to obj under a constant key (steals val); NULL = OOM. */
-static void
-put(struct kctx *kc, struct json_object *obj, const char *key,
-    struct json_object *val)
-{
-	if (obj == NULL) {
-		json_object_put(val);
-		return;
-	}
-	if (val == NULL) {
-		kc->oom = true;
-		return;
-	}
-	if (json_object_object_add_ex(obj, key, val,
-	    JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY)) {
-		json_object_put(val);
-		kc->oom = true;
-	}
-}
 
 /*
  * A text field through vstr_normalize() into buf (4 * max + 1 bytes).
  * 1 with a value, 0 when absent and optional, -1 after reporting.
  */
 static int
-text_field(struct kctx *kc, struct json_object *v, const char *path,
+text_field(struct vctx *kc, struct json_object *v, const char *path,
     bool required, size_t max, char *buf, size_t bufsz, size_t *len)
 {
 	char			 msg[64];
@@ -172,11 +79,11 @@ text_field(struct kctx *kc, struct json_object *v, const char *path,
 	if (v == NULL) {
 		if (!required)
 			return 0;
-		report(kc, path, "is required");
+		vc_report(kc, path, "is required");
 		return -1;
 	}
 	if (!json_object_is_type(v, json_type_string)) {
-		report(kc, path, "must be a string");
+		vc_report(kc, path, "must be a string");
 		return -1;
 	}
 	/* limits.max_string_length caps every text field (not images). */
@@ -190,22 +97,22 @@ text_field(struct kctx *kc, struct json_object *v, const char *path,
 	case VSTR_TOOLONG:
 		(void)snprintf(msg, sizeof(msg),
 		    "must be at most %zu characters", max);
-		report(kc, path, msg);
+		vc_report(kc, path, msg);
 		return -1;
 	default:
-		report(kc, path, vstr_message(r));
+		vc_report(kc, path, vstr_message(r));
 		return -1;
 	}
 }
 
 /* Finish a validator: the outcome from the context, *out on success. */
 static enum vresult
-finish(struct kctx *kc, struct json_object *in, struct json_object *o,
+finish(struct vctx *kc, struct json_object *in, struct json_object *o,
     struct json_object **out)
 {
 	json_object_put(in);
 	if (kc->nerr == 0 && kc->oom)
-		report(kc, "", "out of memory");
+		vc_report(kc, "", "out of memory");
 	if (kc->nerr != 0) {
 		json_object_put(o);
 		return V_INVALID;
@@ -234,7 +141,7 @@ validate_product_request(const char *body, size_t len,
     struct json_object **out, struct verrors *errs)
 {
 	static const char *const	 names[] = { "subproduct" };
-	struct kctx			 kc = { opts, errs, 0, false };
+	struct vctx			 kc = { opts, errs, 0, false };
 	struct json_object		*in, *o = NULL, *slot[1];
 	const char *const		*list = default_subproducts;
 	size_t				 nlist = NELEM(default_subproducts);
@@ -251,7 +158,7 @@ validate_product_request(const char *body, size_t len,
 	if ((in = json_parse_strict(body, len, opts != NULL ?
 	    opts->max_depth : 0, errs)) == NULL)
 		return V_INVALID_JSON;
-	collect(&kc, in, names, NELEM(names), slot, "");
+	vc_collect(&kc, in, names, NELEM(names), slot, "");
 	if (text_field(&kc, slot[0], "subproduct", true,
 	    SUBPRODUCT_MAX_CHARS, buf, sizeof(buf), &blen) == 1) {
 		for (i = 0; i < nlist; i++)
@@ -263,14 +170,14 @@ validate_product_request(const char *body, size_t len,
 			for (i = 0; i < nlist && m < sizeof(msg); i++)
 				m += (size_t)snprintf(msg + m, sizeof(msg) - m,
 				    "%s %s", i > 0 ? "," : "", list[i]);
-			report(&kc, "subproduct", msg);
+			vc_report(&kc, "subproduct", msg);
 		}
 	}
 	if (kc.nerr == 0) {
 		if ((o = json_object_new_object()) == NULL)
 			kc.oom = true;
 		else
-			put(&kc, o, "subproduct",
+			vc_put(&kc, o, "subproduct",
 			    json_object_new_string_len(buf, (int)blen));
 	}
 	return finish(&kc, in, o, out);
@@ -283,7 +190,7 @@ validate_product_submit(const char *body, size_t len,
     const struct vopts *opts, struct json_object **out,
     struct verrors *errs)
 {
-	struct kctx		 kc = { opts, errs, 0, false };
+	struct vctx		 kc = { opts, errs, 0, false };
 	struct json_object	*in;
 	size_t			 i;
 
@@ -298,7 +205,7 @@ validate_product_submit(const char *body, size_t len,
 	    opts->max_depth : 0, errs)) == NULL)
 		return V_INVALID_JSON;
 	/* No known names: every member is reported as unknown. */
-	collect(&kc, in, NULL, 0, NULL, "");
+	vc_collect(&kc, in, NULL, 0, NULL, "");
 	return finish(&kc, in, NULL, out);
 }
 
@@ -600,7 +507,7 @@ static const char *const doc_paths[D_N] = {
  * into doc (a reference taken, nothing copied).
  */
 static void
-image_member(struct kctx *kc, struct json_object *doc, const char *key,
+image_member(struct vctx *kc, struct json_object *doc, const char *key,
     struct json_object *v, const char *path, bool required, size_t maxb,
     struct kyc_image_info *ii)
 {
@@ -609,20 +516,20 @@ image_member(struct kctx *kc, struct json_object *doc, const char *key,
 
 	if (v == NULL) {
 		if (required)
-			report(kc, path, "is required");
+			vc_report(kc, path, "is required");
 		return;
 	}
 	if (!json_object_is_type(v, json_type_string)) {
-		report(kc, path, "must be a string");
+		vc_report(kc, path, "must be a string");
 		return;
 	}
 	why = image_check(json_object_get_string(v),
 	    (size_t)json_object_get_string_len(v), maxb, ii, msg, sizeof(msg));
 	if (why != NULL) {
-		report(kc, path, why);
+		vc_report(kc, path, why);
 		return;
 	}
-	put(kc, doc, key, json_object_get(v));
+	vc_put(kc, doc, key, json_object_get(v));
 }
 
 /*
@@ -631,7 +538,7 @@ image_member(struct kctx *kc, struct json_object *doc, const char *key,
  * so a number is re-serialized as written).
  */
 static void
-metadata_member(struct kctx *kc, struct json_object *doc,
+metadata_member(struct vctx *kc, struct json_object *doc,
     struct json_object *v)
 {
 	static const char		 path[] = "document.metadata";
@@ -646,11 +553,11 @@ metadata_member(struct kctx *kc, struct json_object *doc,
 	if (v == NULL)
 		return;
 	if (!json_object_is_type(v, json_type_object)) {
-		report(kc, path, "must be an object");
+		vc_report(kc, path, "must be an object");
 		return;
 	}
 	if (json_object_object_length(v) > KYC_META_MAX_KEYS) {
-		report(kc, path, "must have at most 32 keys");
+		vc_report(kc, path, "must have at most 32 keys");
 		return;
 	}
 	if (doc != NULL && (m = json_object_new_object()) == NULL)
@@ -661,7 +568,7 @@ metadata_member(struct kctx *kc, struct json_object *doc,
 		k = json_object_iter_peek_name(&it);
 		val = json_object_iter_peek_value(&it);
 		if (!key_ok(k, strlen(k), KYC_META_KEY_MAX)) {
-			report(kc, path, "keys must be 1 to 64 characters of "
+			vc_report(kc, path, "keys must be 1 to 64 characters of "
 			    "a-z, 0-9 and _ (name not shown)");
 			continue;
 		}
@@ -685,16 +592,16 @@ metadata_member(struct kctx *kc, struct json_object *doc,
 				kc->oom = true;
 			break;
 		default:
-			report(kc, vpath, "must be a string, a number or a "
+			vc_report(kc, vpath, "must be a string, a number or a "
 			    "boolean");
 			break;
 		}
 	}
-	put(kc, doc, "metadata", m);
+	vc_put(kc, doc, "metadata", m);
 }
 
 static void
-doctype_member(struct kctx *kc, struct json_object *doc,
+doctype_member(struct vctx *kc, struct json_object *doc,
     struct json_object *v, char *dt)
 {
 	char	buf[4 * KYC_DOCTYPE_MAX + 1];
@@ -707,12 +614,12 @@ doctype_member(struct kctx *kc, struct json_object *doc,
 		if (buf[i] >= 'A' && buf[i] <= 'Z')
 			buf[i] = (char)(buf[i] - 'A' + 'a');
 	if (!key_ok(buf, blen, KYC_DOCTYPE_MAX)) {
-		report(kc, doc_paths[D_TYPE], "must be 1 to 64 characters of "
+		vc_report(kc, doc_paths[D_TYPE], "must be 1 to 64 characters of "
 		    "a-z, 0-9 and _");
 		return;
 	}
 	memcpy(dt, buf, blen + 1);
-	put(kc, doc, "document_type", json_object_new_string_len(buf,
+	vc_put(kc, doc, "document_type", json_object_new_string_len(buf,
 	    (int)blen));
 }
 
@@ -729,7 +636,7 @@ validate_product_documentation(const char *body, size_t len,
     struct verrors *errs)
 {
 	static const char *const	 top[] = { "document" };
-	struct kctx			 kc = { opts, errs, 0, false };
+	struct vctx			 kc = { opts, errs, 0, false };
 	struct json_object		*in, *o = NULL, *doc = NULL;
 	struct json_object		*slot[D_N], *tslot[1];
 	struct kyc_doc_info		 di;
@@ -745,16 +652,16 @@ validate_product_documentation(const char *body, size_t len,
 	if ((in = json_parse_strict(body, len, opts != NULL ?
 	    opts->max_depth : 0, errs)) == NULL)
 		return V_INVALID_JSON;
-	collect(&kc, in, top, NELEM(top), tslot, "");
+	vc_collect(&kc, in, top, NELEM(top), tslot, "");
 	if (tslot[0] == NULL) {
-		report(&kc, "document", "is required");
+		vc_report(&kc, "document", "is required");
 		return finish(&kc, in, NULL, out);
 	}
 	if (!json_object_is_type(tslot[0], json_type_object)) {
-		report(&kc, "document", "must be an object");
+		vc_report(&kc, "document", "must be an object");
 		return finish(&kc, in, NULL, out);
 	}
-	collect(&kc, tslot[0], doc_names, D_N, slot, "document.");
+	vc_collect(&kc, tslot[0], doc_names, D_N, slot, "document.");
 	/*
 	 * Build while checking; the output is dropped if anything failed.
 	 * Unlike validate.c this keeps building after an error, which
@@ -766,7 +673,7 @@ validate_product_documentation(const char *body, size_t len,
 		o = NULL;
 		kc.oom = true;
 	} else
-		put(&kc, o, "document", doc);
+		vc_put(&kc, o, "document", doc);
 
 	doctype_member(&kc, doc, slot[D_TYPE], di.document_type);
 	image_member(&kc, doc, "image_front", slot[D_FRONT],
@@ -775,9 +682,9 @@ validate_product_documentation(const char *body, size_t len,
 	    false, maxb, &di.back);
 	if (slot[D_REPLACE] != NULL) {
 		if (!json_object_is_type(slot[D_REPLACE], json_type_boolean))
-			report(&kc, doc_paths[D_REPLACE], "must be a boolean");
+			vc_report(&kc, doc_paths[D_REPLACE], "must be a boolean");
 		else
-			put(&kc, doc, "replace", json_object_new_boolean(
+			vc_put(&kc, doc, "replace", json_object_new_boolean(
 			    json_object_get_boolean(slot[D_REPLACE])));
 	}
 	metadata_member(&kc, doc, slot[D_METADATA]);
