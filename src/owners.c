@@ -14,6 +14,7 @@
 #include "idem.h"
 #include "idem_txn.h"
 #include "util.h"
+#include "validate_kyc.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -29,18 +30,7 @@
 bool
 owners_id_ok(const char *id, size_t len)
 {
-	size_t i;
-
-	if (len < 1 || len > OWNERS_ID_MAX)
-		return false;
-	for (i = 0; i < len; i++) {
-		char c = id[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return kyc_id_ok(id, len);
 }
 
 /* ---- inside a transaction ---------------------------------------- */

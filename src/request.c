@@ -24,7 +24,6 @@
 
 #include <sys/queue.h>
 
-#include <ctype.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
@@ -538,7 +537,6 @@ req_assigned_id(const struct gw_req *r, char *out, size_t outlen)
 	struct json_object *o = NULL, *id;
 	struct verrors errs = { 0 };
 	const char *name, *v;
-	size_t i, n;
 
 	out[0] = '\0';
 	if (strcmp(r->route->name, "individuals.create") == 0)
@@ -556,12 +554,7 @@ req_assigned_id(const struct gw_req *r, char *out, size_t outlen)
 	if (o != NULL && json_object_object_get_ex(o, "id", &id) &&
 	    json_object_is_type(id, json_type_string)) {
 		v = json_object_get_string(id);
-		n = strlen(v);
-		for (i = 0; i < n; i++)
-			if (!(isalnum((unsigned char)v[i]) || v[i] == '_' ||
-			    v[i] == '-'))
-				break;
-		if (n > 0 && n <= ROUTE_ID_MAX && i == n)
+		if (kyc_id_ok(v, strlen(v)))
 			snprintf(out, outlen, ",\"%s\":\"%s\"", name, v);
 	}
 	json_object_put(o);

@@ -697,23 +697,29 @@ validate_product_documentation(const char *body, size_t len,
 
 /* ---- path parameters ------------------------------------------------- */
 
-int
-validate_path_id(const char *s, size_t len, const char *field,
-    struct verrors *errs)
+bool
+kyc_id_ok(const char *s, size_t len)
 {
 	size_t	i;
 
 	if (s == NULL || len < 1 || len > KYC_PATH_ID_MAX)
-		goto bad;
+		return false;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			goto bad;
+			return false;
 	}
-	return 0;
-bad:
+	return true;
+}
+
+int
+validate_path_id(const char *s, size_t len, const char *field,
+    struct verrors *errs)
+{
+	if (kyc_id_ok(s, len))
+		return 0;
 	(void)verrors_add(errs, field, "must be 1 to 64 characters of "
 	    "A-Z, a-z, 0-9, _ and -");
 	return -1;

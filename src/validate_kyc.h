@@ -123,6 +123,9 @@ enum vresult	validate_product_documentation(const char *body,
  * upper-case; errors name "path.country_code".  0, or -1 after adding
  * one error to errs.
  */
+/* Is s[0..len) an id: 1..64 of [A-Za-z0-9_-]?  (Also for ids that
+ * come from CryptoMate's answers or an operator.) */
+bool		kyc_id_ok(const char *s, size_t len);
 int		validate_path_id(const char *s, size_t len,
 		    const char *field, struct verrors *errs);
 int		validate_path_country(const char *s, size_t len, char out[3],
