@@ -22,7 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define OWNERS_ID_MAX		64	/* client ids: [A-Za-z0-9_-] */
+#include "validate_kyc.h"
+
+#define OWNERS_ID_MAX		KYC_PATH_ID_MAX	/* client ids (kyc_id_ok) */
 #define OWNERS_CALLER_MAX	64	/* caller names (conf.h) */
 
 struct idem;

@@ -53,13 +53,7 @@ enum route_cap {
 	RC_DOCUMENT,	/* limits.max_document_body_bytes */
 };
 
-/* The kinds of path parameter, each with its own rule. */
-enum route_param {
-	RP_ID,		/* 1..ROUTE_ID_MAX of [A-Za-z0-9_-] */
-	RP_COUNTRY,	/* ISO 3166-1 alpha-2 or alpha-3, sent as alpha-2 */
-};
-
-#define ROUTE_ID_MAX		64	/* longest id in a path */
+#define ROUTE_ID_MAX		KYC_PATH_ID_MAX	/* longest id in a path */
 #define ROUTE_MAX_PARAMS	2	/* parameters in one template */
 #define ROUTE_PATH_MAX		512	/* longest upstream path built */
 
