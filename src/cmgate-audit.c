@@ -532,6 +532,42 @@ struct anchor_arg {
 	unsigned char	 head[AFMT_HASH_LEN];
 };
 
+/* --anchor SEQ:HEAD, added to the list: EX_VALID, or EX_USAGE (said
+ * why), or EX_UNVERIFIABLE (out of memory). */
+static int
+add_anchor(struct anchor_arg **anchors, size_t *n, const char *arg)
+{
+	struct anchor_arg *a = realloc(*anchors, (*n + 1) * sizeof(**anchors));
+
+	if (a == NULL)
+		return EX_UNVERIFIABLE;
+	*anchors = a;
+	if (parse_anchor(arg, &a[*n].seq, a[*n].head) == -1) {
+		fprintf(stderr, "cmgate-audit: --anchor: expected SEQ:HEAD "
+		    "(HEAD = 64 hex digits)\n");
+		return EX_USAGE;
+	}
+	(*n)++;
+	return EX_VALID;
+}
+
+/*
+ * The verdict on a verified log, for verify and report alike: no
+ * record proves nothing (2); a failure (or, when strict, an unsealed
+ * tail) is 1; an anchor the files do not reach leaves it unverifiable.
+ */
+static int
+verdict_of(const struct afmt_summary *sum, bool strict)
+{
+	if (sum->records == 0)
+		return EX_UNVERIFIABLE;
+	if (sum->failures > 0 || (strict && sum->unsealed > 0))
+		return EX_INTEGRITY;
+	if (sum->anchors_unchecked > 0)
+		return EX_UNVERIFIABLE;
+	return EX_VALID;
+}
+
 static int
 cmd_verify(int argc, char **argv)
 {
@@ -567,23 +603,12 @@ cmd_verify(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'a': {
-			struct anchor_arg *n = realloc(anchors,
-			    (nanchors + 1) * sizeof(*n));
-			if (n == NULL)
+		case 'a':
+			if ((rc = add_anchor(&anchors, &nanchors, optarg)) !=
+			    EX_VALID)
 				goto out;
-			anchors = n;
-			if (parse_anchor(optarg, &n[nanchors].seq,
-			    n[nanchors].head) == -1) {
-				fprintf(stderr, "cmgate-audit: --anchor: "
-				    "expected SEQ:HEAD (HEAD = 64 hex "
-				    "digits)\n");
-				rc = EX_USAGE;
-				goto out;
-			}
-			nanchors++;
+			rc = EX_UNVERIFIABLE;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			rc = EX_VALID;
@@ -626,20 +651,9 @@ cmd_verify(int argc, char **argv)
 	if (fs.n > 1)
 		qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
 
-	if (sum.records == 0) {
-		/* No record: nothing was proven, whatever the reason. */
-		result = "unverifiable";
-		rc = EX_UNVERIFIABLE;
-	} else if (sum.failures > 0 || (strict && sum.unsealed > 0)) {
-		result = "fail";
-		rc = EX_INTEGRITY;
-	} else if (sum.anchors_unchecked > 0) {
-		result = "unverifiable";
-		rc = EX_UNVERIFIABLE;
-	} else {
-		result = "pass";
-		rc = EX_VALID;
-	}
+	rc = verdict_of(&sum, strict);
+	result = rc == EX_VALID ? "pass" : rc == EX_INTEGRITY ? "fail" :
+	    "unverifiable";
 	hex_encode(sum.head, AFMT_HASH_LEN, hhex);
 
 	if (json) {
@@ -835,23 +849,12 @@ cmd_report(int argc, char **argv)
 			else
 				ro.until = optarg;
 			break;
-		case 'a': {
-			struct anchor_arg *n = realloc(anchors,
-			    (nanchors + 1) * sizeof(*n));
-			if (n == NULL)
+		case 'a':
+			if ((rc = add_anchor(&anchors, &nanchors, optarg)) !=
+			    EX_VALID)
 				goto out;
-			anchors = n;
-			if (parse_anchor(optarg, &n[nanchors].seq,
-			    n[nanchors].head) == -1) {
-				fprintf(stderr, "cmgate-audit: --anchor: "
-				    "expected SEQ:HEAD (HEAD = 64 hex "
-				    "digits)\n");
-				rc = EX_USAGE;
-				goto out;
-			}
-			nanchors++;
+			rc = EX_UNVERIFIABLE;
 			break;
-		}
 		case 'j':
 			json = true;
 			break;
@@ -912,15 +915,7 @@ cmd_report(int argc, char **argv)
 		goto out;
 	afmt_vfy_finish(v);
 	afmt_vfy_summary(v, &sum);
-	/* The verdict, by verify's rules. */
-	if (sum.records == 0)
-		verdict = EX_UNVERIFIABLE;
-	else if (sum.failures > 0)
-		verdict = EX_INTEGRITY;
-	else if (sum.anchors_unchecked > 0)
-		verdict = EX_UNVERIFIABLE;
-	else
-		verdict = EX_VALID;
+	verdict = verdict_of(&sum, false);	/* verify's rules */
 	report_finish(rp, &sum, verdict);
 
 	if (out && (o = fopen(out, "w")) == NULL) {
