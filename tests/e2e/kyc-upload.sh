@@ -54,7 +54,9 @@ check_match "small requests were served during it" "$(wc -l < "$T/small.txt")" '
 check "every small request answered 200" "$(grep -vc '^200 ' "$T/small.txt")" 0
 worst=$(sort -k2 -n "$T/small.txt" | tail -n1 | cut -d' ' -f2)
 echo "# worst small request during the upload: ${worst}s"
-check_range "the worst small request (ms)" "$(awk -v t="$worst" 'BEGIN { printf "%d", t * 1000 }')" 0 2000
+# Generous, and more so under a tool (valgrind is 20-50 times slower).
+limit=2000; [ -z "${CMGATE_WRAPPER:-}" ] || limit=60000
+check_range "the worst small request (ms)" "$(awk -v t="$worst" 'BEGIN { printf "%d", t * 1000 }')" 0 "$limit"
 up=$(curl -s "$MOCK_URL/__test/uploads")
 check "the front arrived intact" "$(printf '%s' "$up" | grep -c "$(sha256sum "$T/big.json.front" | cut -d' ' -f1)")" 1
 check "the back arrived intact" "$(printf '%s' "$up" | grep -c "$(sha256sum "$T/big.json.back" | cut -d' ' -f1)")" 1

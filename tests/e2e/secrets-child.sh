@@ -67,10 +67,16 @@ check "every gateway descriptor above 2 is close-on-exec" "${leaky:-none}" none
 check_match "... the LMDB data file among them" \
     "$(ls -l /proc/$GW_PID/fd/ | grep -c 'idem.db')" '^[1-9]'
 
-check "the key is gone from the gateway's environment" \
-    "$(tr '\0' '\n' < /proc/$GW_PID/environ | grep -c -- "$API_KEY")" 0
-check "... and so is the variable" \
-    "$(tr '\0' '\n' < /proc/$GW_PID/environ | grep -c 'CRYPTOMATE_API_KEY')" 0
+# Under a tool (valgrind) the process is the tool, whose own copy of the
+# starting environment /proc shows: the check needs the gateway itself.
+if [ -z "${CMGATE_WRAPPER:-}" ]; then
+	check "the key is gone from the gateway's environment" \
+	    "$(tr '\0' '\n' < /proc/$GW_PID/environ | grep -c -- "$API_KEY")" 0
+	check "... and so is the variable" \
+	    "$(tr '\0' '\n' < /proc/$GW_PID/environ | grep -c 'CRYPTOMATE_API_KEY')" 0
+else
+	echo "# skipped under a tool: /proc shows its environment, not the gateway's"
+fi
 # A reload reads the config again: the key must still be there.
 kill -HUP "$GW_PID"
 wait_for "$T/gw.log" 'reload' 100 || true
