@@ -1,13 +1,13 @@
 /*
  * prep.c: a request body made ready (see prep.h).
  *
- * The copies of a body: the raw bytes as read (made contiguous here,
- * once), the validator's tree, json-c's serialization of it and our
- * copy of that, which is what is forwarded.  The tree and the raw bytes
- * are freed as soon as the forwarded body and its digests exist.
- * Measured (docs/benchmarks.md), a 28 MB upload raises peak RSS by
- * about 6 times its size: forwarding the raw bytes when normalization
- * changed nothing would remove two of the copies (not done yet).
+ * The copies of a large body: the raw bytes as read (made contiguous
+ * here, once, which for a moment holds them twice), the validator's
+ * tree (images are shared with it, not copied again), and json-c's
+ * serialization of the tree, which is what is forwarded.  The raw
+ * bytes are freed as soon as the tree exists, so a body holds about
+ * twice its size while it waits for CryptoMate (tree and serialization:
+ * what limits.max_buffered_bytes counts).
  */
 #include "prep.h"
 #include "audit.h"
@@ -93,7 +93,7 @@ void
 prep_run(struct prep *p)
 {
 	struct json_object *norm = NULL;
-	const char *raw = p->raw, *s;
+	const char *raw = p->raw;
 	size_t len = p->raw_len;
 
 	if (p->in != NULL) {
@@ -103,36 +103,40 @@ prep_run(struct prep *p)
 	if (raw == NULL)
 		raw = "";
 	p->vr = p->route->validate(raw, len, &p->ctx, &norm, &p->errs);
-	if (p->vr != V_OK)
-		goto out;	/* refused: nothing is stored under a key */
-	/* No body at all (products.submit's empty one): nothing to send. */
-	if (norm != NULL) {
-		s = json_object_to_json_string_length(norm,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-		    &p->body_len);
-		if (s == NULL || (p->body = malloc(p->body_len + 1)) == NULL) {
-			p->failed = true;
-			goto out;
-		}
-		memcpy(p->body, s, p->body_len + 1);
+	/* The tree holds what is needed now: the raw bytes can go before
+	 * the body is serialized (one copy less at the peak). */
+	if (p->in != NULL)
+		evbuffer_drain(p->in, evbuffer_get_length(p->in));
+	if (p->vr != V_OK) {
+		json_object_put(norm);
+		return;		/* refused: nothing is stored under a key */
 	}
+	/* No body at all (products.submit's empty one): nothing to send.
+	 * Otherwise the body sent is json-c's own serialization, kept with
+	 * its tree (p->norm), not copied again. */
+	if (norm != NULL && (p->body = json_object_to_json_string_length(norm,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	    &p->body_len)) == NULL) {
+		json_object_put(norm);
+		p->failed = true;
+		return;
+	}
+	p->norm = norm;
 	if ((p->bodym = prep_body_member(p, norm)) == NULL ||
 	    (p->want_digest && sha256(p->body ? p->body : "", p->body_len,
 	    p->digest) == -1))
 		p->failed = true;
-out:
-	json_object_put(norm);
-	if (p->in != NULL)
-		evbuffer_drain(p->in, evbuffer_get_length(p->in));
 }
 
 void
 prep_clear(struct prep *p)
 {
 	verrors_free(&p->errs);
-	free(p->body);
+	json_object_put(p->norm);
 	free(p->bodym);
-	p->body = p->bodym = NULL;
+	p->norm = NULL;
+	p->body = NULL;
+	p->bodym = NULL;
 	if (p->in != NULL)
 		evbuffer_free(p->in);
 	p->in = NULL;

@@ -21,6 +21,7 @@
 
 struct audit;
 struct evbuffer;
+struct json_object;
 struct route;
 
 struct prep {
@@ -39,7 +40,9 @@ struct prep {
 	/* Out. */
 	enum vresult		 vr;
 	struct verrors		 errs;		/* V_INVALID, V_INVALID_JSON */
-	char			*body;		/* V_OK: what goes upstream */
+	struct json_object	*norm;		/* V_OK: the normalized tree,
+						   which owns body's bytes */
+	const char		*body;		/* V_OK: what goes upstream */
 	size_t			 body_len;
 	char			*bodym;		/* V_OK: the record's member */
 	unsigned char		 digest[SHA256_LEN]; /* V_OK, want_digest:

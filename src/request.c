@@ -46,7 +46,8 @@ struct gw_req {
 	struct route_match	 m;		/* path parameters, upstream path */
 	const struct conf_caller *caller;	/* points into cfg */
 	char			 id[33];
-	char			*body;		/* normalized JSON */
+	const char		*body;		/* normalized JSON, in body_obj */
+	struct json_object	*body_obj;	/* owns body's bytes */
 	size_t			 body_len;
 	size_t			 bytes_in;
 	struct up_xfer		*xfer;
@@ -259,7 +260,7 @@ req_free(struct gw_req *r)
 	free(r->idem_key);
 	free(r->idem_scoped);
 	free(r->idem_fields);
-	free(r->body);
+	json_object_put(r->body_obj);
 	free(r->resp);
 	free(r->resp_ct);
 	free(r->trace_id);
@@ -1440,8 +1441,10 @@ req_prepared(struct gw_req *r, struct prep *p)
 		    "the body has invalid fields", d);
 		return;
 	}
-	r->body = p->body;
+	r->body = p->body;		/* the tree owns its bytes */
 	r->body_len = p->body_len;
+	r->body_obj = p->norm;
+	p->norm = NULL;
 	p->body = NULL;
 	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
 		strcpy(caller, "null");
