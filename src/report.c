@@ -232,12 +232,14 @@ struct inflight {
 enum rp_field {
 	F_REQUEST_ID, F_CALLER, F_ROUTE, F_ERROR_CLASS, F_UPSTREAM_STATUS, F_LATENCY_MS,
 	F_CLIENT_STATUS, F_REPLAYED, F_CODE, F_FIELDS, F_IDEMPOTENCY_KEY, F_COUNT, F_REASON, F_GATEWAY,
-	F_BODY, F_EPOCH_S, F_BYTES, F_OFFSET, F_MESSAGES,
+	F_BODY, F_EPOCH_S, F_BYTES, F_OFFSET, F_MESSAGES, F_QUEUE_MS,
+	F_PAUSE_MS,
 	RP_NF
 };
 
 struct report {
 	struct report_opts opts;
+	double		 pause_end;	/* the open pause interval's end (ms) */
 	int		 verdict;
 	struct afmt_summary sum;
 
@@ -326,7 +328,7 @@ static const char *const fnames[RP_NF] = {
 	"request_id", "caller", "route", "error_class", "upstream_status",
 	"latency_ms", "client_status", "replayed", "code", "fields",
 	"idempotency_key", "count", "reason", "gateway", "body", "epoch_s",
-	"bytes", "offset", "messages",
+	"bytes", "offset", "messages", "queue_ms", "pause_ms",
 };
 
 static bool
@@ -809,6 +811,36 @@ count_reject_summary(struct report *rp, const struct afmt_rec *r)
 	    route), RC_REFUSED, n);
 }
 
+/*
+ * A pause of all forwarding (CryptoMate's 429, or CryptoMate out of
+ * reach): from the record's time for pause_ms.  Pauses overlap (one per
+ * request that met the 429), so the time covered is their union, kept
+ * as it streams by: records come in time order, so one open interval is
+ * enough.
+ */
+static void
+count_pause(struct report *rp, const struct afmt_rec *r)
+{
+	char pm[32];
+	double start = ts_ms(r->ts), len;
+
+	fraw(rp, F_PAUSE_MS, pm, sizeof(pm));
+	if (!pm[0] || (len = strtod(pm, NULL)) <= 0 || len > 3.6e6 ||
+	    start <= 0)
+		return;
+	rp->t.pauses++;
+	if (rp->pause_end > 0 && start <= rp->pause_end) {
+		if (start + len > rp->pause_end) {
+			rp->t.paused_ms += (uint64_t)(start + len -
+			    rp->pause_end);
+			rp->pause_end = start + len;
+		}
+		return;
+	}
+	rp->t.paused_ms += (uint64_t)len;
+	rp->pause_end = start + len;
+}
+
 static void
 count_outcome(struct report *rp, const struct afmt_rec *r, bool counted)
 {
@@ -868,6 +900,19 @@ count_outcome(struct report *rp, const struct afmt_rec *r, bool counted)
 	if (c == RC_UP_5XX || (us == 0 && (strcmp(ec, "timeout") == 0 ||
 	    strcmp(ec, "not_sent") == 0 || strcmp(ec, "upstream_error") == 0)))
 		w->uperr++;
+	{
+		char qm[32];
+		double q;
+
+		fraw(rp, F_QUEUE_MS, qm, sizeof(qm));
+		if (qm[0] && strcmp(qm, "null") != 0 &&
+		    (q = strtod(qm, NULL)) >= 1.0 && q < 1e12) {
+			rp->t.waited++;
+			rp->t.waited_ms += (uint64_t)q;
+			if ((uint64_t)q > rp->t.waited_max_ms)
+				rp->t.waited_max_ms = (uint64_t)q;
+		}
+	}
 	if (us > 0 && !replay) {
 		char lat[32];
 		fraw(rp, F_LATENCY_MS, lat, sizeof(lat));
@@ -987,6 +1032,9 @@ commit(struct report *rp, const struct afmt_rec *r)
 	else if (strcmp(r->type, "reject_summary") == 0) {
 		if (counted)
 			count_reject_summary(rp, r);
+	} else if (strcmp(r->type, "pause") == 0) {
+		if (counted)
+			count_pause(rp, r);
 	} else
 		count_lifecycle(rp, r, counted);
 }
@@ -1669,18 +1717,25 @@ html_upstream(const struct report *rp, FILE *o)
 	    "%llu</td></tr>\n"
 	    "<tr><th>idempotent replays</th><td class=\"n\">%llu</td></tr>\n"
 	    "<tr><th>idempotency conflicts (409/422)</th><td class=\"n\">%llu"
-	    "</td></tr>\n</table>\n<p class=\"note\">Not in the log, so not "
-	    "here: how long forwarding was paused after a 429, the time "
-	    "requests waited in the budget's queue, and a 429 that was "
-	    "retried and then succeeded (its outcome is the later answer). "
-	    "Read them from /metrics.</p>\n</section>\n",
+	    "</td></tr>\n"
+	    "<tr><th>forwarding paused (after a 429 or CryptoMate out of "
+	    "reach): pauses; time covered</th><td class=\"n\">%llu; %.1f s"
+	    "</td></tr>\n"
+	    "<tr><th>requests that waited for the budget; time waited in "
+	    "all; longest</th><td class=\"n\">%llu; %.1f s; %llu ms</td>"
+	    "</tr>\n</table>\n<p class=\"note\">A 429 that was retried "
+	    "and then succeeded counts with its later answer; its pause is "
+	    "counted above.</p>\n</section>\n",
 	    (unsigned long long)rp->t.up_429,
 	    (unsigned long long)rp->t.budget_refused,
 	    (unsigned long long)rp->t.timeouts,
 	    (unsigned long long)rp->t.not_sent,
 	    (unsigned long long)rp->t.upstream_errors,
 	    (unsigned long long)rp->t.replays,
-	    (unsigned long long)rp->t.conflicts);
+	    (unsigned long long)rp->t.conflicts,
+	    (unsigned long long)rp->t.pauses, (double)rp->t.paused_ms / 1e3,
+	    (unsigned long long)rp->t.waited, (double)rp->t.waited_ms / 1e3,
+	    (unsigned long long)rp->t.waited_max_ms);
 }
 
 static void
@@ -1925,6 +1980,11 @@ report_json(const struct report *rp, FILE *o)
 	j_kv(o, "upstream_errors", rp->t.upstream_errors, true);
 	j_kv(o, "replays", rp->t.replays, true);
 	j_kv(o, "idempotency_conflicts", rp->t.conflicts, true);
+	j_kv(o, "pauses", rp->t.pauses, true);
+	j_kv(o, "paused_ms", rp->t.paused_ms, true);
+	j_kv(o, "budget_waited", rp->t.waited, true);
+	j_kv(o, "budget_waited_ms", rp->t.waited_ms, true);
+	j_kv(o, "budget_waited_max_ms", rp->t.waited_max_ms, true);
 	fputs("},\"lifecycle\":{", o);
 	j_kv(o, "starts", rp->t.starts, false);
 	j_kv(o, "stops", rp->t.stops, true);

@@ -58,6 +58,12 @@ struct report_totals {
 	uint64_t	 up_429, budget_refused, timeouts, not_sent,
 			 upstream_errors, replays, conflicts;
 	uint64_t	 seal_gaps;
+	/* The upstream budget: requests that waited for it (queue_ms of
+	 * their outcome records) and how long; pauses of all forwarding
+	 * ("pause" records), their number and the time they covered
+	 * (overlapping pauses counted once). */
+	uint64_t	 waited, waited_ms, waited_max_ms;
+	uint64_t	 pauses, paused_ms;
 };
 
 struct report;

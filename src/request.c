@@ -637,9 +637,9 @@ record_outcome(struct gw_req *r)
 	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
 	    "%s,\"upstream_status\":%d,\"latency_ms\":%.3f,"
 	    "\"error_class\":\"%s\",\"response_digest\":\"%s\","
-	    "\"client_status\":%d%s%s%s", r->id, caller, rm, r->up_status,
-	    r->up_latency_ms, r->error_class, digest, client_status, aid, wh,
-	    im);
+	    "\"client_status\":%d,\"queue_ms\":%.3f%s%s%s", r->id, caller,
+	    rm, r->up_status, r->up_latency_ms, r->error_class, digest,
+	    client_status, r->queue_ms, aid, wh, im);
 	/* The store, the owner change and the record run in parallel; the
 	 * answer waits for all (durable before it is sent). */
 	r->idem_wait = 1;
@@ -674,6 +674,25 @@ record_outcome(struct gw_req *r)
  * answer after sending) is never sent again: it comes back as 504 or
  * 502.
  */
+/*
+ * All forwarding pauses: say so in the log ("pause": its length and
+ * cause), for the compliance report's upstream health.  No answer
+ * waits for it, so it is written with the pass's other records and no
+ * callback; a log that cannot take it fails the request's outcome
+ * record anyway.
+ */
+static void
+req_record_pause(struct gw_req *r, long delay_ms)
+{
+	char fields[128 + ROUTE_MEMBERS_MAX], rm[ROUTE_MEMBERS_MAX];
+
+	req_route_members(r, rm, sizeof(rm));
+	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",%s,"
+	    "\"cause\":\"%s\",\"pause_ms\":%ld", r->id, rm, r->not_sent ?
+	    "not_reached" : "rate_limited", delay_ms);
+	(void)audit_submit(r->loop->aport, "pause", fields, NULL, NULL);
+}
+
 static bool
 req_retry(struct gw_req *r, const struct up_result *res)
 {
@@ -702,6 +721,7 @@ req_retry(struct gw_req *r, const struct up_result *res)
 		return false;
 	if (budget_requeue(b, &r->bw, r->cfg, r->caller, delay_ms) == -1)
 		return false;
+	req_record_pause(r, delay_ms);
 	if (r->not_sent)
 		log_warn("request %s: upstream not reached (%s); queued again",
 		    r->id, res->error_text);

@@ -52,6 +52,12 @@ check_match "its access log line shows the final 2xx" \
     '"status":20[01],"upstream_status":20[01]'
 h=$(healthz)
 check_match "healthz: no longer paused" "$h" '"paused":false,"paused_until":null'
+check_match "the pause is in the audit log, with its cause and length" \
+    "$(grep '"type":"pause"' "$T/audit.log" | head -n1)" \
+    '"cause":"rate_limited","pause_ms":2000'
+check_match "the outcome records the time in queue" \
+    "$(grep '"type":"outcome"' "$T/audit.log" | grep '"upstream_status":20[01]' | head -n1)" \
+    '"queue_ms":[0-9]+\.[0-9]{3}'
 
 # A pause longer than the wait limit: reload (SIGHUP) with 1 s of wait.
 RATE=10 MAX_QUEUE_WAIT=1000 make_config

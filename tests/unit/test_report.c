@@ -105,7 +105,17 @@ make_log(void)
 		if (ta_wait(&child, &w) == -1 || w.failed)
 			_exit(3);
 		outc(p, &w, "ok0", "alpha", 201, "none", 201);
-		outc(p, &w, "ok1", "alpha", 200, "none", 200);
+		/* One that waited 250 ms for the budget. */
+		sub(p, &w, "outcome", "\"request_id\":\"ok1\",\"caller\":"
+		    "\"alpha\",\"upstream_status\":200,\"latency_ms\":20.0,"
+		    "\"error_class\":\"none\",\"response_digest\":\"%064d\","
+		    "\"client_status\":200,\"queue_ms\":250.000", 0);
+		/* Two pauses after CryptoMate's 429s, overlapping: their
+		 * union is about 1.5 s, not 2.5 s. */
+		sub(p, &w, "pause", "\"request_id\":\"c4b\",\"route\":\""
+		    ROUTE "\",\"cause\":\"rate_limited\",\"pause_ms\":1000");
+		sub(p, &w, "pause", "\"request_id\":\"c4c\",\"route\":\""
+		    ROUTE "\",\"cause\":\"rate_limited\",\"pause_ms\":1500");
 		outc(p, &w, "ok2", "alpha", 201, "none", 201);
 		outc(p, &w, "c4a", "alpha", 422, "none", 422);
 		outc(p, &w, "c4b", "alpha", 429, "rate_limited", 429);
@@ -258,6 +268,12 @@ test_counts(void **state)
 	assert_int_equal(t.up_429, 1);
 	assert_int_equal(t.budget_refused, 1);
 	assert_int_equal(t.timeouts, 1);
+	assert_int_equal(t.waited, 1);
+	assert_int_equal(t.waited_ms, 250);
+	assert_int_equal(t.waited_max_ms, 250);
+	assert_int_equal(t.pauses, 2);
+	/* The second began a few ms after the first: their union. */
+	assert_true(t.paused_ms >= 1500 && t.paused_ms < 2400);
 	assert_int_equal(report_row(rp, "\"beta\"", "", &calls, &refusals), 0);
 	assert_int_equal(calls, 5);	/* 5xx, budget 429, 2 rejects, lost */
 	assert_int_equal(refusals, 3);
