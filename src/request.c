@@ -1115,9 +1115,12 @@ on_idem_lookup(int found, const struct idem_record *rec, void *arg)
 		return;
 	}
 	if (found == 0) {
-		/* First use: on as usual, holding the claim. */
-		req_audit_request(r, r->idem_fields);
+		/* First use: on as usual, holding the claim.  The fields
+		 * change hands before the call, which may end r. */
+		char *fields = r->idem_fields;
+
 		r->idem_fields = NULL;
+		req_audit_request(r, fields);
 		return;
 	}
 	if (memcmp(rec->digest, r->idem_digest, SHA256_LEN) != 0) {
