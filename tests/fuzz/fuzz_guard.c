@@ -33,8 +33,9 @@
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 /* Small limits, so that the fuzzer reaches them. */
+#define MAX_HEAD	2048
 static const struct ghead_limits lim = {
-	.max_header_bytes = 2048,
+	.max_header_bytes = MAX_HEAD,
 	.max_headers = 8,
 	.max_body_bytes = 256,
 };
@@ -60,7 +61,7 @@ evhttp_body(const char *h, size_t n)
 {
 	const char *p = h, *e = h + n, *nl, *sp, *cl = NULL, *te = NULL;
 	size_t cllen = 0, len;
-	char method[16], v[64];
+	char method[16], v[MAX_HEAD + 1];
 	int body;
 	long long x;
 	char *endp;
@@ -110,7 +111,10 @@ evhttp_body(const char *h, size_t n)
 		return 0;	/* no length: a request has no body (whatever
 				 * Connection says, evhttp_get_body) */
 	/* The value, as evhttp keeps it: leading spaces skipped, trailing
-	 * spaces and tabs trimmed; then strtoll must take all of it. */
+	 * spaces and tabs trimmed; then strtoll must take all of it (it
+	 * skips leading tabs itself).  The value may be as long as the
+	 * head, so v holds a whole head: a shorter buffer made this model,
+	 * not the guard, refuse a value padded with tabs. */
 	while (cllen > 0 && *cl == ' ')
 		cl++, cllen--;
 	while (cllen > 0 && (cl[cllen - 1] == ' ' || cl[cllen - 1] == '\t'))
