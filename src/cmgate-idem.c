@@ -127,10 +127,15 @@ static void
 print_owner(const char *client_id, const char *caller, void *arg)
 {
 	int *n = arg;
+	char id[6 * OWNERS_ID_MAX + 8], who[6 * OWNERS_CALLER_MAX + 8];
 
-	/* Both are plain identifiers ([A-Za-z0-9._-]): no quoting needed. */
-	printf("{\"client_id\":\"%s\",\"caller\":\"%s\"}\n", client_id,
-	    caller);
+	/* Written through cmgate only as identifiers, but read from a file
+	 * anyone with the store's rights can change: quoted, so that a
+	 * line stays one JSON object and no terminal escape goes out. */
+	if (json_quote(client_id, id, sizeof(id)) == -1 ||
+	    json_quote(caller, who, sizeof(who)) == -1)
+		return;
+	printf("{\"client_id\":%s,\"caller\":%s}\n", id, who);
 	(*n)++;
 }
 
@@ -170,9 +175,16 @@ owners_main(const char *conf, const char *path, const char *only_caller,
 		fputs(usage_text, stderr);
 		return EX_USAGE;
 	}
+	/* What is not an id or a name is not echoed: it may hold anything,
+	 * terminal escapes included. */
 	if (write && !owners_id_ok(argv[1], strlen(argv[1]))) {
-		fprintf(stderr, "cmgate-idem: %s is not a client id (1..64 of "
-		    "A-Z a-z 0-9 _ -)\n", argv[1]);
+		fprintf(stderr, "cmgate-idem: the client id is not 1..64 of "
+		    "A-Z a-z 0-9 _ -\n");
+		return EX_USAGE;
+	}
+	if (strcmp(sub, "assign") == 0 && !conf_caller_name_ok(argv[2])) {
+		fprintf(stderr, "cmgate-idem: the caller name is not 1..64 of "
+		    "A-Z a-z 0-9 . _ -\n");
 		return EX_USAGE;
 	}
 	if (conf != NULL) {

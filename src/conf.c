@@ -458,15 +458,10 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 					return fail(err, errlen, c->path, kp,
 					    "must be a string");
 				s = json_object_get_string(val);
-				if (*s == '\0' || strlen(s) > CONF_CALLER_NAME_MAX)
+				if (!conf_caller_name_ok(s))
 					return fail(err, errlen, c->path, kp,
-					    "must be 1..64 characters");
-				for (j = 0; s[j]; j++)
-					if (!isalnum((unsigned char)s[j]) &&
-					    strchr("-_.", s[j]) == NULL)
-						return fail(err, errlen,
-						    c->path, kp, "may hold only "
-						    "letters, digits, - _ .");
+					    "must be 1..64 of letters, digits, "
+					    "- _ .");
 				if ((cc->name = strdup(s)) == NULL)
 					return fail(err, errlen, c->path, kp,
 					    "out of memory");
@@ -909,6 +904,19 @@ short_type_name(enum ctype t)
 	case C_SECTION: return "object";
 	}
 	return "?";
+}
+
+bool
+conf_caller_name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > CONF_CALLER_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("-_.", s[i]) == NULL)
+			return false;
+	return true;
 }
 
 void

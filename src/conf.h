@@ -139,5 +139,8 @@ void		 conf_unref(struct config *);
 
 /* Print the table of keys with types and defaults (for docs/--help). */
 void		 conf_print_keys(void);
+/* Is s a caller name: 1..CONF_CALLER_NAME_MAX of [A-Za-z0-9._-]?  The
+ * one rule, for the config and for every tool that takes a name. */
+bool		 conf_caller_name_ok(const char *s);
 
 #endif

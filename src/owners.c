@@ -411,7 +411,9 @@ owners_db_set(struct idem_db *db, const char *client_id, const char *caller,
 {
 	struct set_args a = { client_id, caller, by };
 
-	if (!owners_id_ok(client_id, strlen(client_id)))
+	/* Both go into fixed buffers (owned_key) and the admin record. */
+	if (!owners_id_ok(client_id, strlen(client_id)) ||
+	    (caller != NULL && !conf_caller_name_ok(caller)))
 		return -1;
 	return idem_db_txn(db, true, w_set, &a);
 }

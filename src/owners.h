@@ -22,10 +22,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conf.h"
 #include "validate_kyc.h"
 
 #define OWNERS_ID_MAX		KYC_PATH_ID_MAX	/* client ids (kyc_id_ok) */
-#define OWNERS_CALLER_MAX	64	/* caller names (conf.h) */
+#define OWNERS_CALLER_MAX	CONF_CALLER_NAME_MAX
 
 struct idem;
 struct idem_db;

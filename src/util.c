@@ -375,7 +375,7 @@ json_quote(const char *s, char *buf, size_t buflen)
 		if (*p == '"' || *p == '\\') {
 			PUT('\\');
 			PUT((char)*p);
-		} else if (*p < 0x20) {
+		} else if (*p < 0x20 || *p == 0x7f) {
 			if (o + 7 >= buflen)
 				return -1;
 			o += (size_t)snprintf(buf + o, buflen - o, "\\u%04x",

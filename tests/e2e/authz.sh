@@ -120,10 +120,21 @@ check "owners assign" "$("$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" own
 check "assigned: onboarding reaches it (running gateway)" "$(api "$TOKEN_A" GET "$IND/$Z")" 200
 check_match "owners list shows it" "$("$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" owners list --caller onboarding)" "\"client_id\":\"$Z\",\"caller\":\"onboarding\""
 check "owners assign refuses a caller the config lacks" "$("$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" owners assign "$Z" nobody >/dev/null 2>&1; echo $?)" 3
+# Without -c the config cannot vouch for the name: the name itself is
+# checked (it fills fixed buffers and the admin record).
+IDEM_TOOL="$top_builddir/src/cmgate-idem"
+long=$(printf 'n%.0s' $(seq 1 300))
+check "owners assign -p refuses a name too long" "$("$IDEM_TOOL" -p "$T/idem.db" owners assign "$Z" "$long" 2>"$T/idem.err" >/dev/null; echo $?)" 3
+check "owners assign -p refuses a name with a quote" "$("$IDEM_TOOL" -p "$T/idem.db" owners assign "$Z" 'on"x' 2>>"$T/idem.err" >/dev/null; echo $?)" 3
+check "owners assign -p refuses an empty name" "$("$IDEM_TOOL" -p "$T/idem.db" owners assign "$Z" '' 2>>"$T/idem.err" >/dev/null; echo $?)" 3
+check "owners assign -p refuses a terminal escape (not echoed)" "$("$IDEM_TOOL" -p "$T/idem.db" owners assign "$Z" "$(printf 'a\033[2Jb')" 2>>"$T/idem.err" >/dev/null; echo $?)" 3
+check "the refusals echo neither name" "$(grep -c "$(printf '\033')\|nnnnnnnn\|on\"x" "$T/idem.err")" 0
+check_match "owners list still shows onboarding's" "$("$IDEM_TOOL" -p "$T/idem.db" owners list)" "\"client_id\":\"$Z\",\"caller\":\"onboarding\""
 check "owners forget" "$("$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" owners forget "$Z" >/dev/null 2>&1; echo $?)" 0
 check "forgotten: onboarding no longer reaches it" "$(api "$TOKEN_A" GET "$IND/$Z")" 404
 
 # A delete's 204 removes the owner entry.
+check_match "an owner entry before the delete" "$("$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" owners list)" "\"client_id\":\"$X\""
 check "onboarding deletes its client" "$(api "$TOKEN_A" DELETE "$IND/$X")" 204
 check_nomatch "no owner left for it" "$("$top_builddir/src/cmgate-idem" -c "$T/cmgate.json" owners list)" "\"client_id\":\"$X\""
 
