@@ -428,23 +428,29 @@ static int
 w_drain(struct idem_txn *t, void *arg)
 {
 	struct drain_args *a = arg;
-	char members[512];
+	char *members;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc;
+	int rc, r;
 
 	if (mdb_cursor_open(t->txn, t->dbis->admin, &cur) != 0)
 		return -1;
+	/* Every event reaches the log, whatever its size (the store caps
+	 * values); one that cannot be read stays for the next start. */
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-		if (v.mv_size < sizeof(members)) {
-			memcpy(members, v.mv_data, v.mv_size);
-			members[v.mv_size] = '\0';
-			if (a->fn(members, a->arg) == -1) {
-				rc = -1;
-				break;
-			}
-			a->n++;
+		if ((members = malloc(v.mv_size + 1)) == NULL) {
+			rc = -1;
+			break;
 		}
+		memcpy(members, v.mv_data, v.mv_size);
+		members[v.mv_size] = '\0';
+		r = a->fn(members, a->arg);
+		free(members);
+		if (r == -1) {
+			rc = -1;
+			break;
+		}
+		a->n++;
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
 	}
