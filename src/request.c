@@ -438,8 +438,15 @@ req_reject(struct gw_req *r, int status, const char *code,
 static void
 req_outcome_reply(struct gw_req *r)
 {
+	if (!r->idem_audit_ok && r->up_status > 0) {
+		/* No durable outcome, no answer that implies one; but the
+		 * request did reach CryptoMate. */
+		req_reply_error(r, 503, "audit_unavailable",
+		    "the audit log cannot record CryptoMate's answer; the "
+		    "request may have been processed", NULL);
+		return;
+	}
 	if (!r->idem_audit_ok) {
-		/* No durable outcome, no answer that implies one. */
 		req_audit_failed(r);
 		return;
 	}
@@ -648,9 +655,12 @@ record_outcome(struct gw_req *r)
 		r->idem_wait++;
 	if (req_owner_change(r, aid) == 0)
 		r->idem_wait++;
+	/* A log that refuses the record counts as its (failed) callback:
+	 * the answer still waits for the store and the owner change, which
+	 * hold r. */
 	if (audit_submit(r->loop->aport, "outcome", fields,
 	    on_outcome_durable, r) == -1)
-		req_audit_failed(r);
+		on_outcome_durable(false, 0, r);
 }
 
 /* ---- upstream --------------------------------------------------- */
@@ -795,9 +805,11 @@ on_upstream_done(const struct up_result *res, void *arg)
 		r->error_class = res->status >= 500 ? "upstream_error" :
 		    res->status == 429 ? "rate_limited" : "none";
 		r->retry_after_s = res->retry_after_s;
-		if (res->body_len > 0 && !req_hold(r, res->body_len)) {
+		if (res->body_len > 0 && (!req_hold(r, res->body_len) ||
+		    (r->resp = malloc(res->body_len)) == NULL)) {
 			/* No room to hold the answer: it came, but cannot
-			 * be relayed; the request may have been processed. */
+			 * be relayed (an empty 2xx would lie); the request
+			 * may have been processed. */
 			r->error_class = "upstream_error";
 			r->status = 503;
 			r->code = "busy";
@@ -806,8 +818,7 @@ on_upstream_done(const struct up_result *res, void *arg)
 			    "may have been processed";
 			break;
 		}
-		if (res->body_len > 0 &&
-		    (r->resp = malloc(res->body_len)) != NULL) {
+		if (res->body_len > 0) {
 			memcpy(r->resp, res->body, res->body_len);
 			r->resp_len = res->body_len;
 		}

@@ -48,6 +48,16 @@ check "gateway alive after the keyed requests" "$st" 503
 check_match "fault logged" "$(cat "$T/gw.log")" 'poison|audit.*(fail|error)'
 stop_gw
 
+# 1c. The log fails on the outcome record, after the request went out:
+#     the caller learns the request may have been processed, not that
+#     nothing was forwarded.
+CMGATE_AUDIT_FAIL_AFTER=1 start_gw
+before=$(mock_count)
+check "outcome record fails" "$(post "$SEED")" 503
+check "it did reach the upstream" "$(mock_count)" "$((before + 1))"
+check_match "the answer says it may have been processed" "$(cat "$T/resp")" '"code":"audit_unavailable".*may have been processed'
+stop_gw
+
 # 2. A real full disk, when this machine lets us mount a small tmpfs.
 mkdir -p "$T/full"
 if mount -t tmpfs -o size=256k tmpfs "$T/full" 2>/dev/null; then
