@@ -1,6 +1,6 @@
 /*
  * iso3166.c: lookups over the generated ISO 3166 tables (see
- * iso3166.h), and country_alpha3() for validate.c.
+ * iso3166.h).
  *
  * The tables come sorted from scripts/gen-iso.sh in strcmp order, so
  * each lookup is a bsearch; the subdivisions of one country are one
@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "iso3166.h"
-#include "validate.h"
 
 static int
 cmp_a3(const void *key, const void *elem)

@@ -45,6 +45,10 @@ const struct iso_country *iso_country_by_alpha3(const char *a3);
  */
 const struct iso_country *iso_country_lookup(const char *code);
 
+/* The same lookup, as the canonical upper-case alpha-3 code (constant
+ * storage), or NULL. */
+const char	*country_alpha3(const char *code);
+
 /*
  * Is code[0..len) a subdivision of country c?  Accepted forms, ASCII
  * case-insensitive: "ARG-B" (alpha-3 prefix, CryptoMate's example form),

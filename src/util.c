@@ -1,7 +1,6 @@
 /*
  * util.c: small helpers shared by the daemon, the audit tool and tests.
  */
-#include "conf.h"
 #include "util.h"
 
 #include <ctype.h>

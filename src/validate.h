@@ -116,7 +116,4 @@ enum vint_result {
 enum vint_result vjson_int(struct json_object *v, int64_t min, int64_t max,
 		    int64_t *out);
 
-/* ISO 3166-1: alpha-2 or alpha-3 (any case) to alpha-3, or NULL. */
-const char	*country_alpha3(const char *code);
-
 #endif

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "iso3166.h"
 #include "validate.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
