@@ -191,6 +191,41 @@ w_del(struct idem_txn *t, void *arg)
 }
 
 /*
+ * Does o hold an integer json-c may have clamped (beyond int64 it keeps
+ * uint64, then saturates at UINT64_MAX; below int64 at INT64_MIN)?  Such
+ * a value would be re-serialized as a different number, so an entry
+ * holding one is not passed on changed: the list is refused instead.
+ * depth is bounded by the parse's own depth cap.
+ */
+static bool
+holds_clamped_int(struct json_object *o)
+{
+	size_t i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_int:
+		return json_object_get_uint64(o) == UINT64_MAX ||
+		    json_object_get_int64(o) == INT64_MIN;
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++)
+			if (holds_clamped_int(json_object_array_get_idx(o, i)))
+				return true;
+		return false;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			if (holds_clamped_int(v))
+				return true;
+		}
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/*
  * Filter a list: parse (strict enough for an upstream answer: json-c's
  * own parser, depth-capped), keep owned entries, re-serialize.  On the
  * store thread: a 16 MiB list never stalls a loop.
@@ -227,6 +262,11 @@ w_filter(struct idem_txn *t, void *arg)
 		    strlen(json_object_get_string(id))) &&
 		    t_get(t, json_object_get_string(id), who) == 1 &&
 		    strcmp(who, q->caller) == 0) {
+			if (holds_clamped_int(e)) {
+				json_object_put(out);
+				json_object_put(in);
+				return -1;
+			}
 			json_object_array_add(out, json_object_get(e));
 			q->kept++;
 		} else

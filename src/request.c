@@ -776,9 +776,24 @@ static int
 req_filter_list(struct gw_req *r)
 {
 	if (strcmp(r->route->name, "individuals.list") != 0 ||
-	    r->caller->clients_all || r->code != NULL ||
-	    r->up_status < 200 || r->up_status > 299)
+	    r->caller->clients_all || r->code != NULL)
 		return -1;
+	if (r->up_status < 200 || r->up_status > 299) {
+		/* Not a list, so nothing can be filtered out of it: its
+		 * status goes on, its body (anything CryptoMate put in it)
+		 * does not. */
+		if (r->resp_len > 0) {
+			free(r->resp);
+			r->resp = NULL;
+			r->resp_len = 0;
+			r->status = r->up_status;
+			r->code = "upstream_answer_withheld";
+			r->message = "CryptoMate refused the list; its answer "
+			    "is withheld from a caller that reaches only its "
+			    "own clients";
+		}
+		return -1;
+	}
 	if (r->loop->iport != NULL)
 		r->oq = owners_filter(r->loop->iport, r->caller->name,
 		    r->resp ? r->resp : "", r->resp_len,

@@ -1131,6 +1131,9 @@ api_cb(struct evhttp_request *req)
  * each decoded image, for the tests:
  *
  *   GET  /__test/uploads                   every upload, oldest first
+ *   POST /__test/list                      {"status":N,"body":"..."}: the
+ *        next list answer is that status and that body, sent verbatim
+ *        (a CryptoMate error, or numbers json-c cannot hold)
  *   POST /__test/products/{pid}/state      {"status":"enabled"|"rejected"|
  *        "in_kyc"|"pending_documentation", "rejection_code"?,
  *        "rejection_description"?}: move a request (CryptoMate's review)
@@ -1486,12 +1489,43 @@ segment(const char *p, char *out, size_t cap)
 	return p + strcspn(p, "/");
 }
 
+/* The next list answer, when a test set one (POST /__test/list). */
+static int	 list_next_status;
+static char	*list_next_body;
+
+static void
+kyc_test_list(struct evhttp_request *req, const char *body, size_t len)
+{
+	struct json_object *in = parse_json(body, len), *st;
+	const char *b = obj_str(in, "body");
+
+	if (b == NULL || !json_object_object_get_ex(in, "status", &st) ||
+	    json_object_get_int(st) < 100 || json_object_get_int(st) > 599) {
+		json_object_put(in);
+		send_cm_error(req, 400, "BAD_REQUEST", "need a status and a "
+		    "body (a string)");
+		return;
+	}
+	free(list_next_body);
+	list_next_body = strdup(b);
+	list_next_status = json_object_get_int(st);
+	json_object_put(in);
+	send_json(req, 200, "{}");
+}
+
 static void
 kyc_list(struct evhttp_request *req)
 {
-	struct json_object *a = json_object_new_array();
+	struct json_object *a;
 	struct kclient *c;
 
+	if (list_next_body != NULL) {
+		send_json(req, list_next_status, list_next_body);
+		free(list_next_body);
+		list_next_body = NULL;
+		return;
+	}
+	a = json_object_new_array();
 	TAILQ_FOREACH(c, &kclients, c_entry)
 		json_object_array_add(a, json_object_get(c->c_obj));
 	send_obj(req, 200, a);
@@ -2005,6 +2039,10 @@ kyc_dispatch(struct evhttp_request *req, const char *path)
 		rest = path + 8;
 		if (strcmp(rest, "uploads") == 0 && cmd == EVHTTP_REQ_GET) {
 			kyc_test_uploads(req);
+			return 1;
+		}
+		if (strcmp(rest, "list") == 0 && cmd == EVHTTP_REQ_POST) {
+			kyc_test_list(req, body, len);
 			return 1;
 		}
 		if (strncmp(rest, "products/", 9) == 0 &&

@@ -107,6 +107,22 @@ check_nomatch "onboarding's list lacks backoffice's" "$(cat "$T/resp")" "\"id\":
 check "recon lists" "$(api "$TOKEN_C" GET $IND)" 200
 check_match "recon sees onboarding's client" "$(cat "$T/resp")" "\"id\":\"$X\""
 check_match "recon sees backoffice's client" "$(cat "$T/resp")" "\"id\":\"$Y\""
+# CryptoMate's error answer to a list is no list: no filter can read it,
+# so an "own" caller gets its status without its body; an "all" caller
+# gets it as sent.
+next_list() { curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary "$1" "$MOCK_URL/__test/list"; }
+next_list "{\"status\":500,\"body\":\"{\\\"error\\\":\\\"boom\\\",\\\"seen\\\":[{\\\"id\\\":\\\"$Y\\\"}]}\"}"
+check "onboarding's list on CryptoMate's 500" "$(api "$TOKEN_A" GET $IND)" 500
+check_match "its code says the answer is withheld" "$(cat "$T/resp")" '"code":"upstream_answer_withheld"'
+check_nomatch "the error body does not reach it" "$(cat "$T/resp")" "$Y"
+next_list "{\"status\":500,\"body\":\"{\\\"error\\\":\\\"boom\\\",\\\"seen\\\":[{\\\"id\\\":\\\"$Y\\\"}]}\"}"
+check "recon's list on CryptoMate's 500" "$(api "$TOKEN_C" GET $IND)" 500
+check_match "recon gets CryptoMate's body" "$(cat "$T/resp")" "\"id\":\"$Y\""
+# A number json-c cannot hold (it would come out as another number) in
+# an entry the caller owns: the list is refused, not passed on changed.
+next_list "{\"status\":200,\"body\":\"[{\\\"id\\\":\\\"$X\\\",\\\"n\\\":99999999999999999999}]\"}"
+check "an entry with a number json-c clamps" "$(api "$TOKEN_A" GET $IND)" 502
+check_nomatch "no changed number reaches the caller" "$(cat "$T/resp")" '18446744073709551615'
 check "recon reads onboarding's client" "$(api "$TOKEN_C" GET "$IND/$X")" 200
 check "recon lists its products" "$(api "$TOKEN_C" GET "$IND/$X/products")" 200
 
