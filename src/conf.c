@@ -611,6 +611,33 @@ is_loopback_quad(const char *h)
 }
 
 /*
+ * Does the path p hold a "." or ".." segment, written plainly or with
+ * %2e?  libcurl folds them away, so "https://h/api/../admin" would call
+ * a path the operator did not write.
+ */
+static bool
+has_dot_segment(const char *p)
+{
+	size_t n, i, dots;
+
+	for (; *p != '\0'; p += n) {
+		p += strspn(p, "/");
+		n = strcspn(p, "/");
+		for (i = 0, dots = 0; i < n; dots++)
+			if (p[i] == '.')
+				i++;
+			else if (n - i >= 3 && p[i] == '%' && p[i + 1] == '2' &&
+			    (p[i + 2] == 'e' || p[i + 2] == 'E'))
+				i += 3;
+			else
+				break;
+		if (n > 0 && i == n && dots <= 2)
+			return true;
+	}
+	return false;
+}
+
+/*
  * upstream.base_url, parsed with libcurl's own URL parser (the one the
  * transfers use), so the check and the connection read the same host.
  * Refused: a scheme other than https:// and http://, userinfo
@@ -620,7 +647,8 @@ is_loopback_quad(const char *h)
  * 127.0.0.0/8, "[::1]" and the name "localhost" (any case), as written
  * and as libcurl reads it: "127.0.0.1.example.com", "127.1",
  * "0x7f000001", "0.0.0.0", "localhost.localdomain" and
- * "[::ffff:127.0.0.1]" are not.  Trailing slashes are dropped.
+ * "[::ffff:127.0.0.1]" are not.  A path with "." or ".." segments is
+ * refused.  Trailing slashes are dropped.
  */
 static int
 check_base_url(struct config *c, char *err, size_t errlen)
@@ -655,6 +683,8 @@ check_base_url(struct config *c, char *err, size_t errlen)
 		why = "must not hold a query or a fragment (?, #)";
 	else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
 		why = "must start with https:// (or http:// for loopback)";
+	else if (has_dot_segment(u + (u[4] == 's' ? 8 : 7) + n))
+		why = "must not hold . or .. path segments";
 	if (why == NULL) {
 		/* As written and as curl reads it: curl turns "127.1"
 		 * into "127.0.0.1", and that is not a dotted quad. */

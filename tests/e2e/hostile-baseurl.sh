@@ -53,12 +53,18 @@ refused "http://127.0.0.1:$MOCK_PORT?x=1" 'must not hold a query'
 refused "ftp://127.0.0.1:$MOCK_PORT" 'must start with https://'
 refused "HTTP://127.0.0.1:$MOCK_PORT" 'must start with https://'
 refused "http://127.0.0.1 .example.com" 'is not a valid URL'
+# Dot segments: curl folds them away, so the path called would not be
+# the one written.
+for p in /api/../admin /.. /a/./b /a/%2e%2e/b /a/.%2E /%2e/x /a/..; do
+	refused "https://api.cryptomate.me$p" 'must not hold . or .. path'
+done
 
 # Accepted by -t: the loopback forms over http, anything over https
 # (TLS verifies the name; a lookalike is only a name there).
 for u in "http://127.0.0.1:$MOCK_PORT" "http://127.255.254.1:1" \
     "http://localhost:1" "http://LOCALHOST:1" "http://[::1]:1" \
-    "https://api.cryptomate.me/" "https://127.0.0.1.example.com"; do
+    "https://api.cryptomate.me/" "https://127.0.0.1.example.com" \
+    "https://api.cryptomate.me/v1/.../x" "https://h/a.b/..c/.d"; do
 	with_url "$u"
 	out=$("$CMGATE" -t -c "$T/b.json" 2>&1)
 	check "-t accepts $u" "$?" 0
