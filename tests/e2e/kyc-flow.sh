@@ -114,6 +114,7 @@ check "no image bytes in the log" "$(grep -c -F -e "$JPEG" -e "$PNG" "$T/audit.l
 check_match "the create's outcome holds the new client id" "$(grep '"type":"outcome"' "$T/audit.log" | grep '"route":"individuals.create"' | head -n1)" "\"client_id\":\"$C\""
 check_match "products.request's holds the request id" "$(grep '"type":"outcome"' "$T/audit.log" | grep '"route":"products.request"' | head -n1)" "\"product_request_id\":\"$P\""
 rid=$(grep '"type":"outcome"' "$T/audit.log" | grep "\"client_id\":\"$C\"" | grep -o '"request_id":"[0-9a-f]*"' | head -n1)
+check_match "the create's request id found" "$rid" '^"request_id":"[0-9a-f]{32}"$'
 "$CMGATE_AUDIT" show --client-id "$C" "$T/audit.log" > "$T/one.jsonl"
 check_match "show --client-id: the create's request record" "$(grep '"type":"request"' "$T/one.jsonl" | head -n1)" "$rid"
 check_match "show --client-id: the upload" "$(cat "$T/one.jsonl")" '"route":"products.documentation"'
