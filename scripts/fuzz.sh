@@ -38,8 +38,9 @@ build() { # build TARGET
 		iso=${ISO_CODES_JSON:-/usr/share/iso-codes/json}
 		sh "$top/scripts/gen-iso.sh" "$iso/iso_3166-1.json" \
 		    "$iso/iso_3166-2.json" > "$dir/iso3166_data.c" || return 1
-		srcs="tests/fuzz/fuzz_validate.c src/validate.c
-		    src/validate_kyc.c src/iso3166.c $dir/iso3166_data.c" ;;
+		srcs="tests/fuzz/fuzz_validate.c src/json_strict.c
+		    src/validate.c src/validate_kyc.c src/iso3166.c
+		    $dir/iso3166_data.c" ;;
 	config) srcs="tests/fuzz/fuzz_config.c src/conf.c src/util.c" ;;
 	guard) srcs="tests/fuzz/fuzz_guard.c src/guard_head.c" ;;
 	*) echo "fuzz: unknown target $1"; return 1 ;;

@@ -3,7 +3,9 @@
  *
  * Pure: no I/O, no globals, no clock (today's date is passed in).  It
  * allocates only what it returns.  This is what the fuzzer and the unit
- * tests call directly.
+ * tests call directly.  The strict JSON parser under every rule, and the
+ * error list (struct verrors), are json_strict.h's; it is included here
+ * because every validator's interface reports into that list.
  */
 #ifndef CMGATE_VALIDATE_H
 #define CMGATE_VALIDATE_H
@@ -11,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
+
+#include "json_strict.h"
 
 /* Outcome classes: which HTTP error a failure maps to. */
 enum vresult {
@@ -21,31 +25,12 @@ enum vresult {
 	V_INVALID,		/* 422 validation_failed: field errors */
 };
 
-struct verror {
-	char	*field;		/* dotted path, "address.country"; "" = body */
-	char	*message;	/* never contains the offending value */
-};
-
-struct verrors {
-	struct verror	*v;
-	size_t		 n, cap;
-};
-
 struct vopts {
 	int	min_age_years;	/* validation.min_age_years */
 	int	max_depth;	/* limits.max_json_depth (json-c depth) */
 	int	max_string_length; /* upper bound for any string field */
 	int	today_y, today_m, today_d;	/* UTC date, passed in */
 };
-
-/*
- * Strict JSON parse of body[0..len): STRICT + VALIDATE_UTF8, explicit
- * depth, rejects trailing garbage, duplicate keys, overlong/surrogate
- * UTF-8, non-finite numbers.  On success returns the object (caller owns
- * it); on failure NULL and one error in errs (field "").
- */
-struct json_object *json_parse_strict(const char *body, size_t len,
-		    int max_depth, struct verrors *errs);
 
 /*
  * Validate and normalize a create-individual-client body.  On V_OK,
@@ -55,16 +40,6 @@ struct json_object *json_parse_strict(const char *body, size_t len,
 enum vresult	validate_individual(const char *body, size_t len,
 		    const struct vopts *, struct json_object **out,
 		    struct verrors *errs);
-
-void		verrors_free(struct verrors *);
-
-/*
- * Append a copy of (field, message) to errs, which starts zeroed; 0, or
- * -1 when out of memory.  For callers that report their own errors in
- * the same list; verrors_free() releases them.
- */
-int		verrors_add(struct verrors *errs, const char *field,
-		    const char *message);
 
 /*
  * The one normalization of every string field, for every route:

@@ -1,7 +1,7 @@
 /*
  * fuzz_validate.c: libFuzzer target for the body and path validators
- * (validate.c, validate_kyc.c).  The first byte picks the validator,
- * the rest is its input:
+ * (validate.c, validate_kyc.c, and json_strict.c under both).  The
+ * first byte picks the validator, the rest is its input:
  *
  *   0 validate_individual (create; update is the same rules)
  *   1 validate_product_request    2 validate_product_documentation

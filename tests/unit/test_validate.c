@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "iso3166.h"
+#include "json_strict.h"
 #include "validate.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
