@@ -60,8 +60,6 @@ _Static_assert(4 * NAME_MAX_CHARS < TEXT_BUF && 4 * STREET_MAX_CHARS <
 /* Unknown keys longer than this are not echoed in a path. */
 #define KEY_ECHO_MAX		64
 
-#define NELEM(a)		(sizeof(a) / sizeof((a)[0]))
-
 /* ---- shared by the rules (validate_int.h) ---------------------------- */
 
 static bool
@@ -84,10 +82,11 @@ vc_report(struct vctx *vc, const char *path, const char *message)
 		vc->oom = true;
 }
 
+/* limits.max_string_length caps every text field (not images). */
 static size_t
 cap_chars(const struct vctx *vc, size_t field_max)
 {
-	int	m = vc->opts->max_string_length;
+	int	m = vc->opts != NULL ? vc->opts->max_string_length : 0;
 
 	if (m > 0 && (size_t)m < field_max)
 		return (size_t)m;
@@ -229,13 +228,11 @@ vstr_message(enum vstr_result r)
 }
 
 /*
- * Fetch and normalize a text field into buf.  Returns 1 with a value,
- * 0 when there is none to output (missing or null, or an optional
- * field that is empty after trimming: both read as "not given"), and
- * -1 after reporting an error.
+ * The one text-field check of every route (validate_int.h): one copy,
+ * so that a string field means the same on each.
  */
-static int
-text_field(struct vctx *vc, struct json_object *v, const char *path,
+int
+vc_text_field(struct vctx *vc, struct json_object *v, const char *path,
     bool required, size_t max_chars, char *buf, size_t bufsz, size_t *len)
 {
 	enum vstr_result	r;
@@ -271,6 +268,37 @@ text_field(struct vctx *vc, struct json_object *v, const char *path,
 		vc_report(vc, path, vstr_message(r));
 		return -1;
 	}
+}
+
+/* ASCII A-Z to a-z in place; other bytes (UTF-8 included) stay. */
+void
+vc_lower_ascii(char *s, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			s[i] = (char)(s[i] - 'A' + 'a');
+}
+
+/*
+ * The end of every body validator: in (the parsed body) is released;
+ * an out-of-memory with no other error becomes one; on any error o is
+ * dropped and the answer is V_INVALID, else *out takes o.
+ */
+enum vresult
+vc_finish(struct vctx *vc, struct json_object *in, struct json_object *o,
+    struct json_object **out)
+{
+	json_object_put(in);
+	if (vc->nerr == 0 && vc->oom)
+		vc_report(vc, "", "out of memory");
+	if (vc->nerr != 0) {
+		json_object_put(o);
+		return V_INVALID;
+	}
+	*out = o;
+	return V_OK;
 }
 
 static bool
@@ -336,15 +364,13 @@ email_field(struct vctx *vc, struct json_object *v, char *buf,
     size_t bufsz, size_t *len)
 {
 	const char	*path = "email";
-	size_t		 i;
 	int		 r;
 
-	r = text_field(vc, v, path, true, EMAIL_MAX_CHARS, buf, bufsz, len);
+	r = vc_text_field(vc, v, path, true, EMAIL_MAX_CHARS, buf, bufsz,
+	    len);
 	if (r != 1)
 		return r;
-	for (i = 0; i < *len; i++)
-		if (buf[i] >= 'A' && buf[i] <= 'Z')
-			buf[i] = (char)(buf[i] - 'A' + 'a');
+	vc_lower_ascii(buf, *len);
 	if (!email_ok(buf, *len)) {
 		vc_report(vc, path, "must be a valid email address");
 		return -1;
@@ -385,7 +411,8 @@ birth_date_field(struct vctx *vc, struct json_object *v, char *buf,
 	int			 r, y, m, d, age;
 	size_t			 i;
 
-	r = text_field(vc, v, path, true, DATE_MAX_CHARS, buf, bufsz, len);
+	r = vc_text_field(vc, v, path, true, DATE_MAX_CHARS, buf, bufsz,
+	    len);
 	if (r != 1)
 		return r;
 	if (*len != 10 || buf[4] != '-' || buf[7] != '-')
@@ -686,7 +713,7 @@ text_member(struct vctx *vc, struct json_object *obj, const char *key,
 	char	buf[TEXT_BUF];
 	size_t	len;
 
-	if (text_field(vc, v, path, required, max_chars, buf, sizeof(buf),
+	if (vc_text_field(vc, v, path, required, max_chars, buf, sizeof(buf),
 	    &len) == 1)
 		put_text(vc, obj, key, buf, len);
 }
@@ -694,7 +721,7 @@ text_member(struct vctx *vc, struct json_object *obj, const char *key,
 /*
  * state_code and country_code: CryptoMate calls them the numeric codes
  * of the state and the country; strings of 1..6 ASCII digits, leading
- * zeros kept ("032").  Returns like text_field().
+ * zeros kept ("032").  Returns like vc_text_field().
  */
 static int
 numcode_field(struct vctx *vc, struct json_object *v, const char *path,
@@ -703,8 +730,8 @@ numcode_field(struct vctx *vc, struct json_object *v, const char *path,
 	size_t	i;
 	int	r;
 
-	r = text_field(vc, v, path, false, NUMCODE_MAX_DIGITS + 1, buf, bufsz,
-	    len);
+	r = vc_text_field(vc, v, path, false, NUMCODE_MAX_DIGITS + 1, buf,
+	    bufsz, len);
 	if (r != 1)
 		return r;
 	for (i = 0; i < *len; i++)
@@ -799,7 +826,7 @@ address_member(struct vctx *vc, struct json_object *out,
 		}
 	}
 
-	sr = text_field(vc, slot[A_STATE], addr_paths[A_STATE], true,
+	sr = vc_text_field(vc, slot[A_STATE], addr_paths[A_STATE], true,
 	    STATE_MAX_CHARS, sbuf, sizeof(sbuf), &slen);
 	if (sr == 1 && country != NULL &&
 	    iso_subdivision_norm(country, sbuf, slen, state, &why) == -1) {
@@ -903,13 +930,5 @@ validate_individual(const char *body, size_t len, const struct vopts *opts,
 	address_member(&vc, o, slot[F_ADDRESS]);
 	phone_members(&vc, o, slot[F_PHONE_CC], slot[F_PHONE_NUMBER]);
 
-	json_object_put(in);
-	if (vc.nerr == 0 && vc.oom)
-		vc_report(&vc, "", "out of memory");
-	if (vc.nerr != 0) {
-		json_object_put(o);
-		return V_INVALID;
-	}
-	*out = o;
-	return V_OK;
+	return vc_finish(&vc, in, o, out);
 }

@@ -3,11 +3,12 @@
  * products.documentation, products.submit, individuals.update) and the
  * path parameter checks; see validate_kyc.h for each rule.
  *
- * Built on validate.c: json_parse_strict() for the bytes, and
- * vstr_normalize() for every text field, so all routes agree on what
- * a string may hold.  Like validate.c, each validator collects every
- * problem with its dotted path, builds a new object of only the known,
- * normalized fields, and never echoes a value in a message.
+ * Built on json_strict.c (json_parse_strict() for the bytes) and on
+ * validate.c (vc_text_field(), and so vstr_normalize(), for every text
+ * field), so all routes agree on what a string may hold.  Like
+ * validate.c, each validator collects every problem with its dotted
+ * path, builds a new object of only the known, normalized fields, and
+ * never echoes a value in a message.
  *
  * Images are the one large thing: a document upload is about 28 MB of
  * base64.  Each image is checked, decoded and hashed in one pass over
@@ -28,19 +29,15 @@
 #include <openssl/evp.h>
 
 #include "iso3166.h"
+#include "json_strict.h"
 #include "validate.h"
 #include "validate_kyc.h"
 #include "validate_int.h"
 
-
 /* Base64 characters decoded per step (a multiple of 4): 12 KiB out. */
 #define B64_CHUNK		16384
 
-#define NELEM(a)		(sizeof(a) / sizeof((a)[0]))
-
 static const char *const default_subproducts[] = { "cards_individuals" };
-
-
 
 static bool
 is_key_char(unsigned char c)
@@ -60,65 +57,6 @@ key_ok(const char *k, size_t n, size_t max)
 		if (!is_key_char((unsigned char)k[i]))
 			return false;
 	return true;
-}
-
-
-
-
-/*
- * A text field through vstr_normalize() into buf (4 * max + 1 bytes).
- * 1 with a value, 0 when absent and optional, -1 after reporting.
- */
-static int
-text_field(struct vctx *kc, struct json_object *v, const char *path,
-    bool required, size_t max, char *buf, size_t bufsz, size_t *len)
-{
-	char			 msg[64];
-	enum vstr_result	 r;
-
-	if (v == NULL) {
-		if (!required)
-			return 0;
-		vc_report(kc, path, "is required");
-		return -1;
-	}
-	if (!json_object_is_type(v, json_type_string)) {
-		vc_report(kc, path, "must be a string");
-		return -1;
-	}
-	/* limits.max_string_length caps every text field (not images). */
-	if (kc->opts != NULL && kc->opts->max_string_length > 0 &&
-	    (size_t)kc->opts->max_string_length < max)
-		max = (size_t)kc->opts->max_string_length;
-	switch ((r = vstr_normalize(json_object_get_string(v),
-	    (size_t)json_object_get_string_len(v), max, buf, bufsz, len))) {
-	case VSTR_OK:
-		return 1;
-	case VSTR_TOOLONG:
-		(void)snprintf(msg, sizeof(msg),
-		    "must be at most %zu characters", max);
-		vc_report(kc, path, msg);
-		return -1;
-	default:
-		vc_report(kc, path, vstr_message(r));
-		return -1;
-	}
-}
-
-/* Finish a validator: the outcome from the context, *out on success. */
-static enum vresult
-finish(struct vctx *kc, struct json_object *in, struct json_object *o,
-    struct json_object **out)
-{
-	json_object_put(in);
-	if (kc->nerr == 0 && kc->oom)
-		vc_report(kc, "", "out of memory");
-	if (kc->nerr != 0) {
-		json_object_put(o);
-		return V_INVALID;
-	}
-	*out = o;
-	return V_OK;
 }
 
 /* ---- individuals.update ---------------------------------------------- */
@@ -159,7 +97,7 @@ validate_product_request(const char *body, size_t len,
 	    opts->max_depth : 0, errs)) == NULL)
 		return V_INVALID_JSON;
 	vc_collect(&kc, in, names, NELEM(names), slot, "");
-	if (text_field(&kc, slot[0], "subproduct", true,
+	if (vc_text_field(&kc, slot[0], "subproduct", true,
 	    SUBPRODUCT_MAX_CHARS, buf, sizeof(buf), &blen) == 1) {
 		for (i = 0; i < nlist; i++)
 			if (strcmp(buf, list[i]) == 0)
@@ -180,7 +118,7 @@ validate_product_request(const char *body, size_t len,
 			vc_put(&kc, o, "subproduct",
 			    json_object_new_string_len(buf, (int)blen));
 	}
-	return finish(&kc, in, o, out);
+	return vc_finish(&kc, in, o, out);
 }
 
 /* ---- products.submit ------------------------------------------------- */
@@ -196,8 +134,7 @@ validate_product_submit(const char *body, size_t len,
 
 	*out = NULL;
 	for (i = 0; body != NULL && i < len; i++)
-		if (body[i] != ' ' && body[i] != '\t' && body[i] != '\n' &&
-		    body[i] != '\r')
+		if (!json_is_ws((unsigned char)body[i]))
 			break;
 	if (body == NULL || i == len)
 		return V_OK;
@@ -206,7 +143,7 @@ validate_product_submit(const char *body, size_t len,
 		return V_INVALID_JSON;
 	/* No known names: every member is reported as unknown. */
 	vc_collect(&kc, in, NULL, 0, NULL, "");
-	return finish(&kc, in, NULL, out);
+	return vc_finish(&kc, in, NULL, out);
 }
 
 /* ---- images ---------------------------------------------------------- */
@@ -575,7 +512,7 @@ metadata_member(struct vctx *kc, struct json_object *doc,
 		(void)snprintf(vpath, sizeof(vpath), "%s.%s", path, k);
 		switch (json_object_get_type(val)) {
 		case json_type_string:
-			if (text_field(kc, val, vpath, true,
+			if (vc_text_field(kc, val, vpath, true,
 			    KYC_META_VALUE_MAX, buf, sizeof(buf), &blen) == 1 &&
 			    m != NULL)
 				/* Keys are not constant: no CONSTANT_KEY. */
@@ -605,14 +542,12 @@ doctype_member(struct vctx *kc, struct json_object *doc,
     struct json_object *v, char *dt)
 {
 	char	buf[4 * KYC_DOCTYPE_MAX + 1];
-	size_t	blen, i;
+	size_t	blen;
 
-	if (text_field(kc, v, doc_paths[D_TYPE], true, KYC_DOCTYPE_MAX, buf,
-	    sizeof(buf), &blen) != 1)
+	if (vc_text_field(kc, v, doc_paths[D_TYPE], true, KYC_DOCTYPE_MAX,
+	    buf, sizeof(buf), &blen) != 1)
 		return;
-	for (i = 0; i < blen; i++)
-		if (buf[i] >= 'A' && buf[i] <= 'Z')
-			buf[i] = (char)(buf[i] - 'A' + 'a');
+	vc_lower_ascii(buf, blen);
 	if (!key_ok(buf, blen, KYC_DOCTYPE_MAX)) {
 		vc_report(kc, doc_paths[D_TYPE], "must be 1 to 64 characters of "
 		    "a-z, 0-9 and _");
@@ -655,11 +590,11 @@ validate_product_documentation(const char *body, size_t len,
 	vc_collect(&kc, in, top, NELEM(top), tslot, "");
 	if (tslot[0] == NULL) {
 		vc_report(&kc, "document", "is required");
-		return finish(&kc, in, NULL, out);
+		return vc_finish(&kc, in, NULL, out);
 	}
 	if (!json_object_is_type(tslot[0], json_type_object)) {
 		vc_report(&kc, "document", "must be an object");
-		return finish(&kc, in, NULL, out);
+		return vc_finish(&kc, in, NULL, out);
 	}
 	vc_collect(&kc, tslot[0], doc_names, D_N, slot, "document.");
 	/*
@@ -688,7 +623,7 @@ validate_product_documentation(const char *body, size_t len,
 			    json_object_get_boolean(slot[D_REPLACE])));
 	}
 	metadata_member(&kc, doc, slot[D_METADATA]);
-	if (finish(&kc, in, o, out) != V_OK)
+	if (vc_finish(&kc, in, o, out) != V_OK)
 		return V_INVALID;
 	if (info != NULL)
 		*info = di;
