@@ -73,6 +73,31 @@ validate_individual_update(const char *body, size_t len,
 
 #define SUBPRODUCT_MAX_CHARS	64
 
+/*
+ * "must be one of: a, b" into msg[0..sz).  The list is configuration,
+ * not caller data, so it may be named.  Each write is checked: a list
+ * too long for msg ends where the next name stops fitting (snprintf
+ * cuts it there and terminates msg), and nothing is written past sz.
+ */
+static void
+one_of(char *msg, size_t sz, const char *const *list, size_t n)
+{
+	size_t	m, i;
+	int	r;
+
+	r = snprintf(msg, sz, "must be one of:");
+	if (r < 0 || (size_t)r >= sz)
+		return;
+	m = (size_t)r;
+	for (i = 0; i < n; i++) {
+		r = snprintf(msg + m, sz - m, "%s %s", i > 0 ? "," : "",
+		    list[i]);
+		if (r < 0 || (size_t)r >= sz - m)
+			return;
+		m += (size_t)r;
+	}
+}
+
 enum vresult
 validate_product_request(const char *body, size_t len,
     const struct vopts *opts, const struct kyc_opts *kopts,
@@ -85,7 +110,7 @@ validate_product_request(const char *body, size_t len,
 	size_t				 nlist = NELEM(default_subproducts);
 	char				 buf[4 * SUBPRODUCT_MAX_CHARS + 1];
 	char				 msg[256];
-	size_t				 blen, i, m;
+	size_t				 blen, i;
 
 	*out = NULL;
 	if (kopts != NULL && kopts->subproducts != NULL &&
@@ -103,11 +128,7 @@ validate_product_request(const char *body, size_t len,
 			if (strcmp(buf, list[i]) == 0)
 				break;
 		if (i == nlist) {
-			/* The list is configuration, not caller data. */
-			m = (size_t)snprintf(msg, sizeof(msg), "must be one of:");
-			for (i = 0; i < nlist && m < sizeof(msg); i++)
-				m += (size_t)snprintf(msg + m, sizeof(msg) - m,
-				    "%s %s", i > 0 ? "," : "", list[i]);
+			one_of(msg, sizeof(msg), list, nlist);
 			vc_report(&kc, "subproduct", msg);
 		}
 	}

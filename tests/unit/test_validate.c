@@ -1080,6 +1080,24 @@ test_messages_omit_values(void **state)
 	}
 }
 
+/*
+ * Append to buf[0..sz) at *n; the test fails rather than go on with a
+ * body cut short.
+ */
+static void __attribute__((format(printf, 4, 5)))
+append(char *buf, size_t sz, size_t *n, const char *fmt, ...)
+{
+	va_list	ap;
+	int	r;
+
+	assert_true(*n < sz);
+	va_start(ap, fmt);
+	r = vsnprintf(buf + *n, sz - *n, fmt, ap);
+	va_end(ap);
+	assert_true(r >= 0 && (size_t)r < sz - *n);
+	*n += (size_t)r;
+}
+
 /* Hostile bodies cannot grow the error list without bound. */
 static void
 test_error_list_capped(void **state)
@@ -1091,12 +1109,10 @@ test_error_list_capped(void **state)
 	int			 i;
 
 	(void)state;
-	n += (size_t)snprintf(body + n, sizeof(body) - n, "{" MIN);
+	append(body, sizeof(body), &n, "{" MIN);
 	for (i = 0; i < 100; i++)
-		n += (size_t)snprintf(body + n, sizeof(body) - n,
-		    ",\"u%d\":%d", i, i);
-	n += (size_t)snprintf(body + n, sizeof(body) - n, "}");
-	assert_true(n < sizeof(body));
+		append(body, sizeof(body), &n, ",\"u%d\":%d", i, i);
+	append(body, sizeof(body), &n, "}");
 	assert_int_equal(validate_individual(body, n, &opts_default, &out,
 	    &errs), V_INVALID);
 	assert_int_equal(errs.n, 33);

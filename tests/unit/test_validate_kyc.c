@@ -410,13 +410,15 @@ run_case(void **state)
 	free(body);
 }
 
+/* A SHA-256 in hex into out[0..65). */
 static void
-hex(const unsigned char *d, char *out)
+hex(const unsigned char *d, char out[65])
 {
 	size_t	i;
 
 	for (i = 0; i < 32; i++)
-		(void)sprintf(out + 2 * i, "%02x", d[i]);
+		assert_int_equal(snprintf(out + 2 * i, 65 - 2 * i, "%02x",
+		    d[i]), 2);
 }
 
 /* The audit facts: declared type, verified type, size, SHA-256. */
@@ -587,18 +589,22 @@ test_doc_28mb_timing(void **state)
 	struct timespec		 t0, t1;
 	unsigned char		*img;
 	char			*front, *body, *p;
-	size_t			 flen, blen, olen;
+	size_t			 flen, blen, olen, bsz;
 	const char		*s;
 	double			 ms;
+	int			 r;
 
 	(void)state;
 	img = fake_jpeg(KYC_MAX_IMAGE_BYTES_DEFAULT);
 	front = b64enc(img, KYC_MAX_IMAGE_BYTES_DEFAULT, JURI, "", &flen);
-	body = malloc(2 * flen + 128);
+	bsz = 2 * flen + 128;
+	body = malloc(bsz);
 	assert_non_null(body);
-	blen = (size_t)sprintf(body, "{\"document\":{\"document_type\":"
+	r = snprintf(body, bsz, "{\"document\":{\"document_type\":"
 	    "\"national_id\",\"image_front\":\"%s\",\"image_back\":\"%s\","
 	    "\"metadata\":{\"number\":\"30111222\"}}}", front, front);
+	assert_true(r > 0 && (size_t)r < bsz);
+	blen = (size_t)r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(validate_product_documentation(body, blen, &vo, NULL,
 	    &out, &info, &errs), V_OK);
@@ -765,6 +771,45 @@ test_iso_subdivisions(void **state)
 	}
 }
 
+/*
+ * An unknown subproduct is answered with the configured list; a list
+ * longer than the message ends where a name stops fitting, and the
+ * message is never written past.
+ */
+static void
+test_subproduct_list(void **state)
+{
+	static const char		 body[] = "{\"subproduct\":\"x\"}";
+	static const char *const	 two[] = { "cards_individuals", "b" };
+	static const char		 name[] = "a_long_subproduct_name";
+	const char			*many[40];
+	struct kyc_opts			 ko = { two, 2, 0 };
+	struct verrors			 errs = { 0 };
+	struct json_object		*out;
+	size_t				 i;
+
+	(void)state;
+	assert_int_equal(validate_product_request(body, sizeof(body) - 1,
+	    &vo, &ko, &out, &errs), V_INVALID);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.v[0].field, "subproduct");
+	assert_string_equal(errs.v[0].message,
+	    "must be one of: cards_individuals, b");
+	verrors_free(&errs);
+
+	for (i = 0; i < 40; i++)
+		many[i] = name;
+	ko.subproducts = many;
+	ko.nsubproducts = 40;
+	assert_int_equal(validate_product_request(body, sizeof(body) - 1,
+	    &vo, &ko, &out, &errs), V_INVALID);
+	assert_int_equal(errs.n, 1);
+	assert_true(strlen(errs.v[0].message) == 255);
+	assert_true(strncmp(errs.v[0].message, "must be one of: a_long",
+	    22) == 0);
+	verrors_free(&errs);
+}
+
 /* limits.max_string_length caps the KYC text fields too, not images. */
 static void
 test_max_string_length(void **state)
@@ -829,6 +874,7 @@ main(void)
 		cmocka_unit_test(test_iso_subdivisions),
 		cmocka_unit_test(test_update_is_create),
 		cmocka_unit_test(test_max_string_length),
+		cmocka_unit_test(test_subproduct_list),
 	};
 	struct CMUnitTest		 table[NELEM(cases)];
 	size_t				 i;
