@@ -400,30 +400,22 @@ fail:
 	return rc;
 }
 
-/* K0 as made by cmgate-audit keygen: 64 hex digits. */
+/* K0 (afmt_read_k0), for a new log or cmgate -t. */
 static int
 audit_read_k0(const char *path, unsigned char k0[AFMT_KEY_LEN], char *err,
     size_t errlen)
 {
-	char *buf = NULL, e2[256];
-	size_t len = 0;
-	int rc = -1;
+	char e2[256];
 
 	if (path == NULL) {
 		snprintf(err, errlen, "audit.key_file is not set");
 		return -1;
 	}
-	if (read_secret_file(path, 1024, &buf, &len, e2, sizeof(e2)) == -1) {
+	if (afmt_read_k0(path, k0, e2, sizeof(e2)) == -1) {
 		snprintf(err, errlen, "initial key: %s", e2);
 		return -1;
 	}
-	if (len != 2 * AFMT_KEY_LEN || hex_decode(buf, k0, AFMT_KEY_LEN) == -1)
-		snprintf(err, errlen, "initial key %s: expected 64 hex digits "
-		    "(cmgate-audit keygen)", path);
-	else
-		rc = 0;
-	secret_free(buf, len + 1);
-	return rc;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -895,25 +887,6 @@ audit_rotate(struct audit *a)
 /* ------------------------------------------------------------------ */
 /* The writer thread */
 
-static void
-audit_track_item(struct audit *a, const struct audit_item *it)
-{
-	char id[65], caller[72];
-
-	if (strcmp(it->type, "request") == 0) {
-		if (afmt_field_str(it->fields, it->flen, "request_id", id,
-		    sizeof(id)) == -1)
-			return;
-		if (afmt_field_raw(it->fields, it->flen, "caller", caller,
-		    sizeof(caller)) == -1)
-			strcpy(caller, "null");
-		(void)afmt_idset_add(&a->open, id, caller, it->seq);
-	} else if (strcmp(it->type, "outcome") == 0 &&
-	    afmt_field_str(it->fields, it->flen, "request_id", id,
-	    sizeof(id)) == 0)
-		(void)afmt_idset_del(&a->open, id);
-}
-
 /* Hand finished items back to their loops (a port that is gone drops
  * them). */
 static void
@@ -963,7 +936,8 @@ audit_writer_round(struct audit *a, struct audit_item **items, size_t n,
 			continue;
 		}
 		good++;
-		audit_track_item(a, it);
+		afmt_idset_track(&a->open, it->type, it->fields, it->flen,
+		    it->seq);
 	}
 	/* Refusals counted since the last summary: due after a second,
 	 * and always before a seal or the stop record, so that they are
@@ -1119,16 +1093,15 @@ audit_scan_finding(const struct afmt_finding *f, void *arg)
 static void
 audit_scan_open(struct afmt_idset *set, const char *map, size_t end)
 {
-	size_t off = 0;
+	struct afmt_lines it;
 	struct afmt_rec r;
+	const char *line;
+	size_t n, off;
 
-	while (off < end) {
-		const char *nl = memchr(map + off, '\n', end - off);
-		size_t n = nl ? (size_t)(nl - (map + off)) + 1 : end - off;
-		if (afmt_parse(map + off, n, &r) == 0)
-			afmt_idset_track(set, &r);
-		off += n;
-	}
+	afmt_lines_init(&it, map, end);
+	while (afmt_lines_next(&it, &line, &n, &off))
+		if (afmt_parse(line, n, &r) == 0)
+			afmt_idset_track(set, r.type, r.fields, r.flen, r.seq);
 }
 
 /* Copy the torn bytes aside before cutting them. */
@@ -1171,6 +1144,186 @@ struct audit_recovery {
 };
 
 /*
+ * Where the records after the state's last seal begin: after that seal
+ * in this file, or at 0 when the seal closes the previous file (a
+ * rotation) and this file's first record chains to it.  -1 when the
+ * file holds neither: truncated or replaced.
+ */
+static int
+audit_find_tail(struct audit *a, const char *map, size_t size, size_t *tail,
+    char *err, size_t errlen)
+{
+	struct afmt_lines it;
+	struct afmt_rec r;
+	unsigned char h[AFMT_HASH_LEN];
+	const char *line;
+	size_t n, off;
+
+	afmt_lines_init(&it, map, size);
+	while (afmt_lines_next(&it, &line, &n, &off))
+		if (afmt_parse(line, n, &r) == 0 && r.seq == a->seal_seq &&
+		    strcmp(r.type, "seal") == 0 &&
+		    afmt_sha256(line, n, h) == 0 &&
+		    memcmp(h, a->seal_head, AFMT_HASH_LEN) == 0) {
+			*tail = off + n;
+			return 0;
+		}
+	afmt_lines_init(&it, map, size);
+	if (!afmt_lines_next(&it, &line, &n, &off) ||
+	    afmt_parse(line, n, &r) == -1 || r.seq != a->seal_seq + 1 ||
+	    memcmp(r.prev, a->seal_head, AFMT_HASH_LEN) != 0) {
+		snprintf(err, errlen, "%s does not hold the last sealed "
+		    "record (seq %llu) named by the key state %s: the "
+		    "log was truncated or replaced; refusing to start "
+		    "(check it with cmgate-audit verify)", a->path,
+		    (unsigned long long)a->seal_seq, a->state_path);
+		return -1;
+	}
+	*tail = 0;
+	return 0;
+}
+
+/*
+ * Verify the records from offset tail on with the live key, through
+ * the verifier the audit tool uses, in repair mode: a bad run at the
+ * very end is left in sum (torn) for the caller to judge; any other
+ * finding refuses.
+ */
+static int
+audit_verify_tail(struct audit *a, const char *map, size_t size, size_t tail,
+    struct afmt_summary *sum, char *err, size_t errlen)
+{
+	struct audit_scan scan = { 0 };
+	struct afmt_vfy *v;
+	struct afmt_lines it;
+	const char *line;
+	size_t n, off;
+
+	if ((v = afmt_vfy_new(a->key.k, a->key.epoch, audit_scan_finding,
+	    &scan)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	afmt_vfy_repair_mode(v, true);
+	afmt_vfy_file(v, a->path);
+	afmt_vfy_expect(v, a->seal_seq + 1, a->seal_head, a->key.epoch,
+	    a->log_id);
+	afmt_lines_init(&it, map, size);
+	it.off = tail;
+	while (afmt_lines_next(&it, &line, &n, &off))
+		afmt_vfy_line(v, line, n, off);
+	afmt_vfy_finish(v);
+	afmt_vfy_summary(v, sum);
+	afmt_vfy_free(v);
+	if (scan.first_fail) {
+		snprintf(err, errlen, "%s: the records after the last seal "
+		    "(seq %llu) do not verify: %s.  A bad record followed by "
+		    "valid ones is tampering or corruption, not a torn write: "
+		    "refusing to start (inspect with cmgate-audit verify)",
+		    a->path, (unsigned long long)a->seal_seq, scan.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A torn tail from offset end: judge it and save a copy aside (rec).
+ * A crash tears at most the last batch; more than one whole record
+ * that parses but fails its MAC is not a crash (or the state holds the
+ * wrong key).
+ */
+static int
+audit_keep_torn(struct audit *a, const char *map, size_t size, size_t end,
+    const struct afmt_summary *sum, struct audit_recovery *rec, char *err,
+    size_t errlen)
+{
+	struct afmt_lines it;
+	struct afmt_rec r;
+	const char *line;
+	size_t n, off, complete = 0;
+
+	afmt_lines_init(&it, map, size);
+	it.off = end;
+	while (afmt_lines_next(&it, &line, &n, &off))
+		if (afmt_parse(line, n, &r) == 0)
+			complete++;
+	if (complete > 1) {
+		snprintf(err, errlen, "%s: %zu complete records from "
+		    "offset %zu fail verification: this is not a torn "
+		    "write (tampering, or a key state that does not "
+		    "belong to this log); refusing to start",
+		    a->path, complete, end);
+		return -1;
+	}
+	rec->torn = true;
+	rec->cut_offset = end;
+	rec->cut_bytes = size - end;
+	rec->torn_seq = sum->torn_seq;
+	if (afmt_sha256(map + end, size - end, rec->cut_sha) == -1 ||
+	    audit_save_broken(a, map + end, size - end, rec->broken,
+	    sizeof(rec->broken)) == -1) {
+		snprintf(err, errlen, "%s: cannot save the torn tail "
+		    "aside: %s", a->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Take the chain state (next_seq, head, epoch) from what verified. */
+static int
+audit_adopt_chain(struct audit *a, const struct afmt_summary *sum, char *err,
+    size_t errlen)
+{
+	a->next_seq = sum->last_seq + 1;
+	memcpy(a->head, sum->head, AFMT_HASH_LEN);
+	a->epoch_records = sum->epoch_records;
+	/* With no record after it, the last record is the state's seal. */
+	a->last_is_seal = sum->records == 0 || sum->last_is_seal;
+	if (sum->epoch <= a->key.epoch)
+		return 0;
+	/* A seal made it to disk but the state did not follow: finish
+	 * that step now. */
+	if (!sum->last_is_seal) {
+		snprintf(err, errlen, "%s: records follow a seal the "
+		    "key state does not know of; refusing to start",
+		    a->path);
+		return -1;
+	}
+	if (afmt_key_seek(&a->key, a->log_id, sum->epoch,
+	    sum->epoch - a->key.epoch) == -1) {
+		snprintf(err, errlen, "key evolution failed");
+		return -1;
+	}
+	a->seal_seq = sum->last_seq;
+	memcpy(a->seal_head, sum->head, AFMT_HASH_LEN);
+	if (audit_state_save(a) == -1) {
+		snprintf(err, errlen, "cannot persist the key state %s: "
+		    "%s", a->state_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Cut the torn tail rec describes (saved aside already). */
+static int
+audit_cut_tail(struct audit *a, const struct audit_recovery *rec, char *err,
+    size_t errlen)
+{
+	if (ftruncate(a->fd, (off_t)rec->cut_offset) == -1 ||
+	    fdatasync(a->fd) == -1) {
+		snprintf(err, errlen, "%s: cannot cut the torn tail: %s",
+		    a->path, strerror(errno));
+		return -1;
+	}
+	log_warn("audit: %s: cut a torn tail of %llu bytes at offset "
+	    "%llu (seq %llu on); saved as %s", a->path,
+	    (unsigned long long)rec->cut_bytes,
+	    (unsigned long long)rec->cut_offset,
+	    (unsigned long long)rec->torn_seq, rec->broken);
+	return 0;
+}
+
+/*
  * Check the live file from the last seal the state knows, repair a
  * torn tail, and set the chain state (next_seq, head, epoch) from what
  * verifies.  Refuses when the tail shows anything but a torn end.
@@ -1179,14 +1332,10 @@ static int
 audit_recover(struct audit *a, struct audit_recovery *rec, char *err,
     size_t errlen)
 {
-	struct audit_scan scan = { 0 };
 	struct afmt_summary sum;
-	struct afmt_vfy *v = NULL;
-	struct afmt_rec r;
 	struct stat st;
 	char *map = NULL;
-	size_t size, off = 0, tail = 0, end;
-	bool found = false;
+	size_t size, tail = 0, end;
 	int rc = -1;
 
 	if (fstat(a->fd, &st) == -1) {
@@ -1200,149 +1349,19 @@ audit_recover(struct audit *a, struct audit_recovery *rec, char *err,
 		snprintf(err, errlen, "%s: mmap: %s", a->path, strerror(errno));
 		return -1;
 	}
-
-	/* Where is the state's last seal? */
-	while (off < size) {
-		const char *nl = memchr(map + off, '\n', size - off);
-		size_t n = nl ? (size_t)(nl - (map + off)) + 1 : size - off;
-		unsigned char h[AFMT_HASH_LEN];
-		if (afmt_parse(map + off, n, &r) == 0 && r.seq == a->seal_seq &&
-		    strcmp(r.type, "seal") == 0 && afmt_sha256(map + off, n,
-		    h) == 0 && memcmp(h, a->seal_head, AFMT_HASH_LEN) == 0) {
-			found = true;
-			tail = off + n;
-			break;
-		}
-		off += n;
-	}
-	if (!found) {
-		/* The seal may close the previous file (rotation): then this
-		 * file starts right after it. */
-		const char *nl = size ? memchr(map, '\n', size) : NULL;
-		size_t n = nl ? (size_t)(nl - map) + 1 : 0;
-		if (n == 0 || afmt_parse(map, n, &r) == -1 ||
-		    r.seq != a->seal_seq + 1 ||
-		    memcmp(r.prev, a->seal_head, AFMT_HASH_LEN) != 0) {
-			snprintf(err, errlen, "%s does not hold the last sealed "
-			    "record (seq %llu) named by the key state %s: the "
-			    "log was truncated or replaced; refusing to start "
-			    "(check it with cmgate-audit verify)", a->path,
-			    (unsigned long long)a->seal_seq, a->state_path);
-			goto fail;
-		}
-		tail = 0;
-	}
-
-	/* Verify the tail with the live key, through the verifier the
-	 * audit tool uses. */
-	if ((v = afmt_vfy_new(a->key.k, a->key.epoch, audit_scan_finding,
-	    &scan)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	afmt_vfy_repair_mode(v, true);
-	afmt_vfy_file(v, a->path);
-	afmt_vfy_expect(v, a->seal_seq + 1, a->seal_head, a->key.epoch,
-	    a->log_id);
-	off = tail;
-	while (off < size) {
-		const char *nl = memchr(map + off, '\n', size - off);
-		size_t n = nl ? (size_t)(nl - (map + off)) + 1 : size - off;
-		afmt_vfy_line(v, map + off, n, off);
-		off += n;
-	}
-	afmt_vfy_finish(v);
-	afmt_vfy_summary(v, &sum);
-	if (scan.first_fail) {
-		snprintf(err, errlen, "%s: the records after the last seal "
-		    "(seq %llu) do not verify: %s.  A bad record followed by "
-		    "valid ones is tampering or corruption, not a torn write: "
-		    "refusing to start (inspect with cmgate-audit verify)",
-		    a->path, (unsigned long long)a->seal_seq, scan.msg);
-		goto fail;
-	}
-	end = sum.torn ? (size_t)sum.torn_offset : size;
-	if (sum.torn) {
-		/* A crash tears at most the last batch; more than one
-		 * whole record that parses but fails its MAC is not a
-		 * crash (or the state holds the wrong key). */
-		size_t complete = 0;
-		off = end;
-		while (off < size) {
-			const char *nl = memchr(map + off, '\n', size - off);
-			size_t n = nl ? (size_t)(nl - (map + off)) + 1 :
-			    size - off;
-			if (afmt_parse(map + off, n, &r) == 0)
-				complete++;
-			off += n;
-		}
-		if (complete > 1) {
-			snprintf(err, errlen, "%s: %zu complete records from "
-			    "offset %zu fail verification: this is not a torn "
-			    "write (tampering, or a key state that does not "
-			    "belong to this log); refusing to start",
-			    a->path, complete, end);
-			goto fail;
-		}
-		rec->torn = true;
-		rec->cut_offset = end;
-		rec->cut_bytes = size - end;
-		rec->torn_seq = sum.torn_seq;
-		if (afmt_sha256(map + end, size - end, rec->cut_sha) == -1 ||
-		    audit_save_broken(a, map + end, size - end, rec->broken,
-		    sizeof(rec->broken)) == -1) {
-			snprintf(err, errlen, "%s: cannot save the torn tail "
-			    "aside: %s", a->path, strerror(errno));
-			goto fail;
+	if (audit_find_tail(a, map, size, &tail, err, errlen) == 0 &&
+	    audit_verify_tail(a, map, size, tail, &sum, err, errlen) == 0) {
+		end = sum.torn ? (size_t)sum.torn_offset : size;
+		if (!sum.torn || audit_keep_torn(a, map, size, end, &sum, rec,
+		    err, errlen) == 0) {
+			audit_scan_open(&a->open, map, end);
+			rc = audit_adopt_chain(a, &sum, err, errlen);
 		}
 	}
-	audit_scan_open(&a->open, map, end);
-
-	a->next_seq = sum.last_seq + 1;
-	memcpy(a->head, sum.head, AFMT_HASH_LEN);
-	a->epoch_records = sum.epoch_records;
-	/* With no record after it, the last record is the state's seal. */
-	a->last_is_seal = sum.records == 0 || sum.last_is_seal;
-	if (sum.epoch > a->key.epoch) {
-		/* A seal made it to disk but the state did not follow:
-		 * finish that step now. */
-		if (!sum.last_is_seal) {
-			snprintf(err, errlen, "%s: records follow a seal the "
-			    "key state does not know of; refusing to start",
-			    a->path);
-			goto fail;
-		}
-		if (afmt_key_seek(&a->key, a->log_id, sum.epoch,
-		    sum.epoch - a->key.epoch) == -1) {
-			snprintf(err, errlen, "key evolution failed");
-			goto fail;
-		}
-		a->seal_seq = sum.last_seq;
-		memcpy(a->seal_head, sum.head, AFMT_HASH_LEN);
-		if (audit_state_save(a) == -1) {
-			snprintf(err, errlen, "cannot persist the key state %s: "
-			    "%s", a->state_path, strerror(errno));
-			goto fail;
-		}
-	}
-	rc = 0;
-fail:
-	afmt_vfy_free(v);
 	if (map)
 		munmap(map, size);
-	if (rc == 0 && rec->torn) {
-		if (ftruncate(a->fd, (off_t)rec->cut_offset) == -1 ||
-		    fdatasync(a->fd) == -1) {
-			snprintf(err, errlen, "%s: cannot cut the torn tail: %s",
-			    a->path, strerror(errno));
-			return -1;
-		}
-		log_warn("audit: %s: cut a torn tail of %llu bytes at offset "
-		    "%llu (seq %llu on); saved as %s", a->path,
-		    (unsigned long long)rec->cut_bytes,
-		    (unsigned long long)rec->cut_offset,
-		    (unsigned long long)rec->torn_seq, rec->broken);
-	}
+	if (rc == 0 && rec->torn)
+		rc = audit_cut_tail(a, rec, err, errlen);
 	if (rc == 0)
 		a->size = rec->torn ? rec->cut_offset : size;
 	return rc;
@@ -1357,9 +1376,11 @@ audit_recover_rotation(struct audit *a, char *err, size_t errlen)
 	char name[PATH_MAX];
 	struct afmt_rec r;
 	unsigned char h[AFMT_HASH_LEN];
+	struct afmt_lines it;
 	struct stat st;
+	const char *line;
 	char *map = NULL;
-	size_t size = 0, off = 0, lastoff = 0, lastlen = 0;
+	size_t size = 0, n, off, lastoff = 0, lastlen = 0;
 	int fd, rc = -1;
 
 	audit_rotated_name(a, a->seal_seq, name, sizeof(name));
@@ -1379,12 +1400,10 @@ audit_recover_rotation(struct audit *a, char *err, size_t errlen)
 		goto fail;
 	}
 	size = (size_t)st.st_size;
-	while (off < size) {
-		const char *nl = memchr(map + off, '\n', size - off);
-		size_t n = nl ? (size_t)(nl - (map + off)) + 1 : size - off;
+	afmt_lines_init(&it, map, size);
+	while (afmt_lines_next(&it, &line, &n, &off)) {
 		lastoff = off;
 		lastlen = n;
-		off += n;
 	}
 	if (afmt_parse(map + lastoff, lastlen, &r) == -1 ||
 	    r.seq != a->seal_seq || afmt_sha256(map + lastoff, lastlen, h) == -1 ||

@@ -122,6 +122,26 @@ afmt_body_key(const unsigned char k0[AFMT_KEY_LEN], const char *log_id,
 	    strlen(log_id), out);
 }
 
+/* K0 as made by cmgate-audit keygen: 64 hex digits. */
+int
+afmt_read_k0(const char *path, unsigned char k0[AFMT_KEY_LEN], char *err,
+    size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (read_secret_file(path, 1024, &buf, &len, err, errlen) == -1)
+		return -1;
+	if (len != 2 * AFMT_KEY_LEN || hex_decode(buf, k0, AFMT_KEY_LEN) == -1)
+		snprintf(err, errlen, "%s: not a key: 64 hex digits expected "
+		    "(cmgate-audit keygen)", path);
+	else
+		rc = 0;
+	secret_free(buf, len + 1);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Keys */
 
@@ -314,6 +334,36 @@ afmt_build(char *buf, size_t cap, const struct afmt_head *h,
 	if (head && afmt_sha256(buf, len, head) == -1)
 		return 0;
 	return len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lines */
+
+void
+afmt_lines_init(struct afmt_lines *it, const char *buf, size_t len)
+{
+	it->buf = buf;
+	it->len = len;
+	it->off = 0;
+}
+
+bool
+afmt_lines_next(struct afmt_lines *it, const char **line, size_t *n,
+    size_t *off)
+{
+	const char *p, *nl;
+	size_t rest;
+
+	if (it->off >= it->len)
+		return false;
+	p = it->buf + it->off;
+	rest = it->len - it->off;
+	nl = memchr(p, '\n', rest);
+	*line = p;
+	*n = nl ? (size_t)(nl - p) + 1 : rest;
+	*off = it->off;
+	it->off += *n;
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -528,30 +578,48 @@ afmt_skip_value(const char *p, const char *end)
 	return NULL;
 }
 
+/*
+ * The member that begins at p (whitespace skipped, p < end): its key
+ * [*ks, *ke), quotes included, and where its value begins (*v).  The
+ * end of the value, or NULL when the member does not scan.  The one
+ * member scanner of afmt_member and afmt_fields_split.
+ */
+static const char *
+afmt_scan_member(const char *p, const char *end, const char **ks,
+    const char **ke, const char **v)
+{
+	*ks = p;
+	if ((*ke = afmt_skip_string(p, end)) == NULL)
+		return NULL;
+	p = afmt_skip_ws(*ke, end);
+	if (p >= end || *p != ':')
+		return NULL;
+	*v = afmt_skip_ws(p + 1, end);
+	return afmt_skip_value(*v, end);
+}
+
+/* Whether the key [ks, ke), with its quotes, is name. */
+static bool
+afmt_key_is(const char *ks, const char *ke, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	return (size_t)(ke - ks) == nlen + 2 && memcmp(ks + 1, name, nlen) == 0;
+}
+
 /* Find member name among the members in [p, end); value span out. */
 static int
 afmt_member(const char *p, const char *end, const char *name,
     const char **vs, const char **ve)
 {
-	size_t nlen = strlen(name);
-
 	for (;;) {
 		const char *ks, *ke, *v;
 
 		p = afmt_skip_ws(p, end);
-		if (p >= end)
+		if (p >= end ||
+		    (p = afmt_scan_member(p, end, &ks, &ke, &v)) == NULL)
 			return -1;
-		ks = p;
-		if ((ke = afmt_skip_string(p, end)) == NULL)
-			return -1;
-		p = afmt_skip_ws(ke, end);
-		if (p >= end || *p != ':')
-			return -1;
-		v = afmt_skip_ws(p + 1, end);
-		if ((p = afmt_skip_value(v, end)) == NULL)
-			return -1;
-		if ((size_t)(ke - ks) == nlen + 2 &&
-		    memcmp(ks + 1, name, nlen) == 0) {
+		if (afmt_key_is(ks, ke, name)) {
 			*vs = v;
 			*ve = p;
 			return 0;
@@ -624,19 +692,10 @@ afmt_fields_split(const char *fields, size_t flen, const char *const *names,
 		p = afmt_skip_ws(p, end);
 		if (p >= end)
 			return 0;
-		ks = p;
-		if ((ke = afmt_skip_string(p, end)) == NULL)
-			return -1;
-		p = afmt_skip_ws(ke, end);
-		if (p >= end || *p != ':')
-			return -1;
-		v = afmt_skip_ws(p + 1, end);
-		if ((p = afmt_skip_value(v, end)) == NULL)
+		if ((p = afmt_scan_member(p, end, &ks, &ke, &v)) == NULL)
 			return -1;
 		for (i = 0; i < n; i++)
-			if ((size_t)(ke - ks) == strlen(names[i]) + 2 &&
-			    memcmp(ks + 1, names[i], (size_t)(ke - ks) - 2) ==
-			    0) {
+			if (afmt_key_is(ks, ke, names[i])) {
 				if (vs[i] == NULL) {
 					vs[i] = v;
 					vl[i] = (size_t)(p - v);
@@ -779,11 +838,11 @@ afmt_idset_free(struct afmt_idset *set)
 /* The "open" member of a start (or carry) record: [{"request_id":..,
  * "caller":..,"seq":N},...] as carried across a rotation. */
 static void
-afmt_idset_add_list(struct afmt_idset *set, const struct afmt_rec *r)
+afmt_idset_add_list(struct afmt_idset *set, const char *fields, size_t flen)
 {
 	const char *vs, *ve, *p;
 
-	if (afmt_member(r->fields, r->fields + r->flen, "open", &vs, &ve) == -1 ||
+	if (afmt_member(fields, fields + flen, "open", &vs, &ve) == -1 ||
 	    *vs != '[')
 		return;
 	p = vs + 1;
@@ -815,25 +874,25 @@ afmt_idset_add_list(struct afmt_idset *set, const struct afmt_rec *r)
 }
 
 void
-afmt_idset_track(struct afmt_idset *set, const struct afmt_rec *r)
+afmt_idset_track(struct afmt_idset *set, const char *type,
+    const char *fields, size_t flen, uint64_t seq)
 {
 	char id[65], caller[72];
 
-	if (strcmp(r->type, "request") == 0) {
-		if (afmt_field_str(r->fields, r->flen, "request_id", id,
+	if (strcmp(type, "request") == 0) {
+		if (afmt_field_str(fields, flen, "request_id", id,
 		    sizeof(id)) == -1)
 			return;
-		if (afmt_field_raw(r->fields, r->flen, "caller", caller,
+		if (afmt_field_raw(fields, flen, "caller", caller,
 		    sizeof(caller)) == -1)
 			strcpy(caller, "null");
-		(void)afmt_idset_add(set, id, caller, r->seq);
-	} else if (strcmp(r->type, "outcome") == 0) {
-		if (afmt_field_str(r->fields, r->flen, "request_id", id,
+		(void)afmt_idset_add(set, id, caller, seq);
+	} else if (strcmp(type, "outcome") == 0) {
+		if (afmt_field_str(fields, flen, "request_id", id,
 		    sizeof(id)) == 0)
 			(void)afmt_idset_del(set, id);
-	} else if (strcmp(r->type, "start") == 0 ||
-	    strcmp(r->type, "carry") == 0)
-		afmt_idset_add_list(set, r);
+	} else if (strcmp(type, "start") == 0 || strcmp(type, "carry") == 0)
+		afmt_idset_add_list(set, fields, flen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1440,7 +1499,7 @@ afmt_vfy_accept(struct afmt_vfy *v, const struct afmt_rec *r,
 			v->sum.epoch_records++;
 		}
 	}
-	afmt_idset_track(&v->open, r);
+	afmt_idset_track(&v->open, r->type, r->fields, r->flen, r->seq);
 	if (strcmp(r->type, "recover") == 0) {
 		uint64_t bytes = 0;
 		(void)afmt_field_u64(r->fields, r->flen, "bytes", &bytes);
@@ -1589,14 +1648,13 @@ afmt_vfy_line(struct afmt_vfy *v, const char *line, size_t len, uint64_t off)
 void
 afmt_vfy_buffer(struct afmt_vfy *v, const char *buf, size_t len)
 {
-	size_t off = 0;
+	struct afmt_lines it;
+	const char *line;
+	size_t n, off;
 
-	while (off < len) {
-		const char *nl = memchr(buf + off, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - (buf + off)) + 1 : len - off;
-		afmt_vfy_line(v, buf + off, n, off);
-		off += n;
-	}
+	afmt_lines_init(&it, buf, len);
+	while (afmt_lines_next(&it, &line, &n, &off))
+		afmt_vfy_line(v, line, n, off);
 }
 
 void

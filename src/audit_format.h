@@ -71,6 +71,13 @@ int	afmt_body_key(const unsigned char k0[AFMT_KEY_LEN], const char *log_id,
 	    unsigned char out[AFMT_KEY_LEN]);
 /* SHA-256 with the pre-fetched digest. */
 int	afmt_sha256(const void *, size_t, unsigned char out[AFMT_HASH_LEN]);
+/*
+ * K0 from its file, as cmgate-audit keygen makes it: 64 hex digits.
+ * The gateway (a new log, cmgate -t) and cmgate-audit read it here
+ * alike.  0, or -1 with the reason (naming path) in err.
+ */
+int	afmt_read_k0(const char *path, unsigned char k0[AFMT_KEY_LEN],
+	    char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Writing */
@@ -94,6 +101,28 @@ size_t	afmt_build(char *buf, size_t cap, const struct afmt_head *,
 	    const char *fields, size_t flen,
 	    const unsigned char prev[AFMT_HASH_LEN], struct afmt_key *,
 	    unsigned char head[AFMT_HASH_LEN], unsigned char mac[AFMT_HASH_LEN]);
+
+/* ------------------------------------------------------------------ */
+/* Lines */
+
+/*
+ * The lines of a buffer, one at a time.  Every reader of a log (the
+ * gateway's recovery, the verifier, cmgate-audit) cuts it here, so a
+ * line is the same thing to all of them: its bytes up to and with a
+ * newline, or the rest of the buffer when no newline follows (a torn
+ * tail, or a window that ends inside a line).
+ */
+struct afmt_lines {
+	const char	*buf;
+	size_t		 len;
+	size_t		 off;		/* of the next line */
+};
+
+void	afmt_lines_init(struct afmt_lines *, const char *buf, size_t len);
+/* The next line: true with line, n (its newline included when there
+ * is one) and off (its offset in the buffer); false at the end. */
+bool	afmt_lines_next(struct afmt_lines *, const char **line, size_t *n,
+	    size_t *off);
 
 /* ------------------------------------------------------------------ */
 /* Reading */
@@ -164,9 +193,14 @@ int	afmt_idset_del(struct afmt_idset *, const char *id);
 const struct afmt_open *afmt_idset_next(const struct afmt_idset *,
 	    size_t *idx);
 void	afmt_idset_free(struct afmt_idset *);
-/* Track a MAC-verified record: request adds, outcome removes, the
- * "open" list of a start or carry record adds. */
-void	afmt_idset_track(struct afmt_idset *, const struct afmt_rec *);
+/*
+ * Track a record of type with its fields, number seq: request adds,
+ * outcome removes, the "open" list of a start or carry record adds.
+ * The one tracker of open requests: the writer follows what it
+ * writes, recovery what it reads back, the verifier what verified.
+ */
+void	afmt_idset_track(struct afmt_idset *, const char *type,
+	    const char *fields, size_t flen, uint64_t seq);
 
 /* ------------------------------------------------------------------ */
 /* Verifying */

@@ -85,24 +85,17 @@ usage(FILE *f)
 
 /* ------------------------------------------------------------------ */
 
+/* K0 through the reader the gateway uses; says why on failure. */
 static int
 read_k0(const char *path, unsigned char k0[AFMT_KEY_LEN])
 {
-	char *buf = NULL, err[300];
-	size_t len = 0;
-	int rc = -1;
+	char err[300];
 
-	if (read_secret_file(path, 1024, &buf, &len, err, sizeof(err)) == -1) {
+	if (afmt_read_k0(path, k0, err, sizeof(err)) == -1) {
 		fprintf(stderr, "cmgate-audit: %s\n", err);
 		return -1;
 	}
-	if (len != 2 * AFMT_KEY_LEN || hex_decode(buf, k0, AFMT_KEY_LEN) == -1)
-		fprintf(stderr, "cmgate-audit: %s: not a key (64 hex digits "
-		    "expected)\n", path);
-	else
-		rc = 0;
-	secret_free(buf, len + 1);
-	return rc;
+	return 0;
 }
 
 static int
@@ -183,8 +176,10 @@ typedef int (*logfile_line_cb)(const char *line, size_t len, uint64_t off,
 static int
 logfile_lines(const struct logfile *lf, logfile_line_cb cb, void *arg)
 {
+	struct afmt_lines it;
+	const char *line;
 	char *buf;
-	size_t have = 0, pos;
+	size_t have = 0, pos, len;
 	uint64_t base = 0;	/* file offset of buf[0] */
 	ssize_t n;
 	bool eof = false;
@@ -212,19 +207,18 @@ logfile_lines(const struct logfile *lf, logfile_line_cb cb, void *arg)
 			if (!eof && have < LOGFILE_WINDOW)
 				continue;
 		}
-		pos = 0;
-		while (pos < have) {
-			const char *nl = memchr(buf + pos, '\n', have - pos);
-			size_t len;
-			if (nl == NULL && !eof && pos > 0)
-				break;		/* read the rest first */
-			len = nl ? (size_t)(nl - (buf + pos)) + 1 : have - pos;
-			if (cb(buf + pos, len, base + pos, arg) == -1) {
+		afmt_lines_init(&it, buf, have);
+		while (afmt_lines_next(&it, &line, &len, &pos)) {
+			if (line[len - 1] != '\n' && !eof && pos > 0) {
+				it.off = pos;	/* read the rest first */
+				break;
+			}
+			if (cb(line, len, base + pos, arg) == -1) {
 				free(buf);
 				return 0;
 			}
-			pos += len;
 		}
+		pos = it.off;
 		memmove(buf, buf + pos, have - pos);
 		have -= pos;
 		base += pos;
