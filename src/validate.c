@@ -745,6 +745,75 @@ numcode_field(struct vctx *vc, struct json_object *v, const char *path,
 }
 
 /*
+ * address.country: ISO 3166-1 alpha-2 or alpha-3, any case.  NULL with
+ * *country set, or the field's message (*country stays NULL).
+ */
+static const char *
+country_of(struct json_object *v, const struct iso_country **country)
+{
+	static const char	 bad[] = "must be an ISO 3166-1 alpha-2 or "
+				    "alpha-3 country code";
+	char			 buf[4 * COUNTRY_MAX_CHARS + 1];
+	size_t			 len;
+
+	*country = NULL;
+	if (v == NULL)
+		return "is required";
+	if (!json_object_is_type(v, json_type_string))
+		return "must be a string";
+	switch (vstr_normalize(json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v), COUNTRY_MAX_CHARS, buf,
+	    sizeof(buf), &len)) {
+	case VSTR_OK:
+		if ((*country = iso_country_lookup(buf)) == NULL)
+			return bad;
+		return NULL;
+	case VSTR_EMPTY:
+		return "must not be empty";
+	case VSTR_SEPARATOR:
+		return vstr_message(VSTR_SEPARATOR);
+	case VSTR_BIDI:
+		return vstr_message(VSTR_BIDI);
+	default:
+		/* Too long or a control: no country code either way. */
+		return bad;
+	}
+}
+
+/*
+ * address.state: required text, and, when the country is known, one of
+ * its ISO 3166-2 subdivisions, normalized into state (ISO_SUBDIV_BUF).
+ * Returns like vc_text_field(); 1 without a country means only the
+ * presence and type were judged.
+ */
+static int
+state_field(struct vctx *vc, struct json_object *v,
+    const struct iso_country *country, char *state)
+{
+	char			 buf[4 * STATE_MAX_CHARS + 1];
+	const char		*why;
+	enum iso_sub_why	 sub;
+	size_t			 len;
+	int			 r;
+
+	r = vc_text_field(vc, v, addr_paths[A_STATE], true, STATE_MAX_CHARS,
+	    buf, sizeof(buf), &len);
+	if (r != 1 || country == NULL ||
+	    iso_subdivision_norm(country, buf, len, state, &sub) != -1)
+		return r;
+	if (sub == ISO_SUB_PREFIX)
+		why = "code prefix must match address.country";
+	else if (sub == ISO_SUB_NONE)
+		why = "address.country has no ISO 3166-2 subdivisions to "
+		    "choose from";
+	else
+		why = "must be an ISO 3166-2 subdivision code of "
+		    "address.country (ARG-B, AR-B or B)";
+	vc_report(vc, addr_paths[A_STATE], why);
+	return -1;
+}
+
+/*
  * The address, as CryptoMate documents it now: street_line1, city,
  * postal_code, state and country required; street_line2, state_code
  * and country_code optional.  country is ISO 3166-1 (alpha-2 mapped to
@@ -758,15 +827,12 @@ address_member(struct vctx *vc, struct json_object *out,
     struct json_object *v)
 {
 	struct json_object		*slot[A_N], *addr = NULL;
-	char				 cbuf[4 * COUNTRY_MAX_CHARS + 1];
-	char				 sbuf[4 * STATE_MAX_CHARS + 1];
 	char				 state[ISO_SUBDIV_BUF];
 	char				 scbuf[4 * (NUMCODE_MAX_DIGITS + 1) + 1];
 	char				 ccbuf[sizeof(scbuf)];
 	const struct iso_country	*country = NULL;
-	const char			*cerr = NULL, *serr = NULL;
-	enum iso_sub_why		 why;
-	size_t				 clen, slen, sclen, cclen;
+	const char			*cerr;
+	size_t				 sclen, cclen;
 	int				 sr, scr, ccr;
 
 	if (v == NULL) {
@@ -797,50 +863,8 @@ address_member(struct vctx *vc, struct json_object *out,
 	 * in the output: settle the country first, report in canonical
 	 * order.
 	 */
-	if (slot[A_COUNTRY] == NULL)
-		cerr = "is required";
-	else if (!json_object_is_type(slot[A_COUNTRY], json_type_string))
-		cerr = "must be a string";
-	else {
-		switch (vstr_normalize(json_object_get_string(slot[A_COUNTRY]),
-		    (size_t)json_object_get_string_len(slot[A_COUNTRY]),
-		    COUNTRY_MAX_CHARS, cbuf, sizeof(cbuf), &clen)) {
-		case VSTR_OK:
-			if ((country = iso_country_lookup(cbuf)) == NULL)
-				cerr = "must be an ISO 3166-1 alpha-2 or "
-				    "alpha-3 country code";
-			break;
-		case VSTR_EMPTY:
-			cerr = "must not be empty";
-			break;
-		case VSTR_SEPARATOR:
-			cerr = vstr_message(VSTR_SEPARATOR);
-			break;
-		case VSTR_BIDI:
-			cerr = vstr_message(VSTR_BIDI);
-			break;
-		default:
-			cerr = "must be an ISO 3166-1 alpha-2 or alpha-3 "
-			    "country code";
-			break;
-		}
-	}
-
-	sr = vc_text_field(vc, slot[A_STATE], addr_paths[A_STATE], true,
-	    STATE_MAX_CHARS, sbuf, sizeof(sbuf), &slen);
-	if (sr == 1 && country != NULL &&
-	    iso_subdivision_norm(country, sbuf, slen, state, &why) == -1) {
-		if (why == ISO_SUB_PREFIX)
-			serr = "code prefix must match address.country";
-		else if (why == ISO_SUB_NONE)
-			serr = "address.country has no ISO 3166-2 "
-			    "subdivisions to choose from";
-		else
-			serr = "must be an ISO 3166-2 subdivision code of "
-			    "address.country (ARG-B, AR-B or B)";
-		vc_report(vc, addr_paths[A_STATE], serr);
-		sr = -1;
-	}
+	cerr = country_of(slot[A_COUNTRY], &country);
+	sr = state_field(vc, slot[A_STATE], country, state);
 	scr = numcode_field(vc, slot[A_STATE_CODE], addr_paths[A_STATE_CODE],
 	    scbuf, sizeof(scbuf), &sclen);
 	if (cerr != NULL)

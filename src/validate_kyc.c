@@ -324,6 +324,66 @@ prefix_ci(const char *s, size_t n, const char *pre)
 }
 
 /*
+ * A data URI prefix, if the image has one: *str and *n step past it,
+ * *decl and *declared say the type it declares.  NULL, or the error
+ * for any other data: URI (bare base64 passes unchanged).
+ */
+static const char *
+image_prefix(const char **str, size_t *n, enum kyc_img_type *decl,
+    const char **declared)
+{
+	static const struct {
+		const char		*prefix, *type;
+		enum kyc_img_type	 t;
+	} uris[] = {
+		{ "data:image/jpeg;base64,", "image/jpeg", KYC_IMG_JPEG },
+		{ "data:image/png;base64,", "image/png", KYC_IMG_PNG },
+	};
+	size_t	i;
+
+	for (i = 0; i < NELEM(uris); i++)
+		if (prefix_ci(*str, *n, uris[i].prefix)) {
+			*decl = uris[i].t;
+			*declared = uris[i].type;
+			*str += strlen(uris[i].prefix);
+			*n -= strlen(uris[i].prefix);
+			return NULL;
+		}
+	if (prefix_ci(*str, *n, "data:"))
+		return "must be a data:image/jpeg;base64, or "
+		    "data:image/png;base64, URI or bare base64: CryptoMate "
+		    "accepts only JPEG and PNG photos";
+	return NULL;
+}
+
+/*
+ * The last quantum s[0..4), which ends in pad '=' (0..2), decoded into
+ * out[0..3 - pad).  Its pad bits must be zero (canonical base64: one
+ * image, one spelling).  NULL, or the error.
+ */
+static const char *
+b64_last(const unsigned char *s, size_t pad, unsigned char out[3])
+{
+	unsigned int	a, b, c, d;
+	size_t		k;
+
+	for (k = 0; k < 4 - pad; k++)
+		if (b64tab[s[k]] == 0)
+			return b64_bad_char(s[k]);
+	a = b64tab[s[0]] - 1u;
+	b = b64tab[s[1]] - 1u;
+	c = pad < 2 ? b64tab[s[2]] - 1u : 0;
+	d = pad < 1 ? b64tab[s[3]] - 1u : 0;
+	if ((pad == 2 && (b & 0x0f) != 0) || (pad == 1 && (c & 0x03) != 0))
+		return "has non-zero base64 padding bits (not canonical "
+		    "base64)";
+	out[0] = (unsigned char)(a << 2 | b >> 4);
+	out[1] = (unsigned char)(b << 4 | c >> 2);
+	out[2] = (unsigned char)(c << 6 | d);
+	return NULL;
+}
+
+/*
  * One image: the data URI prefix, then strict base64 decoded and
  * hashed chunk by chunk (B64_CHUNK characters at a time, into a stack
  * buffer), the signature checked on the first chunk.  The decoded size
@@ -340,24 +400,12 @@ image_check(const char *str, size_t n, size_t maxb,
 	enum kyc_img_type	 decl = KYC_IMG_NONE;
 	EVP_MD_CTX		*ctx = NULL;
 	size_t			 pad = 0, dsize, off, step, k, full, hlen = 0;
-	unsigned int		 a, b, c, d, hl;
+	unsigned int		 hl;
 
 	memset(ii, 0, sizeof(*ii));
 	ii->declared = "";
-	if (prefix_ci(str, n, "data:image/jpeg;base64,")) {
-		decl = KYC_IMG_JPEG;
-		ii->declared = "image/jpeg";
-		str += 23;
-		n -= 23;
-	} else if (prefix_ci(str, n, "data:image/png;base64,")) {
-		decl = KYC_IMG_PNG;
-		ii->declared = "image/png";
-		str += 22;
-		n -= 22;
-	} else if (prefix_ci(str, n, "data:"))
-		return "must be a data:image/jpeg;base64, or "
-		    "data:image/png;base64, URI or bare base64: CryptoMate "
-		    "accepts only JPEG and PNG photos";
+	if ((why = image_prefix(&str, &n, &decl, &ii->declared)) != NULL)
+		return why;
 	s = (const unsigned char *)str;
 	if (n == 0)
 		return "must not be empty";
@@ -402,24 +450,8 @@ image_check(const char *str, size_t n, size_t maxb,
 		}
 	}
 	/* The last quantum: padding, and zero pad bits (canonical form). */
-	s += full;
-	for (k = 0; k < 4 - pad; k++)
-		if (b64tab[s[k]] == 0) {
-			why = b64_bad_char(s[k]);
-			goto done;
-		}
-	a = b64tab[s[0]] - 1u;
-	b = b64tab[s[1]] - 1u;
-	c = pad < 2 ? b64tab[s[2]] - 1u : 0;
-	d = pad < 1 ? b64tab[s[3]] - 1u : 0;
-	if ((pad == 2 && (b & 0x0f) != 0) || (pad == 1 && (c & 0x03) != 0)) {
-		why = "has non-zero base64 padding bits (not canonical "
-		    "base64)";
+	if ((why = b64_last(s + full, pad, buf)) != NULL)
 		goto done;
-	}
-	buf[0] = (unsigned char)(a << 2 | b >> 4);
-	buf[1] = (unsigned char)(b << 4 | c >> 2);
-	buf[2] = (unsigned char)(c << 6 | d);
 	if ((why = head_feed(head, &hlen, buf, 3 - pad, &ii->type)) != NULL)
 		goto done;
 	/* An image under 16 bytes is judged on what there is. */
