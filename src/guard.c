@@ -13,6 +13,12 @@
  * (A refused HEAD request is replaced by a HEAD, so that its answer,
  * too, is a head without a body.)
  *
+ * A head that announces a body reserves its place under
+ * limits.max_buffered_bytes at once (guard.h: guard_claim), so that
+ * bodies nobody has looked at yet (a stranger's, whose 401 waits for
+ * the whole request) are counted while they arrive, and one the cap
+ * cannot take is refused before it is read: 503 busy.
+ *
  * The head itself is read by guard_head.c, a pure function of its
  * bytes that the fuzzer runs too.  Its framing (how many body bytes
  * follow) is evhttp's: bytes the guard passed as a body that evhttp
@@ -23,6 +29,7 @@
 #include "guard_head.h"
 #include "conf.h"
 #include "log.h"
+#include "request.h"
 #include "server.h"
 #include "util.h"
 
@@ -42,6 +49,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 
 enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
 
@@ -69,7 +77,122 @@ struct guard {
 	 * byte at a time costs linear time, not quadratic. */
 	struct ghead_scan	 scan;
 	int			 paused;	/* reading stopped (GUARD_IN_MAX) */
+	/* limits.max_buffered_bytes: bytes reserved for the bodies of the
+	 * requests passed on whose handler has not claimed them yet. */
+	bool			 accounts;	/* the callers' port */
+	size_t			 reserved;
+	evutil_socket_t		 mapped_fd;	/* in guard_by_fd, or -1 */
 };
+
+/*
+ * The guard of each connection that reserved bytes, by its socket, so
+ * that guard_claim() finds it from the evhttp request (a filter's
+ * context cannot be read back from its bufferevent).  Loops share it:
+ * a slot is set and cleared by its connection's loop, under the lock,
+ * and a claim trusts a slot only when it holds the very bufferevent
+ * asked about (a closed socket's number can be a new connection's
+ * before the old guard is freed).
+ */
+static pthread_mutex_t	 guard_map_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct guard	**guard_by_fd;
+static size_t		 guard_by_fd_len;
+
+static int
+guard_map(struct guard *g)
+{
+	evutil_socket_t fd;
+	struct guard **v;
+	size_t n;
+
+	if (g->mapped_fd >= 0)
+		return 0;
+	if ((fd = bufferevent_getfd(g->under)) < 0)
+		return -1;
+	pthread_mutex_lock(&guard_map_mu);
+	if ((size_t)fd >= guard_by_fd_len) {
+		n = guard_by_fd_len ? guard_by_fd_len : 1024;
+		while (n <= (size_t)fd)
+			n *= 2;
+		if ((v = realloc(guard_by_fd, n * sizeof(*v))) == NULL) {
+			pthread_mutex_unlock(&guard_map_mu);
+			return -1;
+		}
+		memset(v + guard_by_fd_len, 0,
+		    (n - guard_by_fd_len) * sizeof(*v));
+		guard_by_fd = v;
+		guard_by_fd_len = n;
+	}
+	guard_by_fd[fd] = g;
+	pthread_mutex_unlock(&guard_map_mu);
+	g->mapped_fd = fd;
+	return 0;
+}
+
+static void
+guard_unmap(struct guard *g)
+{
+	if (g->mapped_fd < 0)
+		return;
+	pthread_mutex_lock(&guard_map_mu);
+	if ((size_t)g->mapped_fd < guard_by_fd_len &&
+	    guard_by_fd[g->mapped_fd] == g)
+		guard_by_fd[g->mapped_fd] = NULL;
+	pthread_mutex_unlock(&guard_map_mu);
+	g->mapped_fd = -1;
+}
+
+size_t
+guard_claim(struct evhttp_request *ev, size_t n)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev, *under;
+	struct guard *g = NULL;
+	evutil_socket_t fd;
+	size_t got = 0;
+
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
+	    (under = bufferevent_get_underlying(bev)) == NULL ||
+	    (fd = bufferevent_getfd(under)) < 0)
+		return 0;
+	pthread_mutex_lock(&guard_map_mu);
+	if ((size_t)fd < guard_by_fd_len && guard_by_fd[fd] != NULL &&
+	    guard_by_fd[fd]->bev == bev)
+		g = guard_by_fd[fd];
+	if (g != NULL) {
+		/* Requests are handed on in the order their heads came,
+		 * each body exactly as long as its head said: the first n
+		 * bytes of the pool are this request's. */
+		got = n < g->reserved ? n : g->reserved;
+		g->reserved -= got;
+	}
+	pthread_mutex_unlock(&guard_map_mu);
+	return got;
+}
+
+/*
+ * Reserve the place of a body of len bytes (announced by the head just
+ * read) under limits.max_buffered_bytes; false when the cap cannot take
+ * it now.
+ */
+static bool
+guard_reserve(struct guard *g, size_t len)
+{
+	size_t n = REQUEST_BODY_HOLD(len);
+
+	if (!g->accounts || len == 0)
+		return true;
+	if (!request_buffer_reserve(g->loop->cfg->limits.max_buffered_bytes,
+	    n))
+		return false;
+	if (guard_map(g) == -1) {
+		/* No claim could find it: refused as if over the cap. */
+		request_buffer_release(n);
+		return false;
+	}
+	g->reserved += n;
+	return true;
+}
 
 /*
  * The route table says which requests take limits.max_document_body_bytes
@@ -109,35 +232,48 @@ guard_init(void)
 	return 0;
 }
 
-int
-guard_reject_status(const char *path)
-{
-	int st;
+/* The internal path of a 503 for limits.max_buffered_bytes ends so. */
+#define GUARD_BUSY_SUFFIX	"/busy"
 
+int
+guard_reject_status(const char *path, bool *busy)
+{
+	char *end;
+	long st;
+
+	if (busy != NULL)
+		*busy = false;
 	if (guard_prefix_len == 0 ||
 	    strncmp(path, guard_prefix, guard_prefix_len) != 0)
 		return 0;
-	st = atoi(path + guard_prefix_len);
-	return st >= 400 && st <= 599 ? st : 400;
+	st = strtol(path + guard_prefix_len, &end, 10);
+	if (st < 400 || st > 599)
+		return 400;
+	if (busy != NULL)
+		*busy = st == 503 && strcmp(end, GUARD_BUSY_SUFFIX) == 0;
+	return (int)st;
 }
 
 /*
  * Replace the request at the head of src by the internal reject path.
- * With skip > 0 (a 413 with a known Content-Length) the head and then
- * exactly that many body bytes are dropped and the connection lives
- * on; otherwise the framing is unknowable and the connection closes
- * after the answer.  Dropping the body instead of closing at once
- * keeps the kernel from resetting the connection under the answer.
- * A HEAD request is replaced by a HEAD (its answer has no body),
- * anything else by a GET.
+ * With skip > 0 (a 413, or a 503 busy, with a known Content-Length) the
+ * head and then exactly that many body bytes are dropped and the
+ * connection lives on; otherwise the framing is unknowable and the
+ * connection closes after the answer.  Dropping the body instead of
+ * closing at once keeps the kernel from resetting the connection under
+ * the answer.  A HEAD request is replaced by a HEAD (its answer has no
+ * body), anything else by a GET.  busy: the 503 is
+ * limits.max_buffered_bytes'.
  */
 static void
 inject_reject(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
-    int status, enum ghead_method method, size_t head_len, size_t skip)
+    int status, bool busy, enum ghead_method method, size_t head_len,
+    size_t skip)
 {
-	evbuffer_add_printf(dst, "%s %s%d HTTP/1.1\r\nHost: guard\r\n"
+	evbuffer_add_printf(dst, "%s %s%d%s HTTP/1.1\r\nHost: guard\r\n"
 	    "%s\r\n", method == GH_HEAD ? "HEAD" : "GET", guard_prefix,
-	    status, skip ? "" : "Connection: close\r\n");
+	    status, busy ? GUARD_BUSY_SUFFIX : "",
+	    skip ? "" : "Connection: close\r\n");
 	if (skip) {
 		evbuffer_drain(src, head_len);
 		g->state = G_SKIP;
@@ -238,7 +374,7 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			return moved ? BEV_OK : BEV_NEED_MORE;
 		}
 		if (g->reject_pending) {
-			inject_reject(g, src, dst, g->reject_pending,
+			inject_reject(g, src, dst, g->reject_pending, false,
 			    peek_method(src), 0, 0);
 			g->reject_pending = 0;
 			return BEV_OK;
@@ -285,7 +421,7 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		if (end == 0) {
 			if (avail >= hmax) {
 				ghead_scan_reset(&g->scan);
-				inject_reject(g, src, dst, 431,
+				inject_reject(g, src, dst, 431, false,
 				    peek_method(src), 0, 0);
 				return BEV_OK;
 			}
@@ -306,8 +442,16 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		if (v.status != 0) {
 			/* Only a 413 with a known length lets the
 			 * connection go on, past the body it skips. */
-			inject_reject(g, src, dst, v.status, v.method, hlen,
-			    v.status == 413 ? v.body_len : 0);
+			inject_reject(g, src, dst, v.status, false, v.method,
+			    hlen, v.status == 413 ? v.body_len : 0);
+			moved = 1;
+			continue;
+		}
+		if (!guard_reserve(g, v.body_len)) {
+			/* Over limits.max_buffered_bytes: refused before a
+			 * byte of the body is held; the body is skipped. */
+			inject_reject(g, src, dst, 503, true, v.method, hlen,
+			    v.body_len);
 			moved = 1;
 			continue;
 		}
@@ -328,6 +472,11 @@ guard_free(void *arg)
 	struct guard *g = arg;
 
 	(*g->count)--;
+	/* Whatever the connection reserved and no request took over (a
+	 * body cut short, a request evhttp never handed on). */
+	guard_unmap(g);
+	request_buffer_release(g->reserved);
+	g->reserved = 0;
 	if (g->in_cb)
 		evbuffer_remove_cb_entry(bufferevent_get_input(g->bev),
 		    g->in_cb);
@@ -423,7 +572,7 @@ guard_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 
 static struct bufferevent *
 guard_new(struct event_base *base, struct gw_loop *loop, int *count,
-    int max_conns)
+    int max_conns, bool accounts)
 {
 	struct bufferevent *under, *bev;
 	struct guard *g;
@@ -432,6 +581,8 @@ guard_new(struct event_base *base, struct gw_loop *loop, int *count,
 		return NULL;
 	g->loop = loop;
 	g->count = count;
+	g->accounts = accounts;
+	g->mapped_fd = -1;
 	under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (under == NULL) {
 		free(g);
@@ -470,7 +621,7 @@ guard_bevcb(struct event_base *base, void *arg)
 	struct gw_loop *loop = arg;
 
 	return guard_new(base, loop, &loop->conns,
-	    loop->cfg->limits.max_connections);
+	    loop->cfg->limits.max_connections, true);
 }
 
 struct bufferevent *
@@ -478,7 +629,10 @@ guard_metrics_bevcb(struct event_base *base, void *arg)
 {
 	struct gw_loop *loop = arg;
 
-	return guard_new(base, loop, &loop->mconns, GUARD_METRICS_MAX_CONNS);
+	/* No reservations: its evhttp reads no body over 1 KiB, and its
+	 * handler (server.c) serves no route. */
+	return guard_new(base, loop, &loop->mconns, GUARD_METRICS_MAX_CONNS,
+	    false);
 }
 
 /* ---- the listening socket ------------------------------------------ */

@@ -13,11 +13,13 @@
 #ifndef CMGATE_GUARD_H
 #define CMGATE_GUARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
 struct bufferevent;
 struct evhttp_bound_socket;
+struct evhttp_request;
 struct config;
 struct gw_loop;
 
@@ -34,8 +36,26 @@ struct bufferevent *guard_metrics_bevcb(struct event_base *, void *arg);
 /* Called once per process: makes the unguessable internal path. */
 int	guard_init(void);
 
-/* If path is an internal reject path, its HTTP status; else 0. */
-int	guard_reject_status(const char *path);
+/* If path is an internal reject path, its HTTP status; else 0.  *busy
+ * (may be NULL) tells a 503 for limits.max_buffered_bytes from one for
+ * the connection cap. */
+int	guard_reject_status(const char *path, bool *busy);
+
+/*
+ * limits.max_buffered_bytes from the head on: on the callers' port the
+ * guard reserves REQUEST_BODY_HOLD(Content-Length) (request.h) for each
+ * request when it accepts its head, before any byte of the body is
+ * read, and refuses the request (503 busy) when the cap cannot take
+ * it.  What a connection reserved and evhttp has not yet handed on is
+ * given back when the connection goes.
+ *
+ * guard_claim: ev has been read whole; its connection's guard gives up
+ * up to n bytes of what it reserved (n: REQUEST_BODY_HOLD of the body
+ * read), which the caller now owns: request_start() takes them, or
+ * they go back with request_buffer_release().  Returns that count (0
+ * when nothing was reserved).  On the loop of ev only.
+ */
+size_t	guard_claim(struct evhttp_request *ev, size_t n);
 
 /*
  * Guard a listening socket: running out of file descriptors closes new

@@ -100,9 +100,11 @@ static void req_idem_members(const struct gw_req *, const char *, char *,
 
 /*
  * Bytes of request and response bodies held in memory by every request
- * of every loop (limits.max_buffered_bytes).  A request counts its body
- * from its start and CryptoMate's answer once it has it, and gives them
- * back when it is freed.
+ * of every loop (limits.max_buffered_bytes).  A body is counted from its
+ * head on, before any of it is read (the guard reserves it, guard.c),
+ * and its request takes the reservation over when it starts;
+ * CryptoMate's answer is counted once the request has it.  All of it is
+ * given back when the request is freed.
  */
 static _Atomic long long	req_buffered;
 
@@ -112,18 +114,31 @@ request_buffered_bytes(void)
 	return atomic_load(&req_buffered);
 }
 
-/* Count n more bytes held by r; false (nothing counted) when that would
- * pass the cap. */
-static bool
-req_hold(struct gw_req *r, size_t n)
+bool
+request_buffer_reserve(long long cap, size_t n)
 {
-	long long cap = r->cfg->limits.max_buffered_bytes;
-
 	if (atomic_fetch_add(&req_buffered, (long long)n) + (long long)n >
 	    cap && n > 0) {
 		atomic_fetch_sub(&req_buffered, (long long)n);
 		return false;
 	}
+	return true;
+}
+
+void
+request_buffer_release(size_t n)
+{
+	if (n > 0)
+		atomic_fetch_sub(&req_buffered, (long long)n);
+}
+
+/* Count n more bytes held by r; false (nothing counted) when that would
+ * pass the cap. */
+static bool
+req_hold(struct gw_req *r, size_t n)
+{
+	if (!request_buffer_reserve(r->cfg->limits.max_buffered_bytes, n))
+		return false;
 	r->held += n;
 	return true;
 }
@@ -247,7 +262,7 @@ req_free(struct gw_req *r)
 {
 	r->loop->active--;
 	TAILQ_REMOVE(&r->loop->reqs, r, entry);
-	atomic_fetch_sub(&req_buffered, (long long)r->held);
+	request_buffer_release(r->held);
 	if (r->xfer)
 		upstream_cancel(r->xfer);
 	budget_cancel(r->loop->budget, &r->bw);
@@ -1374,16 +1389,19 @@ on_owner(struct owners_q *q, void *arg)
 void
 request_start(struct gw_loop *loop, struct evhttp_request *ev,
     const struct route_match *m, const struct verrors *path_errs,
-    bool has_query)
+    bool has_query, size_t held)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
 	struct gw_req *r;
+	size_t need;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		request_buffer_release(held);
 		server_send_error(ev, 500, "internal_error", "out of memory",
 		    NULL, "", NULL, NULL);
 		return;
 	}
+	r->held = held;		/* counted already (the guard's reservation) */
 	loop->active++;
 	TAILQ_INSERT_TAIL(&loop->reqs, r, entry);
 	r->loop = loop;
@@ -1405,8 +1423,10 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	}
 	/* A body counts twice at most while it is made ready (raw and
 	 * normalized); answered 503 rather than risk running out of
-	 * memory. */
-	if (!req_hold(r, 2 * r->bytes_in)) {
+	 * memory.  The guard reserved that much at the head (held), so
+	 * this counts only what it could not (none, as a rule). */
+	need = REQUEST_BODY_HOLD(r->bytes_in);
+	if (!req_hold(r, need > r->held ? need - r->held : 0)) {
 		r->retry_after_s = 1;
 		req_reply_error(r, 503, "busy", "the gateway holds "
 		    "limits.max_buffered_bytes of bodies; retry shortly", NULL);

@@ -231,12 +231,23 @@ method_name(enum evhttp_cmd_type m)
 #define STRINGIFY_(x)	#x
 #define STRINGIFY(x)	STRINGIFY_(x)
 
-/* The answer to a request the guard (guard.c) stopped at the door. */
+/* The answer to a request the guard (guard.c) stopped at the door;
+ * busy: a 503 for limits.max_buffered_bytes. */
 static void
-send_guard_reject(struct evhttp_request *ev, int status, const char *rid)
+send_guard_reject(struct evhttp_request *ev, int status, bool busy,
+    const char *rid)
 {
 	const char *code = "bad_request", *msg = "malformed request framing";
 
+	if (busy) {
+		/* As request.c's own busy answer, at the head. */
+		evhttp_add_header(evhttp_request_get_output_headers(ev),
+		    "Retry-After", "1");
+		server_send_error(ev, 503, "busy", "the gateway holds "
+		    "limits.max_buffered_bytes of bodies; retry shortly", NULL,
+		    rid, "Connection", "close");
+		return;
+	}
 	switch (status) {
 	case 411:
 		code = "length_required";
@@ -291,16 +302,20 @@ serve_status_page(struct gw_loop *loop, struct evhttp_request *ev,
 	return 1;
 }
 
-static void
-on_request(struct evhttp_request *ev, void *arg)
+/*
+ * Answer ev, or hand it to request_start() with the held bytes of its
+ * body (true); false when it was answered here, and held is still the
+ * caller's.
+ */
+static bool
+route_request(struct gw_loop *loop, struct evhttp_request *ev, size_t held)
 {
-	struct gw_loop *loop = arg;
 	const char *uri = evhttp_request_get_uri(ev);
 	const char *method = method_name(evhttp_request_get_command(ev));
 	struct route_match m;
 	struct verrors perrs = { 0 };
 	char path[ROUTE_PATH_MAX], rid[33], allow[64];
-	bool has_query;
+	bool has_query, busy;
 	size_t i, n;
 
 	/* The path as sent, without the query string: /healthz and
@@ -312,29 +327,29 @@ on_request(struct evhttp_request *ev, void *arg)
 	memcpy(path, uri, n);
 	path[n] = '\0';
 
-	if ((i = (size_t)guard_reject_status(path)) != 0) {
+	if ((i = (size_t)guard_reject_status(path, &busy)) != 0) {
 		request_id(rid);
-		send_guard_reject(ev, (int)i, rid);
+		send_guard_reject(ev, (int)i, busy, rid);
 		metrics_request(loop->metrics, NULL, NULL, (int)i, 0, 0, 0, -1);
-		return;
+		return false;
 	}
 	/* With a metrics.listen port, /metrics is off the callers' one. */
 	if (serve_status_page(loop, ev, method, path, loop->mhttp == NULL))
-		return;
+		return false;
 	switch (routes_match(method, path, &m, allow, sizeof(allow), &perrs)) {
 	case ROUTE_NOT_FOUND:
 		request_id(rid);
 		server_send_error(ev, 404, "not_found", "no such route", NULL,
 		    rid, NULL, NULL);
 		metrics_request(loop->metrics, NULL, NULL, 404, 0, 0, 0, -1);
-		return;
+		return false;
 	case ROUTE_BAD_METHOD:
 		request_id(rid);
 		server_send_error(ev, 405, "method_not_allowed",
 		    "method not allowed on this route", NULL, rid, "Allow",
 		    allow);
 		metrics_request(loop->metrics, NULL, NULL, 405, 0, 0, 0, -1);
-		return;
+		return false;
 	case ROUTE_OK:
 	case ROUTE_BAD_PARAM:
 		break;
@@ -346,10 +361,27 @@ on_request(struct evhttp_request *ev, void *arg)
 		    "the gateway is shutting down", NULL, rid,
 		    "Connection", "close");
 		metrics_request(loop->metrics, m.route, NULL, 503, 0, 0, 0, -1);
-		return;
+		return false;
 	}
-	request_start(loop, ev, &m, perrs.n > 0 ? &perrs : NULL, has_query);
+	request_start(loop, ev, &m, perrs.n > 0 ? &perrs : NULL, has_query,
+	    held);
 	verrors_free(&perrs);
+	return true;
+}
+
+static void
+on_request(struct evhttp_request *ev, void *arg)
+{
+	struct gw_loop *loop = arg;
+	size_t held;
+
+	/* The place its body took under limits.max_buffered_bytes from its
+	 * head on (guard.c): the request's own from here, or given back
+	 * once it is answered without one. */
+	held = guard_claim(ev, REQUEST_BODY_HOLD(evbuffer_get_length(
+	    evhttp_request_get_input_buffer(ev))));
+	if (!route_request(loop, ev, held))
+		request_buffer_release(held);
 }
 
 /* The metrics.listen port: /metrics and /healthz, nothing else. */
@@ -360,21 +392,22 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 	const char *uri = evhttp_request_get_uri(ev);
 	char path[64], rid[33];
 	size_t n = strcspn(uri, "?#");
+	bool busy;
 	int st;
 
 	if (n >= sizeof(path))
 		n = sizeof(path) - 1;
 	memcpy(path, uri, n);
 	path[n] = '\0';
-	if ((st = guard_reject_status(path)) != 0) {
+	if ((st = guard_reject_status(path, &busy)) != 0) {
 		request_id(rid);
-		if (st == 503)
+		if (st == 503 && !busy)
 			server_send_error(ev, 503, "too_many_connections",
 			    "the metrics port holds its connections (at most "
 			    STRINGIFY(GUARD_METRICS_MAX_CONNS) " per loop)",
 			    NULL, rid, "Connection", "close");
 		else
-			send_guard_reject(ev, st, rid);
+			send_guard_reject(ev, st, busy, rid);
 		return;
 	}
 	if (serve_status_page(loop, ev,
