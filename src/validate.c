@@ -270,6 +270,18 @@ vc_text_field(struct vctx *vc, struct json_object *v, const char *path,
 	}
 }
 
+/*
+ * The body through json_parse_strict() at the options' depth (NULL
+ * options: json-c's default), for every validator alike.
+ */
+struct json_object *
+vc_parse(const char *body, size_t len, const struct vopts *opts,
+    struct verrors *errs)
+{
+	return json_parse_strict(body, len, opts != NULL ? opts->max_depth :
+	    0, errs);
+}
+
 /* ASCII A-Z to a-z in place; other bytes (UTF-8 included) stay. */
 void
 vc_lower_ascii(char *s, size_t n)
@@ -934,7 +946,7 @@ validate_individual(const char *body, size_t len, const struct vopts *opts,
 		(void)verrors_add(errs, "", "internal error: no options");
 		return V_INVALID;
 	}
-	if ((in = json_parse_strict(body, len, opts->max_depth, errs)) == NULL)
+	if ((in = vc_parse(body, len, opts, errs)) == NULL)
 		return V_INVALID_JSON;
 	vc_collect(&vc, in, top_names, F_NTOP, slot, "");
 	if (vc.nerr == 0 && (o = json_object_new_object()) == NULL)

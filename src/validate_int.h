@@ -54,6 +54,10 @@ int	vc_text_field(struct vctx *, struct json_object *v, const char *path,
 	    bool required, size_t max_chars, char *buf, size_t bufsz,
 	    size_t *len);
 
+/* json_parse_strict() at opts' max_depth (NULL opts: the default). */
+struct json_object *vc_parse(const char *body, size_t len,
+	    const struct vopts *opts, struct verrors *errs);
+
 /* ASCII A-Z to a-z in s[0..n), in place. */
 void	vc_lower_ascii(char *s, size_t n);
 

@@ -118,8 +118,7 @@ validate_product_request(const char *body, size_t len,
 		list = kopts->subproducts;
 		nlist = kopts->nsubproducts;
 	}
-	if ((in = json_parse_strict(body, len, opts != NULL ?
-	    opts->max_depth : 0, errs)) == NULL)
+	if ((in = vc_parse(body, len, opts, errs)) == NULL)
 		return V_INVALID_JSON;
 	vc_collect(&kc, in, names, NELEM(names), slot, "");
 	if (vc_text_field(&kc, slot[0], "subproduct", true,
@@ -159,8 +158,7 @@ validate_product_submit(const char *body, size_t len,
 			break;
 	if (body == NULL || i == len)
 		return V_OK;
-	if ((in = json_parse_strict(body, len, opts != NULL ?
-	    opts->max_depth : 0, errs)) == NULL)
+	if ((in = vc_parse(body, len, opts, errs)) == NULL)
 		return V_INVALID_JSON;
 	/* No known names: every member is reported as unknown. */
 	vc_collect(&kc, in, NULL, 0, NULL, "");
@@ -637,8 +635,7 @@ validate_product_documentation(const char *body, size_t len,
 		*info = di;
 	if (kopts != NULL && kopts->max_image_bytes > 0)
 		maxb = kopts->max_image_bytes;
-	if ((in = json_parse_strict(body, len, opts != NULL ?
-	    opts->max_depth : 0, errs)) == NULL)
+	if ((in = vc_parse(body, len, opts, errs)) == NULL)
 		return V_INVALID_JSON;
 	vc_collect(&kc, in, top, NELEM(top), tslot, "");
 	if (tslot[0] == NULL) {
