@@ -7,6 +7,7 @@
  * workers: they belong to the main loop.
  */
 #include "offload.h"
+#include "log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -95,16 +96,36 @@ offload_new(int n, char *err, size_t errlen)
 void
 offload_free(struct offload *o)
 {
+	struct offload_job *q, *j;
+	struct port_item *pi;
+	size_t n = 0;
 	int i;
 
 	if (o == NULL)
 		return;
+	/* The queue goes with the stop: no worker starts another job (at
+	 * exit their requests are gone: the work would be for nothing). */
 	pthread_mutex_lock(&o->mu);
 	o->stopping = true;
+	q = o->qh;
+	o->qh = o->qt = NULL;
 	pthread_cond_broadcast(&o->cv);
 	pthread_mutex_unlock(&o->mu);
 	for (i = 0; i < o->nthreads; i++)
 		pthread_join(o->threads[i], NULL);
+	/* Back the way a finished job goes, so that its port counts it
+	 * back: a dead port's drop frees it here and now; a live port's
+	 * loop gets it dropped, on its next pass or at its port_free. */
+	while ((j = q) != NULL) {
+		q = j->next;
+		j->next = NULL;
+		j->unrun = true;
+		pi = &j->link;
+		port_post(&pi, 1);
+		n++;
+	}
+	if (n > 0)
+		log_info("shutdown: %zu offloaded jobs dropped unrun", n);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);
 	free(o);
@@ -138,7 +159,7 @@ static void
 offload_deliver(void *ctx, struct port_item *pi)
 {
 	(void)ctx;
-	OJOB(pi)->done(OJOB(pi), false);
+	OJOB(pi)->done(OJOB(pi), OJOB(pi)->unrun);
 }
 
 static void
@@ -181,5 +202,6 @@ offload_port_free(struct offload_port *p)
 void
 offload_send(struct offload_port *p, struct offload_job *j)
 {
+	j->unrun = false;
 	port_send(p->port, &j->link);
 }

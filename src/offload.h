@@ -4,10 +4,14 @@
  * pool of threads shared by every loop.
  *
  * A job is handed over with offload_send() and comes back to its own
- * loop through a port.h port: done runs on that loop.  When the loop is
- * gone first (shutdown), done runs on the worker with dropped set: its
- * request is gone, so done must only free the job.  The work function
- * must touch nothing but the job.
+ * loop through a port.h port: done runs on that loop.  done gets
+ * dropped set when there is no result to use: the loop was gone first
+ * (shutdown; done then runs on the worker, or in offload_free, and its
+ * request is gone, so it must only free the job), or offload_free took
+ * the job from the queue unrun (done runs wherever the job comes back).
+ * Either way done runs once per job, and is what frees it.  The work
+ * function must touch nothing but the job (and what the job holds a
+ * reference to).
  */
 #ifndef CMGATE_OFFLOAD_H
 #define CMGATE_OFFLOAD_H
@@ -25,11 +29,18 @@ struct offload_job {
 	struct offload_job	*next;		/* the pool's queue */
 	void			(*work)(struct offload_job *);
 	void			(*done)(struct offload_job *, bool dropped);
+	bool			 unrun;		/* offload.c: dropped from the
+						   queue at offload_free */
 };
 
 /* Start n worker threads (n >= 1).  NULL with a message in err. */
 struct offload	*offload_new(int n, char *err, size_t errlen);
-/* Finish queued jobs, stop and join the threads. */
+/*
+ * Drop the jobs still queued (back through their ports, dropped, so
+ * each is freed once), let the running ones finish, join the threads.
+ * Call it after the loops stopped sending (their ports freed, as at
+ * exit): a job queued later would touch a freed pool.
+ */
 void		 offload_free(struct offload *);
 
 /* One port per loop; free it on its loop's thread. */

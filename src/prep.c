@@ -11,6 +11,7 @@
  */
 #include "prep.h"
 #include "audit.h"
+#include "conf.h"
 #include "routes.h"
 
 #include <stdio.h>
@@ -140,4 +141,6 @@ prep_clear(struct prep *p)
 	if (p->in != NULL)
 		evbuffer_free(p->in);
 	p->in = NULL;
+	conf_unref(p->cfg);	/* maybe the last one: any thread may free */
+	p->cfg = NULL;
 }

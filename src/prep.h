@@ -6,7 +6,11 @@
  * Pure CPU work on memory the struct owns or borrows: prep_run() may
  * run on the loop thread (small bodies) or on an offload thread (large
  * ones; offload.h), never on both at once.  It reads the audit handle
- * only for its body mode and body key, which never change after open.
+ * only for its body mode and body key, which never change after open
+ * (it is closed after the offload pool).  ctx points into the config
+ * (the subproduct list): an offloaded prep holds a reference of its own
+ * in cfg, since its request, and the request's reference, can go first
+ * (abandoned at exit, after a reload replaced that config).
  */
 #ifndef CMGATE_PREP_H
 #define CMGATE_PREP_H
@@ -20,6 +24,7 @@
 #include "validate.h"
 
 struct audit;
+struct config;
 struct evbuffer;
 struct json_object;
 struct route;
@@ -31,6 +36,8 @@ struct prep {
 	/* In. */
 	const struct route	*route;
 	struct route_vctx		 ctx;		/* routes.h */
+	struct config		*cfg;		/* offloaded: a reference to
+						   what ctx points into */
 	const struct audit	*audit;
 	bool			 want_digest;	/* an Idempotency-Key */
 	struct evbuffer		*in;		/* offloaded: the raw body,
@@ -52,7 +59,8 @@ struct prep {
 
 /* Validate, normalize, serialize and digest p->raw (or p->in). */
 void	prep_run(struct prep *);
-/* Free what prep_run made (and p->in); p itself stays the caller's. */
+/* Free what prep_run made (and p->in), release p->cfg; p itself stays
+ * the caller's.  Every prep ends here, run or not. */
 void	prep_clear(struct prep *);
 
 #endif

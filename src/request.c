@@ -1547,11 +1547,15 @@ on_prepared(struct offload_job *j, bool dropped)
 	struct prep *p = (struct prep *)(void *)j;
 	struct gw_req *r = p->owner;
 
-	if (!dropped && r != NULL) {
+	if (r != NULL) {
 		r->prep = NULL;
-		req_prepared(r, p);
+		if (!dropped)
+			req_prepared(r, p);
+		else	/* offload_free took it unrun, its loop still up */
+			req_reply_error(r, 503, "shutting_down",
+			    "the gateway is shutting down", NULL);
 	}
-	prep_clear(p);
+	prep_clear(p);		/* releases p->cfg */
 	free(p);
 }
 
@@ -1589,7 +1593,9 @@ req_continue(struct gw_req *r)
 	    (p = malloc(sizeof(*p))) != NULL &&
 	    (*p = inl, p->in = evbuffer_new()) != NULL &&
 	    evbuffer_add_buffer(p->in, buf) == 0) {
-		/* The bytes move to the job (no copy); the loop goes on. */
+		/* The bytes move to the job (no copy); the loop goes on.
+		 * ctx points into r->cfg, and r can go before the job. */
+		p->cfg = conf_ref(r->cfg);
 		p->owner = r;
 		p->job.work = prep_work;
 		p->job.done = on_prepared;
