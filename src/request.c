@@ -1293,9 +1293,15 @@ req_idem_key(struct gw_req *r, struct evkeyvalq *in)
 
 /* ---- the front half ---------------------------------------------- */
 
+/*
+ * application/json, any case, with parameters; a charset parameter, if
+ * any, must name UTF-8 (RFC 8259 JSON is UTF-8, and the body is checked
+ * as such: a caller that says latin1 is told, not misread).
+ */
 static int
 content_type_is_json(const char *ct)
 {
+	const char *p, *v;
 	size_t n;
 
 	if (ct == NULL)
@@ -1303,9 +1309,24 @@ content_type_is_json(const char *ct)
 	while (*ct == ' ')
 		ct++;
 	n = strcspn(ct, "; \t");
-	return n == 16 && strncasecmp(ct, "application/json", 16) == 0 &&
-	    (ct[n] == '\0' || ct[n + strspn(ct + n, " \t")] == ';' ||
-	    ct[n + strspn(ct + n, " \t")] == '\0');
+	if (n != 16 || strncasecmp(ct, "application/json", 16) != 0)
+		return 0;
+	p = ct + n + strspn(ct + n, " \t");
+	while (*p == ';') {
+		p += 1 + strspn(p + 1, " \t");
+		n = strcspn(p, "=;");
+		if (n == 7 && strncasecmp(p, "charset", 7) == 0 &&
+		    p[n] == '=') {
+			v = p + n + 1;
+			if (*v == '"')
+				v++;
+			if (strncasecmp(v, "utf-8", 5) != 0 ||
+			    strcspn(v + 5, "\"; \t") != 0)
+				return 0;
+		}
+		p += strcspn(p, ";");
+	}
+	return *p == '\0';
 }
 
 static struct json_object *

@@ -43,6 +43,11 @@ check "text/plain body" "$st" 415
 check_match "415 code" "$(cat "$T/resp")" '"code":"unsupported_media_type"'
 st=$(CT='application/json; charset=utf-8' post "$SEED")
 check "charset parameter accepted" "$st" 200
+check "charset=\"UTF-8\" accepted" "$(CT='application/json;charset="UTF-8"' post "$SEED")" 200
+check "charset=latin1 refused" "$(CT='application/json; charset=latin1' post "$SEED")" 415
+check "charset=utf-16 refused" "$(CT='application/json; charset=utf-16' post "$SEED")" 415
+check "charset=utf-8x refused" "$(CT='application/json; charset=utf-8x' post "$SEED")" 415
+check "another parameter accepted" "$(CT='application/json; v=1' post "$SEED")" 200
 st=$(CT=Application/JSON post "$SEED")
 check "media type is case-insensitive" "$st" 200
 st=$(CT=application/jsonx post "$SEED")
@@ -74,5 +79,6 @@ done
 check_nomatch "422 does not list the valid first_name" "$body" '"field":"first_name"'
 check "422 request_id = X-Request-Id" "$(json_field "$T/resp" request_id)" "$(resp_header X-Request-Id)"
 
-check "nothing invalid reached the upstream" "$(mock_count)" 4
+# Every 200 above reached it; nothing else did.
+check "nothing invalid reached the upstream" "$(mock_count)" 6
 finish
