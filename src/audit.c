@@ -19,133 +19,42 @@
  * Files: <path> (the live log), <path>.<last seq, 12 digits> (rotated
  * files), <path>.broken-<time> (torn tails cut at start), the state
  * file (default <path>.state, 0600).  See docs/audit.md.
+ *
+ * This file holds the writer: its batches, seals and rotation, the
+ * ports the loops submit through, and opening and closing the log.
+ * The rest of the log has a file each, sharing struct audit through
+ * audit_int.h: the key state file (audit_keys.c), the seal exporter
+ * (audit_seal.c), recovery at open (audit_recover.c) and the body
+ * member of a request record (audit_body.c).
  */
 #include "config.h"	/* PACKAGE_VERSION, from configure.ac */
-#include "audit.h"
-#include "audit_format.h"
+#include "audit_int.h"
 #include "audit_flood.h"
 #include "conf.h"
 #include "log.h"
-#include "port.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
-#include <sys/wait.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <json-c/json.h>
 #include <openssl/crypto.h>
 
-extern char **environ;
-
 #define AUDIT_BATCH_CAP		(1024 * 1024)	/* bytes of one write */
-#define AUDIT_EXPORT_QUEUE	64		/* seals waiting for export */
-#define AUDIT_STATE_CAP		4096
 
-enum audit_body_mode { BODY_DIGEST, BODY_REDACTED, BODY_FULL };
-
-/* A record on its way: loop -> writer (queue) -> loop (port). */
-struct audit_item {
-	struct port_item	 link;	/* first: the queue links through it */
-	audit_cb		 cb;
-	void			*arg;
-	uint64_t		 seq;
-	bool			 ok;
-	char			 type[AFMT_MAX_TYPE + 1];
-	size_t			 flen;
-	char			 fields[];
-};
-
-#define AITEM(pi)	((struct audit_item *)(void *)(pi))
-
+/* A loop's side of the writer. */
 struct audit_port {
 	struct audit		*a;
 	struct port		*port;
-};
-
-struct audit {
-	/* Configuration, copied at open. */
-	char			*path, *state_path, *dir;
-	char			*seal_command;
-	bool			 seal_syslog;
-	uint64_t		 epoch_ns;
-	uint64_t		 max_bytes;
-	enum audit_body_mode	 body;
-
-	/* Key material.  body_key is fixed for the log's life and only
-	 * read after open; key belongs to the writer. */
-	char			 log_id[AFMT_LOGID_HEX + 1];
-	struct afmt_key		 key;
-	unsigned char		 body_key[AFMT_KEY_LEN];
-
-	/* The chain, owned by the writer (by audit_open before it). */
-	int			 fd;
-	uint64_t		 size;
-	uint64_t		 next_seq;
-	unsigned char		 head[AFMT_HASH_LEN];
-	uint64_t		 epoch_records;	/* in the current epoch */
-	uint64_t		 seal_seq;
-	unsigned char		 seal_head[AFMT_HASH_LEN];
-	bool			 last_is_seal;
-	uint64_t		 run_records;
-	struct afmt_idset	 open;		/* requests without outcome */
-
-	/* Unauthenticated refusals past their allowance (audit_flood.h):
-	 * counted on the loops, summarized by the writer. */
-	struct audit_flood	*flood;
-
-	/* The batch being built. */
-	char			*buf;
-	size_t			 buflen, bufcap;
-	struct audit_item	**items;
-	struct port_item	**links;	/* the same, for port_post */
-	size_t			 itemcap;
-
-	/* The queue, under mu. */
-	pthread_mutex_t		 mu;
-	pthread_cond_t		 cv;
-	struct audit_item	*qh, *qt;
-	bool			 closing, rotate_req, seal_req;
-	size_t			 nports;
-	pthread_t		 writer;
-	bool			 writer_started;
-	atomic_bool		 poisoned;
-
-	/* Test hook CMGATE_AUDIT_FAIL_AFTER=N[,fsync]. */
-	long long		 fail_after;	/* -1: off */
-	bool			 fail_fsync;
-	bool			 inject_armed;
-	uint64_t		 submitted_done;
-
-	/* Figures, under smu. */
-	pthread_mutex_t		 smu;
-	struct audit_stats	 st;
-	uint64_t		 io_writes, io_fsyncs;
-
-	/* Seal export, off the writer. */
-	pthread_t		 exporter;
-	bool			 exporter_started;
-	pthread_mutex_t		 emu;
-	pthread_cond_t		 ecv;
-	char			*eq[AUDIT_EXPORT_QUEUE];
-	size_t			 eh, en;
-	bool			 estop;
 };
 
 static const double audit_buckets[12] = {
@@ -166,7 +75,7 @@ audit_stats_buckets(void)
 /* ------------------------------------------------------------------ */
 /* Small file helpers */
 
-static int
+int
 audit_fsync_dir(const char *dir)
 {
 	int fd, rc;
@@ -178,7 +87,7 @@ audit_fsync_dir(const char *dir)
 	return rc;
 }
 
-static int
+int
 audit_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
@@ -205,16 +114,7 @@ audit_dirname(const char *path)
 	return strndup(path, (size_t)(s - path));
 }
 
-static const char *
-audit_basename(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
-
-/* Name of a rotated file: it holds records up to seq last. */
-static void
+void
 audit_rotated_name(const struct audit *a, uint64_t last, char *out,
     size_t outlen)
 {
@@ -266,159 +166,6 @@ audit_io_counts(const struct audit *ca, uint64_t *writes, uint64_t *fsyncs)
 }
 
 /* ------------------------------------------------------------------ */
-/* The key state file */
-
-/*
- * Replace the state file atomically: temp file, fdatasync, rename,
- * fsync of the folder.  The state holds the current K_e, so the temp
- * file is 0600 from its creation and the buffer is wiped.
- */
-static int
-audit_state_save(struct audit *a)
-{
-	char buf[1024], khex[2 * AFMT_KEY_LEN + 1], bhex[2 * AFMT_KEY_LEN + 1];
-	char shex[2 * AFMT_HASH_LEN + 1], *tmp = NULL;
-	size_t n, tlen;
-	int fd = -1, rc = -1, len;
-
-	hex_encode(a->key.k, AFMT_KEY_LEN, khex);
-	hex_encode(a->body_key, AFMT_KEY_LEN, bhex);
-	hex_encode(a->seal_head, AFMT_HASH_LEN, shex);
-	len = snprintf(buf, sizeof(buf), "{\"v\":1,\"log\":\"%s\",\"epoch\":%llu,"
-	    "\"key\":\"%s\",\"body_key\":\"%s\",\"seal_seq\":%llu,"
-	    "\"seal_head\":\"%s\"}\n", a->log_id,
-	    (unsigned long long)a->key.epoch, khex, bhex,
-	    (unsigned long long)a->seal_seq, shex);
-	OPENSSL_cleanse(khex, sizeof(khex));
-	OPENSSL_cleanse(bhex, sizeof(bhex));
-	if (len < 0 || (size_t)len >= sizeof(buf))
-		goto fail;
-	n = (size_t)len;
-	tlen = strlen(a->state_path) + 5;
-	if ((tmp = malloc(tlen)) == NULL)
-		goto fail;
-	snprintf(tmp, tlen, "%s.tmp", a->state_path);
-	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1)
-		goto fail;
-	if (fchmod(fd, 0600) == -1 || audit_write_all(fd, buf, n) == -1 ||
-	    fdatasync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, a->state_path) == -1)
-		goto fail;
-	if (audit_fsync_dir(a->dir) == -1)
-		goto fail;
-	rc = 0;
-fail:
-	if (rc == -1)
-		log_error("audit: cannot persist the key state %s: %s",
-		    a->state_path, strerror(errno));
-	if (fd != -1) {
-		close(fd);
-		(void)unlink(tmp);
-	}
-	free(tmp);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return rc;
-}
-
-static int
-audit_hexmember(struct json_object *o, const char *name, unsigned char *out,
-    size_t n)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, name, &v) ||
-	    !json_object_is_type(v, json_type_string) ||
-	    hex_decode(json_object_get_string(v), out, n) == -1)
-		return -1;
-	return 0;
-}
-
-static int
-audit_u64member(struct json_object *o, const char *name, uint64_t *out)
-{
-	struct json_object *v;
-	int64_t x;
-
-	if (!json_object_object_get_ex(o, name, &v) ||
-	    !json_object_is_type(v, json_type_int) ||
-	    (x = json_object_get_int64(v)) < 0 || x == INT64_MAX)
-		return -1;
-	*out = (uint64_t)x;
-	return 0;
-}
-
-static int
-audit_state_load(struct audit *a, char *err, size_t errlen)
-{
-	struct json_object *o = NULL, *v;
-	unsigned char k[AFMT_KEY_LEN];
-	char *buf = NULL, e2[256];
-	size_t len = 0;
-	uint64_t epoch = 0;
-	const char *id;
-	int rc = -1;
-
-	if (read_secret_file_ex(a->state_path, AUDIT_STATE_CAP, RF_NOFOLLOW,
-	    &buf, &len, e2, sizeof(e2)) == -1) {
-		snprintf(err, errlen, "key state: %s", e2);
-		return -1;
-	}
-	if ((o = json_tokener_parse(buf)) == NULL ||
-	    !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "v", &v) ||
-	    json_object_get_int(v) != 1 ||
-	    !json_object_object_get_ex(o, "log", &v) ||
-	    (id = json_object_get_string(v)) == NULL ||
-	    strlen(id) != AFMT_LOGID_HEX ||
-	    audit_u64member(o, "epoch", &epoch) == -1 ||
-	    audit_hexmember(o, "key", k, sizeof(k)) == -1 ||
-	    audit_hexmember(o, "body_key", a->body_key, AFMT_KEY_LEN) == -1 ||
-	    audit_u64member(o, "seal_seq", &a->seal_seq) == -1 ||
-	    audit_hexmember(o, "seal_head", a->seal_head, AFMT_HASH_LEN) == -1) {
-		snprintf(err, errlen, "key state %s: not a valid state file",
-		    a->state_path);
-		goto fail;
-	}
-	memcpy(a->log_id, id, AFMT_LOGID_HEX + 1);
-	if (afmt_key_set(&a->key, k, epoch) == -1) {
-		snprintf(err, errlen, "key state: OpenSSL HMAC unavailable");
-		goto fail;
-	}
-	rc = 0;
-fail:
-	OPENSSL_cleanse(k, sizeof(k));
-	json_object_put(o);
-	secret_free(buf, len + 1);
-	return rc;
-}
-
-/* K0 (afmt_read_k0), for a new log or cmgate -t. */
-static int
-audit_read_k0(const char *path, unsigned char k0[AFMT_KEY_LEN], char *err,
-    size_t errlen)
-{
-	char e2[256];
-
-	if (path == NULL) {
-		snprintf(err, errlen, "audit.key_file is not set");
-		return -1;
-	}
-	if (afmt_read_k0(path, k0, e2, sizeof(e2)) == -1) {
-		snprintf(err, errlen, "initial key: %s", e2);
-		return -1;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
 /* Building and flushing a batch (writer thread, or audit_open) */
 
 static int
@@ -463,7 +210,7 @@ audit_record_line(char *out, size_t cap, const char *log_id, uint64_t seq,
  * Append one record to the batch: it takes the next seq and chains
  * to the previous record.  head/mac/ts (may be NULL) describe it.
  */
-static int
+int
 audit_add(struct audit *a, const char *type, const char *fields, size_t flen,
     unsigned char *head_out, unsigned char *mac_out, char *ts_out)
 {
@@ -501,7 +248,7 @@ audit_poison(struct audit *a, const char *what, int err)
 }
 
 /* Write the batch and make it durable; poison on any failure. */
-static int
+int
 audit_flush(struct audit *a)
 {
 	uint64_t t0, t1, t2;
@@ -570,130 +317,6 @@ audit_flush(struct audit *a)
 	a->size += a->buflen;
 	a->buflen = 0;
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Seal export: syslog and/or a command, on a thread of its own so a
- * slow command never holds the writer. */
-
-static void
-audit_export_push(struct audit *a, const char *line)
-{
-	char *dup;
-
-	if (!a->exporter_started || (dup = strdup(line)) == NULL)
-		return;
-	pthread_mutex_lock(&a->emu);
-	if (a->en == AUDIT_EXPORT_QUEUE) {
-		log_warn("audit: seal export is behind; dropping the oldest "
-		    "queued seal (it stays in the log)");
-		free(a->eq[a->eh]);
-		a->eh = (a->eh + 1) % AUDIT_EXPORT_QUEUE;
-		a->en--;
-	}
-	a->eq[(a->eh + a->en) % AUDIT_EXPORT_QUEUE] = dup;
-	a->en++;
-	pthread_cond_signal(&a->ecv);
-	pthread_mutex_unlock(&a->emu);
-}
-
-/*
- * Run the seal command with the seal line on its stdin.  The child gets
- * nothing of the gateway's but its stdout and stderr: a clean
- * environment (a minimal PATH; never CRYPTOMATE_API_KEY or anything
- * else the gateway was started with) and no descriptor above 2 (the
- * audit log, the idempotency store, sockets, libevent's signal pair are
- * closed in the child whether or not they are close-on-exec).
- */
-static void
-audit_export_command(struct audit *a, const char *line)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, dflt;
-	char *argv[] = { (char *)"/bin/sh", (char *)"-c", a->seal_command,
-	    NULL };
-	char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", NULL };
-	int p[2], status = 0;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		log_warn("audit: seal command: pipe: %s", strerror(errno));
-		return;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[0], 0);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-	/* Everything above stderr, the pipe's ends included (without
-	 * it, close-on-exec on every descriptor the gateway opens). */
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-	posix_spawnattr_init(&attr);
-	/* The thread blocks every signal; the command must not inherit
-	 * that mask. */
-	sigemptyset(&none);
-	sigemptyset(&dflt);
-	sigaddset(&dflt, SIGPIPE);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dflt);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-	    POSIX_SPAWN_SETSIGDEF);
-	if (posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp) != 0) {
-		log_warn("audit: seal command: cannot start /bin/sh");
-		close(p[0]);
-		close(p[1]);
-		goto out;
-	}
-	close(p[0]);
-	/* SIGPIPE is blocked here: a command that does not read gives
-	 * EPIPE, and the pending signal is taken below. */
-	if (audit_write_all(p[1], line, strlen(line)) == -1 ||
-	    audit_write_all(p[1], "\n", 1) == -1)
-		log_warn("audit: seal command did not read the seal: %s",
-		    strerror(errno));
-	close(p[1]);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		log_warn("audit: seal command failed (status %d)", status);
-out:
-	{
-		sigset_t pipe_set;
-		struct timespec zero = { 0, 0 };
-		sigemptyset(&pipe_set);
-		sigaddset(&pipe_set, SIGPIPE);
-		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-			;
-	}
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-}
-
-static void *
-audit_exporter_main(void *arg)
-{
-	struct audit *a = arg;
-	char *line;
-
-	for (;;) {
-		pthread_mutex_lock(&a->emu);
-		while (a->en == 0 && !a->estop)
-			pthread_cond_wait(&a->ecv, &a->emu);
-		if (a->en == 0) {
-			pthread_mutex_unlock(&a->emu);
-			break;
-		}
-		line = a->eq[a->eh];
-		a->eh = (a->eh + 1) % AUDIT_EXPORT_QUEUE;
-		a->en--;
-		pthread_mutex_unlock(&a->emu);
-		if (a->seal_syslog)
-			syslog(LOG_NOTICE, "cmgate-audit-seal %s", line);
-		if (a->seal_command)
-			audit_export_command(a, line);
-		free(line);
-	}
-	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -799,7 +422,7 @@ audit_open_chunk(const struct afmt_idset *set, size_t *idx, size_t *lenp,
  * file tells on its own which requests have no outcome); more than one
  * chunk of them follow in "carry" records.
  */
-static int
+int
 audit_add_start(struct audit *a, const char *reason, bool with_open)
 {
 	char head_hex[2 * AFMT_HASH_LEN + 1], *fields, *list = NULL;
@@ -1067,414 +690,6 @@ audit_writer_main(void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* Opening: recovery of the tail */
-
-struct audit_scan {
-	const char	*first_fail;
-	char		 msg[400];
-};
-
-static void
-audit_scan_finding(const struct afmt_finding *f, void *arg)
-{
-	struct audit_scan *s = arg;
-
-	if (!afmt_kind_is_failure(f->kind) || s->first_fail)
-		return;
-	s->first_fail = afmt_kind_name(f->kind);
-	snprintf(s->msg, sizeof(s->msg), "%s seq=%llu line %llu (offset %llu): "
-	    "%s", afmt_kind_name(f->kind), (unsigned long long)f->seq,
-	    (unsigned long long)f->line, (unsigned long long)f->offset,
-	    f->detail);
-}
-
-/* Track open requests over lines [0, end) of a file (parse only: the
- * part before the last seal was verified when it was written). */
-static void
-audit_scan_open(struct afmt_idset *set, const char *map, size_t end)
-{
-	struct afmt_lines it;
-	struct afmt_rec r;
-	const char *line;
-	size_t n, off;
-
-	afmt_lines_init(&it, map, end);
-	while (afmt_lines_next(&it, &line, &n, &off))
-		if (afmt_parse(line, n, &r) == 0)
-			afmt_idset_track(set, r.type, r.fields, r.flen, r.seq);
-}
-
-/* Copy the torn bytes aside before cutting them. */
-static int
-audit_save_broken(struct audit *a, const char *bytes, size_t n, char *name,
-    size_t namelen)
-{
-	char ts[32];
-	struct tm tm;
-	time_t now = time(NULL);
-	int fd = -1, i;
-
-	gmtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
-	for (i = 0; i < 100; i++) {
-		if (i == 0)
-			snprintf(name, namelen, "%s.broken-%s", a->path, ts);
-		else
-			snprintf(name, namelen, "%s.broken-%s-%d", a->path, ts,
-			    i);
-		fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-		if (fd != -1 || errno != EEXIST)
-			break;
-	}
-	if (fd == -1)
-		return -1;
-	if (audit_write_all(fd, bytes, n) == -1 || fsync(fd) == -1) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return audit_fsync_dir(a->dir);
-}
-
-struct audit_recovery {
-	bool		 torn;
-	uint64_t	 cut_offset, cut_bytes, torn_seq;
-	unsigned char	 cut_sha[AFMT_HASH_LEN];
-	char		 broken[PATH_MAX];
-};
-
-/*
- * Where the records after the state's last seal begin: after that seal
- * in this file, or at 0 when the seal closes the previous file (a
- * rotation) and this file's first record chains to it.  -1 when the
- * file holds neither: truncated or replaced.
- */
-static int
-audit_find_tail(struct audit *a, const char *map, size_t size, size_t *tail,
-    char *err, size_t errlen)
-{
-	struct afmt_lines it;
-	struct afmt_rec r;
-	unsigned char h[AFMT_HASH_LEN];
-	const char *line;
-	size_t n, off;
-
-	afmt_lines_init(&it, map, size);
-	while (afmt_lines_next(&it, &line, &n, &off))
-		if (afmt_parse(line, n, &r) == 0 && r.seq == a->seal_seq &&
-		    strcmp(r.type, "seal") == 0 &&
-		    afmt_sha256(line, n, h) == 0 &&
-		    memcmp(h, a->seal_head, AFMT_HASH_LEN) == 0) {
-			*tail = off + n;
-			return 0;
-		}
-	afmt_lines_init(&it, map, size);
-	if (!afmt_lines_next(&it, &line, &n, &off) ||
-	    afmt_parse(line, n, &r) == -1 || r.seq != a->seal_seq + 1 ||
-	    memcmp(r.prev, a->seal_head, AFMT_HASH_LEN) != 0) {
-		snprintf(err, errlen, "%s does not hold the last sealed "
-		    "record (seq %llu) named by the key state %s: the "
-		    "log was truncated or replaced; refusing to start "
-		    "(check it with cmgate-audit verify)", a->path,
-		    (unsigned long long)a->seal_seq, a->state_path);
-		return -1;
-	}
-	*tail = 0;
-	return 0;
-}
-
-/*
- * Verify the records from offset tail on with the live key, through
- * the verifier the audit tool uses, in repair mode: a bad run at the
- * very end is left in sum (torn) for the caller to judge; any other
- * finding refuses.
- */
-static int
-audit_verify_tail(struct audit *a, const char *map, size_t size, size_t tail,
-    struct afmt_summary *sum, char *err, size_t errlen)
-{
-	struct audit_scan scan = { 0 };
-	struct afmt_vfy *v;
-	struct afmt_lines it;
-	const char *line;
-	size_t n, off;
-
-	if ((v = afmt_vfy_new(a->key.k, a->key.epoch, audit_scan_finding,
-	    &scan)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	afmt_vfy_repair_mode(v, true);
-	afmt_vfy_file(v, a->path);
-	afmt_vfy_expect(v, a->seal_seq + 1, a->seal_head, a->key.epoch,
-	    a->log_id);
-	afmt_lines_init(&it, map, size);
-	it.off = tail;
-	while (afmt_lines_next(&it, &line, &n, &off))
-		afmt_vfy_line(v, line, n, off);
-	afmt_vfy_finish(v);
-	afmt_vfy_summary(v, sum);
-	afmt_vfy_free(v);
-	if (scan.first_fail) {
-		snprintf(err, errlen, "%s: the records after the last seal "
-		    "(seq %llu) do not verify: %s.  A bad record followed by "
-		    "valid ones is tampering or corruption, not a torn write: "
-		    "refusing to start (inspect with cmgate-audit verify)",
-		    a->path, (unsigned long long)a->seal_seq, scan.msg);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * A torn tail from offset end: judge it and save a copy aside (rec).
- * A crash tears at most the last batch; more than one whole record
- * that parses but fails its MAC is not a crash (or the state holds the
- * wrong key).
- */
-static int
-audit_keep_torn(struct audit *a, const char *map, size_t size, size_t end,
-    const struct afmt_summary *sum, struct audit_recovery *rec, char *err,
-    size_t errlen)
-{
-	struct afmt_lines it;
-	struct afmt_rec r;
-	const char *line;
-	size_t n, off, complete = 0;
-
-	afmt_lines_init(&it, map, size);
-	it.off = end;
-	while (afmt_lines_next(&it, &line, &n, &off))
-		if (afmt_parse(line, n, &r) == 0)
-			complete++;
-	if (complete > 1) {
-		snprintf(err, errlen, "%s: %zu complete records from "
-		    "offset %zu fail verification: this is not a torn "
-		    "write (tampering, or a key state that does not "
-		    "belong to this log); refusing to start",
-		    a->path, complete, end);
-		return -1;
-	}
-	rec->torn = true;
-	rec->cut_offset = end;
-	rec->cut_bytes = size - end;
-	rec->torn_seq = sum->torn_seq;
-	if (afmt_sha256(map + end, size - end, rec->cut_sha) == -1 ||
-	    audit_save_broken(a, map + end, size - end, rec->broken,
-	    sizeof(rec->broken)) == -1) {
-		snprintf(err, errlen, "%s: cannot save the torn tail "
-		    "aside: %s", a->path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Take the chain state (next_seq, head, epoch) from what verified. */
-static int
-audit_adopt_chain(struct audit *a, const struct afmt_summary *sum, char *err,
-    size_t errlen)
-{
-	a->next_seq = sum->last_seq + 1;
-	memcpy(a->head, sum->head, AFMT_HASH_LEN);
-	a->epoch_records = sum->epoch_records;
-	/* With no record after it, the last record is the state's seal. */
-	a->last_is_seal = sum->records == 0 || sum->last_is_seal;
-	if (sum->epoch <= a->key.epoch)
-		return 0;
-	/* A seal made it to disk but the state did not follow: finish
-	 * that step now. */
-	if (!sum->last_is_seal) {
-		snprintf(err, errlen, "%s: records follow a seal the "
-		    "key state does not know of; refusing to start",
-		    a->path);
-		return -1;
-	}
-	if (afmt_key_seek(&a->key, a->log_id, sum->epoch,
-	    sum->epoch - a->key.epoch) == -1) {
-		snprintf(err, errlen, "key evolution failed");
-		return -1;
-	}
-	a->seal_seq = sum->last_seq;
-	memcpy(a->seal_head, sum->head, AFMT_HASH_LEN);
-	if (audit_state_save(a) == -1) {
-		snprintf(err, errlen, "cannot persist the key state %s: "
-		    "%s", a->state_path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Cut the torn tail rec describes (saved aside already). */
-static int
-audit_cut_tail(struct audit *a, const struct audit_recovery *rec, char *err,
-    size_t errlen)
-{
-	if (ftruncate(a->fd, (off_t)rec->cut_offset) == -1 ||
-	    fdatasync(a->fd) == -1) {
-		snprintf(err, errlen, "%s: cannot cut the torn tail: %s",
-		    a->path, strerror(errno));
-		return -1;
-	}
-	log_warn("audit: %s: cut a torn tail of %llu bytes at offset "
-	    "%llu (seq %llu on); saved as %s", a->path,
-	    (unsigned long long)rec->cut_bytes,
-	    (unsigned long long)rec->cut_offset,
-	    (unsigned long long)rec->torn_seq, rec->broken);
-	return 0;
-}
-
-/*
- * Check the live file from the last seal the state knows, repair a
- * torn tail, and set the chain state (next_seq, head, epoch) from what
- * verifies.  Refuses when the tail shows anything but a torn end.
- */
-static int
-audit_recover(struct audit *a, struct audit_recovery *rec, char *err,
-    size_t errlen)
-{
-	struct afmt_summary sum;
-	struct stat st;
-	char *map = NULL;
-	size_t size, tail = 0, end;
-	int rc = -1;
-
-	if (fstat(a->fd, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", a->path, strerror(errno));
-		return -1;
-	}
-	size = (size_t)st.st_size;
-	if (size > 0 && (map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, a->fd,
-	    0)) == MAP_FAILED) {
-		map = NULL;
-		snprintf(err, errlen, "%s: mmap: %s", a->path, strerror(errno));
-		return -1;
-	}
-	if (audit_find_tail(a, map, size, &tail, err, errlen) == 0 &&
-	    audit_verify_tail(a, map, size, tail, &sum, err, errlen) == 0) {
-		end = sum.torn ? (size_t)sum.torn_offset : size;
-		if (!sum.torn || audit_keep_torn(a, map, size, end, &sum, rec,
-		    err, errlen) == 0) {
-			audit_scan_open(&a->open, map, end);
-			rc = audit_adopt_chain(a, &sum, err, errlen);
-		}
-	}
-	if (map)
-		munmap(map, size);
-	if (rc == 0 && rec->torn)
-		rc = audit_cut_tail(a, rec, err, errlen);
-	if (rc == 0)
-		a->size = rec->torn ? rec->cut_offset : size;
-	return rc;
-}
-
-/* A crash between renaming the live file away and writing the new
- * one's start record: the rotated file must end with the state's
- * seal, and its open requests carry over. */
-static int
-audit_recover_rotation(struct audit *a, char *err, size_t errlen)
-{
-	char name[PATH_MAX];
-	struct afmt_rec r;
-	unsigned char h[AFMT_HASH_LEN];
-	struct afmt_lines it;
-	struct stat st;
-	const char *line;
-	char *map = NULL;
-	size_t size = 0, n, off, lastoff = 0, lastlen = 0;
-	int fd, rc = -1;
-
-	audit_rotated_name(a, a->seal_seq, name, sizeof(name));
-	if ((fd = open(name, O_RDONLY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "%s is missing or empty, but the key state "
-		    "%s says seq %llu was sealed and %s does not exist: "
-		    "restore the log, or move the state away to begin a new "
-		    "log", a->path, a->state_path,
-		    (unsigned long long)a->seal_seq, name);
-		return -1;
-	}
-	if (fstat(fd, &st) == -1 || st.st_size == 0 ||
-	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
-	    0)) == MAP_FAILED) {
-		map = NULL;
-		snprintf(err, errlen, "%s: cannot read", name);
-		goto fail;
-	}
-	size = (size_t)st.st_size;
-	afmt_lines_init(&it, map, size);
-	while (afmt_lines_next(&it, &line, &n, &off)) {
-		lastoff = off;
-		lastlen = n;
-	}
-	if (afmt_parse(map + lastoff, lastlen, &r) == -1 ||
-	    r.seq != a->seal_seq || afmt_sha256(map + lastoff, lastlen, h) == -1 ||
-	    memcmp(h, a->seal_head, AFMT_HASH_LEN) != 0) {
-		snprintf(err, errlen, "%s does not end with the seal (seq %llu) "
-		    "the key state names; refusing to start", name,
-		    (unsigned long long)a->seal_seq);
-		goto fail;
-	}
-	audit_scan_open(&a->open, map, size);
-	a->next_seq = a->seal_seq + 1;
-	memcpy(a->head, a->seal_head, AFMT_HASH_LEN);
-	a->epoch_records = 0;
-	a->last_is_seal = true;
-	a->size = 0;
-	log_warn("audit: finishing an interrupted rotation after %s", name);
-	rc = 0;
-fail:
-	if (map)
-		munmap(map, size);
-	close(fd);
-	return rc;
-}
-
-/* Outcome records of class "abandoned" for requests a crash cut off. */
-static int
-audit_add_abandoned(struct audit *a)
-{
-	const struct afmt_open *o;
-	size_t idx = 0, count = 0;
-	char fields[512];
-	int n;
-
-	while ((o = afmt_idset_next(&a->open, &idx)) != NULL) {
-		n = snprintf(fields, sizeof(fields), "\"request_id\":\"%s\","
-		    "\"caller\":%s,\"upstream_status\":null,\"latency_ms\":null,"
-		    "\"error_class\":\"abandoned\",\"response_digest\":null,"
-		    "\"client_status\":null,\"request_seq\":%llu", o->id,
-		    o->caller, (unsigned long long)o->seq);
-		if (n < 0 || (size_t)n >= sizeof(fields) ||
-		    audit_add(a, "outcome", fields, (size_t)n, NULL, NULL,
-		    NULL) == -1)
-			return -1;
-		count++;
-	}
-	if (count)
-		log_warn("audit: %zu request(s) had no outcome after the last "
-		    "run; recorded as abandoned", count);
-	afmt_idset_free(&a->open);
-	return 0;
-}
-
-static int
-audit_add_recover(struct audit *a, const struct audit_recovery *rec)
-{
-	char fields[PATH_MAX + 300], sha[2 * AFMT_HASH_LEN + 1];
-	int n;
-
-	hex_encode(rec->cut_sha, AFMT_HASH_LEN, sha);
-	n = snprintf(fields, sizeof(fields), "\"reason\":\"torn_tail\","
-	    "\"offset\":%llu,\"bytes\":%llu,\"sha256\":\"%s\",\"torn_seq\":%llu,"
-	    "\"broken_file\":", (unsigned long long)rec->cut_offset,
-	    (unsigned long long)rec->cut_bytes, sha,
-	    (unsigned long long)rec->torn_seq);
-	if (n < 0 || json_quote(audit_basename(rec->broken), fields + n,
-	    sizeof(fields) - (size_t)n) == -1)
-		return -1;
-	return audit_add(a, "recover", fields, strlen(fields), NULL, NULL, NULL);
-}
-
-/* ------------------------------------------------------------------ */
 /* Open and close */
 
 static void
@@ -1494,11 +709,6 @@ audit_free(struct audit *a)
 		a->qh = AITEM(it->link.next);
 		free(it);
 	}
-	while (a->en > 0) {
-		free(a->eq[a->eh]);
-		a->eh = (a->eh + 1) % AUDIT_EXPORT_QUEUE;
-		a->en--;
-	}
 	free(a->buf);
 	free(a->items);
 	free(a->links);
@@ -1516,8 +726,9 @@ audit_free(struct audit *a)
 
 /* The writer and the exporter take no signals: they belong to the
  * main thread's event loop. */
-static int
-audit_spawn(pthread_t *t, void *(*fn)(void *), void *arg)
+int
+audit_spawn(pthread_t *t, void *(*fn)(void *), void *arg, const char *what,
+    char *err, size_t errlen)
 {
 	sigset_t all, old;
 	int e;
@@ -1526,52 +737,21 @@ audit_spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	e = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return e;
-}
-
-/* Before the first seal, which it exports too. */
-static int
-audit_start_exporter(struct audit *a, char *err, size_t errlen)
-{
-	int e;
-
-	if (a->seal_command == NULL && !a->seal_syslog)
-		return 0;
-	if ((e = audit_spawn(&a->exporter, audit_exporter_main, a)) != 0) {
-		snprintf(err, errlen, "cannot start the seal exporter: %s",
-		    strerror(e));
+	if (e != 0) {
+		snprintf(err, errlen, "cannot start %s: %s", what, strerror(e));
 		return -1;
 	}
-	a->exporter_started = true;
 	return 0;
 }
 
 static int
 audit_start_threads(struct audit *a, char *err, size_t errlen)
 {
-	int e;
-
-	e = audit_spawn(&a->writer, audit_writer_main, a);
-	if (e != 0) {
-		snprintf(err, errlen, "cannot start the audit writer: %s",
-		    strerror(e));
+	if (audit_spawn(&a->writer, audit_writer_main, a, "the audit writer",
+	    err, errlen) == -1)
 		return -1;
-	}
 	a->writer_started = true;
 	return 0;
-}
-
-static void
-audit_stop_exporter(struct audit *a)
-{
-	if (!a->exporter_started)
-		return;
-	pthread_mutex_lock(&a->emu);
-	a->estop = true;
-	pthread_cond_signal(&a->ecv);
-	pthread_mutex_unlock(&a->emu);
-	pthread_join(a->exporter, NULL);
-	a->exporter_started = false;
 }
 
 static void
@@ -1699,28 +879,14 @@ audit_check(const struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-struct audit *
-audit_open(const struct config *cfg, char *err, size_t errlen)
+/* A struct audit with its locks; nothing configured yet.  NULL with
+ * err. */
+static struct audit *
+audit_new(char *err, size_t errlen)
 {
-	struct audit_recovery rec;
-	struct audit *a = NULL;
-	struct stat st;
-	unsigned char k0[AFMT_KEY_LEN];
-	bool have_state, have_log, fresh = false, rotation = false;
-	const char *body = cfg->audit.body ? cfg->audit.body : "digest";
-	size_t n;
+	pthread_condattr_t ca;
+	struct audit *a;
 
-	memset(&rec, 0, sizeof(rec));
-	if (afmt_init() == -1) {
-		snprintf(err, errlen, "OpenSSL HMAC-SHA256 is not available");
-		return NULL;
-	}
-	if (cfg->audit.path == NULL) {
-		snprintf(err, errlen, "audit.path is not set");
-		return NULL;
-	}
-	if (audit_check(cfg, err, errlen) == -1)
-		return NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -1733,17 +899,25 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&a->cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	/* The writer's timed waits run on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&a->smu, NULL);
 	pthread_mutex_init(&a->emu, NULL);
 	pthread_cond_init(&a->ecv, NULL);
 	atomic_init(&a->poisoned, false);
+	return a;
+}
+
+/* Copy what the log needs of cfg->audit, defaults filled in. */
+static int
+audit_configure(struct audit *a, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	const char *body = cfg->audit.body ? cfg->audit.body : "digest";
+	size_t n;
 
 	a->path = strdup(cfg->audit.path);
 	if (cfg->audit.state_file)
@@ -1757,7 +931,7 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 	    (cfg->audit.seal_command && *cfg->audit.seal_command &&
 	    a->seal_command == NULL)) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		return -1;
 	}
 	a->seal_syslog = cfg->audit.seal_syslog;
 	a->epoch_ns = (uint64_t)(cfg->audit.epoch_s > 0 ? cfg->audit.epoch_s :
@@ -1773,90 +947,123 @@ audit_open(const struct config *cfg, char *err, size_t errlen)
 	else {
 		snprintf(err, errlen, "audit.body: must be digest, redacted or "
 		    "full");
-		goto fail;
+		return -1;
 	}
 	audit_fault_hook(a);
-	if (audit_start_exporter(a, err, errlen) == -1)
-		goto fail;
+	return 0;
+}
 
+/*
+ * The keys: from the state file when there is one, else (a new log:
+ * *fresh) a log id and keys derived from K0.  *rotation: a state but no
+ * live file, which only a rotation cut short explains
+ * (audit_resume_rotation checks that it does).
+ */
+static int
+audit_load_keys(struct audit *a, const char *key_file, bool *fresh,
+    bool *rotation, char *err, size_t errlen)
+{
+	unsigned char k0[AFMT_KEY_LEN];
+	struct stat st;
+	bool have_state, have_log;
+	int rc = -1;
+
+	*fresh = *rotation = false;
 	have_state = stat(a->state_path, &st) == 0;
 	have_log = stat(a->path, &st) == 0 && st.st_size > 0;
 	if (have_state) {
-		if (audit_state_load(a, err, errlen) == -1)
-			goto fail;
-	} else {
-		if (have_log) {
-			snprintf(err, errlen, "the key state %s is missing but "
-			    "the log %s exists: restore the state file, or move "
-			    "the log away to begin a new one", a->state_path,
-			    a->path);
-			goto fail;
-		}
-		/* A new log: K0 from the auditors' key file. */
-		if (audit_read_k0(cfg->audit.key_file, k0, err, errlen) == -1)
-			goto fail;
-		if (random_id(a->log_id) == -1 ||
-		    afmt_body_key(k0, a->log_id, a->body_key) == -1 ||
-		    afmt_key_set(&a->key, k0, 0) == -1) {
-			OPENSSL_cleanse(k0, sizeof(k0));
-			snprintf(err, errlen, "cannot derive the log keys");
-			goto fail;
-		}
-		OPENSSL_cleanse(k0, sizeof(k0));
-		fresh = true;
-		a->next_seq = 1;
+		*rotation = !have_log;
+		return audit_state_load(a, err, errlen);
 	}
-	if (!fresh && !have_log)
-		rotation = true;	/* or refused below */
+	if (have_log) {
+		snprintf(err, errlen, "the key state %s is missing but "
+		    "the log %s exists: restore the state file, or move "
+		    "the log away to begin a new one", a->state_path,
+		    a->path);
+		return -1;
+	}
+	/* A new log: K0 from the auditors' key file. */
+	if (audit_read_k0(key_file, k0, err, errlen) == -1)
+		return -1;
+	if (random_id(a->log_id) == -1 ||
+	    afmt_body_key(k0, a->log_id, a->body_key) == -1 ||
+	    afmt_key_set(&a->key, k0, 0) == -1)
+		snprintf(err, errlen, "cannot derive the log keys");
+	else {
+		*fresh = true;
+		a->next_seq = 1;
+		rc = 0;
+	}
+	OPENSSL_cleanse(k0, sizeof(k0));
+	return rc;
+}
 
+/* Open (or create) the live file; a new file's name is made durable
+ * in its folder. */
+static int
+audit_open_file(struct audit *a, bool created, char *err, size_t errlen)
+{
 	if ((a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0640)) == -1) {
 		snprintf(err, errlen, "%s: %s", a->path, errno == ELOOP ?
 		    "a symbolic link; refusing to follow it" : strerror(errno));
+		return -1;
+	}
+	if (created && audit_fsync_dir(a->dir) == -1) {
+		snprintf(err, errlen, "%s: fsync: %s", a->dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The first records of a new log.  Epoch 0 holds only the start record
+ * and its seal, so the state file never holds K0. */
+static int
+audit_begin_log(struct audit *a, const char *key_file, char *err,
+    size_t errlen)
+{
+	char ex[512];
+
+	if (audit_add_start(a, "new", false) == -1 ||
+	    audit_add_seal(a, ex, sizeof(ex)) == -1 ||
+	    audit_flush(a) == -1 || audit_after_seal(a, ex) == -1) {
+		snprintf(err, errlen, "%s: cannot write the first "
+		    "records: %s", a->path, strerror(errno));
+		return -1;
+	}
+	log_info("audit: began log %s in %s; K0 (%s) is no longer "
+	    "needed on this host", a->log_id, a->path, key_file);
+	return 0;
+}
+
+struct audit *
+audit_open(const struct config *cfg, char *err, size_t errlen)
+{
+	struct audit *a;
+	bool fresh, rotation;
+
+	if (afmt_init() == -1) {
+		snprintf(err, errlen, "OpenSSL HMAC-SHA256 is not available");
+		return NULL;
+	}
+	if (cfg->audit.path == NULL) {
+		snprintf(err, errlen, "audit.path is not set");
+		return NULL;
+	}
+	if (audit_check(cfg, err, errlen) == -1 ||
+	    (a = audit_new(err, errlen)) == NULL)
+		return NULL;
+	if (audit_configure(a, cfg, err, errlen) == -1 ||
+	    audit_start_exporter(a, err, errlen) == -1 ||
+	    audit_load_keys(a, cfg->audit.key_file, &fresh, &rotation, err,
+	    errlen) == -1 ||
+	    audit_open_file(a, fresh || rotation, err, errlen) == -1)
 		goto fail;
-	}
-	if (fresh || rotation) {
-		if (audit_fsync_dir(a->dir) == -1) {
-			snprintf(err, errlen, "%s: fsync: %s", a->dir,
-			    strerror(errno));
-			goto fail;
-		}
-	}
 	a->buflen = 0;
-	if (fresh) {
-		/* Epoch 0 holds only the start record and its seal, so the
-		 * state file never holds K0. */
-		char ex[512];
-		if (audit_add_start(a, "new", false) == -1 ||
-		    audit_add_seal(a, ex, sizeof(ex)) == -1 ||
-		    audit_flush(a) == -1 || audit_after_seal(a, ex) == -1) {
-			snprintf(err, errlen, "%s: cannot write the first "
-			    "records: %s", a->path, strerror(errno));
-			goto fail;
-		}
-		log_info("audit: began log %s in %s; K0 (%s) is no longer "
-		    "needed on this host", a->log_id, a->path,
-		    cfg->audit.key_file);
-	} else if (rotation) {
-		if (audit_recover_rotation(a, err, errlen) == -1)
-			goto fail;
-		if (audit_add_start(a, "rotate", true) == -1 ||
-		    audit_add_abandoned(a) == -1 || audit_flush(a) == -1) {
-			snprintf(err, errlen, "%s: cannot write: %s", a->path,
-			    strerror(errno));
-			goto fail;
-		}
-	} else {
-		if (audit_recover(a, &rec, err, errlen) == -1)
-			goto fail;
-		if (audit_add_start(a, "restart", false) == -1 ||
-		    (rec.torn && audit_add_recover(a, &rec) == -1) ||
-		    audit_add_abandoned(a) == -1 || audit_flush(a) == -1) {
-			snprintf(err, errlen, "%s: cannot write: %s", a->path,
-			    strerror(errno));
-			goto fail;
-		}
-	}
+	if ((fresh ? audit_begin_log(a, cfg->audit.key_file, err, errlen) :
+	    rotation ? audit_resume_rotation(a, err, errlen) :
+	    audit_resume(a, err, errlen)) == -1)
+		goto fail;
 	a->run_records = 0;
 	a->inject_armed = true;
 	if (audit_start_threads(a, err, errlen) == -1)
@@ -2089,102 +1296,4 @@ audit_submit(struct audit_port *p, const char *type, const char *fields,
 	/* Sent with the rest of this loop pass's records. */
 	port_send(p->port, &it->link);
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* The body member of a request record */
-
-static bool
-audit_secret_key(const char *k)
-{
-	static const char *const words[] = { "token", "secret", "password",
-	    "api_key", "apikey", "authorization", NULL };
-	size_t i;
-
-	for (i = 0; words[i]; i++)
-		if (strcasestr(k, words[i]) != NULL)
-			return true;
-	return false;
-}
-
-/* A copy with every value masked but the country, or (full) with only
- * secret-looking members masked. */
-static struct json_object *
-audit_mask(struct json_object *o, bool full, int depth)
-{
-	struct json_object *n;
-	size_t i, len;
-
-	if (depth > 64)
-		return json_object_new_string("***");
-	switch (json_object_get_type(o)) {
-	case json_type_null:
-		return NULL;
-	case json_type_object:
-		if ((n = json_object_new_object()) == NULL)
-			return NULL;
-		json_object_object_foreach(o, k, v) {
-			struct json_object *c;
-			if (audit_secret_key(k))
-				c = json_object_new_string("***");
-			else if (strcasecmp(k, "country") == 0 &&
-			    json_object_is_type(v, json_type_string))
-				c = json_object_get(v);
-			else
-				c = audit_mask(v, full, depth + 1);
-			json_object_object_add(n, k, c);
-		}
-		return n;
-	case json_type_array:
-		if ((n = json_object_new_array()) == NULL)
-			return NULL;
-		len = json_object_array_length(o);
-		for (i = 0; i < len; i++)
-			json_object_array_add(n, audit_mask(
-			    json_object_array_get_idx(o, i), full, depth + 1));
-		return n;
-	default:
-		return full ? json_object_get(o) : json_object_new_string("***");
-	}
-}
-
-char *
-audit_body_member(const struct audit *a, struct json_object *normalized)
-{
-	return audit_body_member_str(a, normalized, NULL, 0);
-}
-
-char *
-audit_body_member_str(const struct audit *a, struct json_object *normalized,
-    const char *s, size_t len)
-{
-	const int flags = JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE;
-	unsigned char mac[AFMT_HASH_LEN];
-	char hex[2 * AFMT_HASH_LEN + 1], *out = NULL;
-	struct json_object *m;
-
-	if (a == NULL)
-		return NULL;
-	if (a->body == BODY_DIGEST) {
-		if (normalized == NULL)
-			return strdup("\"body_digest\":null");
-		if (s == NULL)
-			s = json_object_to_json_string_length(normalized,
-			    flags, &len);
-		if (s == NULL || afmt_hmac(a->body_key, AFMT_KEY_LEN, s, len,
-		    NULL, 0, mac) == -1)
-			return NULL;
-		hex_encode(mac, sizeof(mac), hex);
-		if ((out = malloc(16 + sizeof(hex))) != NULL)
-			snprintf(out, 16 + sizeof(hex), "\"body_digest\":\"%s\"",
-			    hex);
-		return out;
-	}
-	m = audit_mask(normalized, a->body == BODY_FULL, 0);
-	s = m ? json_object_to_json_string_length(m, flags, &len) : "null";
-	if (s != NULL && (out = malloc(len + 16)) != NULL)
-		snprintf(out, len + 16, "\"body\":%s", m ? s : "null");
-	json_object_put(m);
-	return out;
 }
