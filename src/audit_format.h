@@ -1,8 +1,9 @@
 /*
  * audit_format.h: the audit record format, the HMAC chain, the key
- * schedule and the verifier.  Shared by the gateway (audit.c), which
- * writes records with it, and by cmgate-audit, which reads them back
- * through the same code.  See docs/audit.md for the format.
+ * schedule (audit_format.c), the set of open requests (audit_idset.c)
+ * and the verifier (audit_verify.c).  Shared by the gateway (audit*.c),
+ * which writes records with it, and by cmgate-audit, which reads them
+ * back through the same code.  See docs/audit.md for the format.
  *
  * A record is one line:
  *
@@ -172,7 +173,7 @@ int	afmt_fields_split(const char *fields, size_t flen,
 	    const char *const *names, size_t n, const char **vs, size_t *vl);
 
 /* ------------------------------------------------------------------ */
-/* A set of request ids (open requests) */
+/* A set of request ids (open requests): audit_idset.c */
 
 struct afmt_open {
 	char		 id[65];	/* "" = free slot */
@@ -203,7 +204,7 @@ void	afmt_idset_track(struct afmt_idset *, const char *type,
 	    const char *fields, size_t flen, uint64_t seq);
 
 /* ------------------------------------------------------------------ */
-/* Verifying */
+/* Verifying: audit_verify.c */
 
 enum afmt_kind {
 	AFMT_MODIFIED, AFMT_MISSING, AFMT_REORDERED, AFMT_DUPLICATE,
