@@ -23,37 +23,14 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "budget_core.h"
+
 struct budget;
 struct budget_queue;
 struct config;
 struct conf_caller;
 struct event_base;
 struct json_object;
-
-/*
- * The budget's answer to a waiting request: go (a token is taken; send
- * now), or not (it waited max_queue_wait_ms; retry_after_s says when
- * the queue should have room again).
- */
-typedef void (*budget_cb)(void *arg, bool go, long retry_after_s);
-
-/* One request's place in the budget; embed it, zeroed, in the request. */
-struct budget_wait {
-	TAILQ_ENTRY(budget_wait) qlink;		/* in its caller's queue */
-	TAILQ_ENTRY(budget_wait) flink;		/* all waiters, by t_first */
-	struct budget_queue	*q;		/* non-NULL while queued */
-	uint64_t		 t_first;	/* first asked (mono ns) */
-	uint64_t		 t_enq;		/* queued this time */
-	uint64_t		 waited_ns;	/* time spent queued */
-	budget_cb		 cb;
-	void			*arg;
-};
-
-enum budget_verdict {
-	BUDGET_GO,		/* a token is taken: send now */
-	BUDGET_QUEUED,		/* cb runs later, exactly once */
-	BUDGET_REJECT,		/* over max_queued or max_queue_wait_ms */
-};
 
 /* NULL with a message in err. */
 struct budget	*budget_new(struct event_base *, const struct config *,

@@ -6,27 +6,54 @@
  * clock).  budget.c reads the clock once per event, runs this, and
  * turns its answers into callbacks, a timer and log lines.
  *
- * Internal to the budget: only budget.c and tests/unit/test_budget.c
- * include it.  The rest of the gateway uses budget.h.
+ * Below the budget: budget.c and tests/unit/test_budget.c call it; the
+ * rest of the gateway sees it only through budget.h, which includes it
+ * for the types both share (a request embeds its struct budget_wait).
  */
 #ifndef CMGATE_BUDGET_CORE_H
 #define CMGATE_BUDGET_CORE_H
-
-#include "budget.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "conf.h"
+
+struct budget_queue;
+
+/*
+ * The budget's answer to a waiting request: go (a token is taken; send
+ * now), or not (it waited max_queue_wait_ms; retry_after_s says when
+ * the queue should have room again).
+ */
+typedef void (*budget_cb)(void *arg, bool go, long retry_after_s);
+
+/* One request's place in the budget; embed it, zeroed, in the request. */
+struct budget_wait {
+	TAILQ_ENTRY(budget_wait) qlink;		/* in its caller's queue */
+	TAILQ_ENTRY(budget_wait) flink;		/* all waiters, by t_first */
+	struct budget_queue	*q;		/* non-NULL while queued */
+	uint64_t		 t_first;	/* first asked (mono ns) */
+	uint64_t		 t_enq;		/* queued this time */
+	uint64_t		 waited_ns;	/* time spent queued */
+	budget_cb		 cb;
+	void			*arg;
+};
+
+enum budget_verdict {
+	BUDGET_GO,		/* a token is taken: send now */
+	BUDGET_QUEUED,		/* cb runs later, exactly once */
+	BUDGET_REJECT,		/* over max_queued or max_queue_wait_ms */
+};
+
 #define BCORE_NS_PER_MS		1000000ull
 #define BCORE_NS_PER_S		1000000000ull
 /* A Retry-After beyond this is taken as this: CryptoMate's longest
  * block is 5 minutes, and a broken header must not stop us for days. */
 #define BCORE_MAX_PAUSE_MS	600000L
-/* A caller's name in its queue, bytes without the NUL (the config's
- * cap on caller names). */
-#define BCORE_NAME_MAX		64
+/* A caller's name in its queue, bytes without the NUL. */
+#define BCORE_NAME_MAX		CONF_CALLER_NAME_MAX
 /* Delivery jitter the spacing absorbs (see budget_core.c). */
 #define BCORE_JITTER_MS		50
 

@@ -30,7 +30,7 @@
 #include "conf.h"
 #include "log.h"
 #include "request.h"
-#include "server.h"
+#include "loop.h"
 #include "util.h"
 
 #include <errno.h>

@@ -20,7 +20,7 @@
 #include "idem.h"
 #include "log.h"
 #include "routes.h"
-#include "server.h"
+#include "loop.h"
 #include "upstream.h"
 #include "validate.h"
 

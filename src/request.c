@@ -8,6 +8,9 @@
  * never freed here (libevent owns it).
  */
 #include "request.h"
+#include "json_strict.h"
+#include "loop.h"
+#include "reply.h"
 #include "audit.h"
 #include "budget.h"
 #include "caller.h"
@@ -18,7 +21,6 @@
 #include "offload.h"
 #include "owners.h"
 #include "prep.h"
-#include "server.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -166,7 +168,7 @@ access_log(struct gw_req *r, size_t bytes_out)
 	    r->code ? r->code : "", r->code ? "\"" : "",
 	    r->reason ? ",\"reason\":\"" : "", r->reason ? r->reason : "",
 	    r->reason ? "\"" : "");
-	server_access_log(r->loop, line);
+	reply_access_log(r->loop, line);
 	metrics_request(r->loop->metrics, r->route, r->caller ?
 	    r->caller->name : NULL, r->status, r->up_status, r->up_latency_ms,
 	    r->queue_ms, total);
@@ -183,7 +185,7 @@ req_reply_error(struct gw_req *r, int status, const char *code,
 	r->code = code;
 	if (r->retry_after_s >= 0)
 		snprintf(ra, sizeof(ra), "%ld", r->retry_after_s);
-	sent = server_send_error(r->ev, status, code, message, details, r->id,
+	sent = reply_error(r->ev, status, code, message, details, r->id,
 	    r->retry_after_s >= 0 ? "Retry-After" : NULL, ra);
 	access_log(r, sent);
 	req_free(r);
@@ -219,7 +221,7 @@ req_reply_bytes(struct gw_req *r, int status)
 		evhttp_add_header(h, "Content-Type", r->resp_ct);
 	if (b != NULL)
 		evbuffer_add(b, r->resp, r->resp_len);
-	server_send(r->ev, status, b);
+	reply_send(r->ev, status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 	access_log(r, r->resp_len);
@@ -1418,7 +1420,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		request_buffer_release(held);
-		server_send_error(ev, 500, "internal_error", "out of memory",
+		reply_error(ev, 500, "internal_error", "out of memory",
 		    NULL, "", NULL, NULL);
 		return;
 	}
@@ -1458,7 +1460,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	 * itself and its body.  Two Authorization headers are no
 	 * credential: neither wins. */
 	if ((r->caller = caller_auth(r->cfg,
-	    server_sole_header(in, "Authorization"))) == NULL) {
+	    reply_sole_header(in, "Authorization"))) == NULL) {
 		req_reject(r, 401, "unauthenticated",
 		    "a valid 'Authorization: Bearer <token>' is required", NULL);
 		return;

@@ -2,8 +2,8 @@
  * server.c: the evhttp front end of one event loop.
  *
  * Routes are looked up in the table of request.c; everything else is
- * answered here: /healthz, 404, 405, and the JSON error body that every
- * error of the gateway's own uses.
+ * answered here: /healthz, /metrics, 404 and 405, through the reply path
+ * of reply.c.
  */
 #include "server.h"
 #include "audit.h"
@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "offload.h"
+#include "reply.h"
 #include "request.h"
 #include "upstream.h"
 #include "util.h"
@@ -36,120 +37,6 @@
 #include <event2/listener.h>
 #include <json-c/json.h>
 
-/* Reason phrases libevent 2.1 lacks or words vaguely ("Client Error"). */
-static const char *
-reason_phrase(int status)
-{
-	switch (status) {
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	}
-	return NULL;	/* libevent's own */
-}
-
-/*
- * The one call that sends a reply.  Under the guard's filter, output
- * written while the connection's write side is disabled waits for the
- * next read event; a reply made later (after the audit record or the
- * upstream answer) would sit there.  Flushing the filter after
- * evhttp_send_reply pushes it out at once.  The connection (when still
- * alive) outlives evhttp_send_reply, which only schedules the write.
- *
- * Every answer carries an X-Request-Id (a new one when the path that
- * answers has none of its own, as /healthz and /metrics).  The answer
- * to a HEAD is the head alone (RFC 9110 9.3.2): evhttp 2.1.12 would
- * write the body after it anyway, with no Content-Length, and a
- * client reads that body as the start of the next answer on the
- * connection.  Its Content-Length is the one a GET would get.  body
- * stays the caller's to free, whatever happens to it here.
- */
-void
-server_send(struct evhttp_request *ev, int status, struct evbuffer *body)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-	struct bufferevent *bev = evcon ?
-	    evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
-	char rid[33], len[24];	/* a request id; a size_t in decimal */
-
-	if (evhttp_find_header(h, "X-Request-Id") == NULL &&
-	    request_id(rid) == 0)
-		evhttp_add_header(h, "X-Request-Id", rid);
-	if (evhttp_request_get_command(ev) == EVHTTP_REQ_HEAD) {
-		if (evhttp_find_header(h, "Content-Length") == NULL) {
-			snprintf(len, sizeof(len), "%zu", body != NULL ?
-			    evbuffer_get_length(body) : (size_t)0);
-			evhttp_add_header(h, "Content-Length", len);
-		}
-		body = NULL;
-	}
-	evhttp_send_reply(ev, status, reason_phrase(status), body);
-	if (bev != NULL)
-		bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
-}
-
-size_t
-server_send_error(struct evhttp_request *ev, int status, const char *code,
-    const char *message, struct json_object *details,
-    const char *reqid, const char *hname, const char *hvalue)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
-	struct json_object *o = json_object_new_object();
-	struct evbuffer *b = evbuffer_new();
-	const char *s;
-	size_t len, sent = 0;
-	char rid[33];
-
-	/* An answer made before its request had an id gets one here, the
-	 * same in the body and the header. */
-	if (reqid[0] == '\0' && request_id(rid) == 0)
-		reqid = rid;
-	json_object_object_add(o, "code", json_object_new_string(code));
-	json_object_object_add(o, "message", json_object_new_string(message));
-	if (details != NULL)
-		json_object_object_add(o, "details", details);
-	json_object_object_add(o, "request_id",
-	    json_object_new_string(reqid));
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	if (reqid[0])
-		evhttp_add_header(h, "X-Request-Id", reqid);
-	if (hname)
-		evhttp_add_header(h, hname, hvalue);
-	if (b != NULL && evbuffer_add(b, s, len) == 0)
-		sent = len;
-	server_send(ev, status, b);
-	if (b != NULL)
-		evbuffer_free(b);
-	json_object_put(o);
-	return sent;
-}
-
-const char *
-server_sole_header(const struct evkeyvalq *in, const char *name)
-{
-	const struct evkeyval *kv;
-	const char *v = NULL;
-
-	TAILQ_FOREACH(kv, in, next)
-		if (strcasecmp(kv->key, name) == 0) {
-			if (v != NULL)
-				return NULL;
-			v = kv->value;
-		}
-	return v;
-}
-
 static void
 send_json(struct evhttp_request *ev, int status, struct json_object *o)
 {
@@ -162,7 +49,7 @@ send_json(struct evhttp_request *ev, int status, struct json_object *o)
 	    "Content-Type", "application/json");
 	if (b != NULL)
 		evbuffer_add(b, s, len);
-	server_send(ev, status, b);
+	reply_send(ev, status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 }
@@ -201,13 +88,13 @@ handle_metrics(struct gw_loop *loop, struct evhttp_request *ev)
 	if (b == NULL || metrics_render(loop->metrics, loop->audit, b) == -1) {
 		if (b != NULL)
 			evbuffer_free(b);
-		server_send_error(ev, 500, "internal_error", "out of memory",
+		reply_error(ev, 500, "internal_error", "out of memory",
 		    NULL, "", NULL, NULL);
 		return;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(ev),
 	    "Content-Type", METRICS_CONTENT_TYPE);
-	server_send(ev, 200, b);
+	reply_send(ev, 200, b);
 	evbuffer_free(b);
 }
 
@@ -243,7 +130,7 @@ send_guard_reject(struct evhttp_request *ev, int status, bool busy,
 		/* As request.c's own busy answer, at the head. */
 		evhttp_add_header(evhttp_request_get_output_headers(ev),
 		    "Retry-After", "1");
-		server_send_error(ev, 503, "busy", "the gateway holds "
+		reply_error(ev, 503, "busy", "the gateway holds "
 		    "limits.max_buffered_bytes of bodies; retry shortly", NULL,
 		    rid, "Connection", "close");
 		return;
@@ -274,7 +161,7 @@ send_guard_reject(struct evhttp_request *ev, int status, bool busy,
 		msg = "the gateway holds limits.max_connections connections";
 		break;
 	}
-	server_send_error(ev, status, code, msg, NULL, rid, "Connection",
+	reply_error(ev, status, code, msg, NULL, rid, "Connection",
 	    "close");
 }
 
@@ -291,7 +178,7 @@ serve_status_page(struct gw_loop *loop, struct evhttp_request *ev,
 		return 0;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		request_id(rid);
-		server_send_error(ev, 405, "method_not_allowed", "use GET",
+		reply_error(ev, 405, "method_not_allowed", "use GET",
 		    NULL, rid, "Allow", "GET");
 		return 1;
 	}
@@ -339,13 +226,13 @@ route_request(struct gw_loop *loop, struct evhttp_request *ev, size_t held)
 	switch (routes_match(method, path, &m, allow, sizeof(allow), &perrs)) {
 	case ROUTE_NOT_FOUND:
 		request_id(rid);
-		server_send_error(ev, 404, "not_found", "no such route", NULL,
+		reply_error(ev, 404, "not_found", "no such route", NULL,
 		    rid, NULL, NULL);
 		metrics_request(loop->metrics, NULL, NULL, 404, 0, 0, 0, -1);
 		return false;
 	case ROUTE_BAD_METHOD:
 		request_id(rid);
-		server_send_error(ev, 405, "method_not_allowed",
+		reply_error(ev, 405, "method_not_allowed",
 		    "method not allowed on this route", NULL, rid, "Allow",
 		    allow);
 		metrics_request(loop->metrics, NULL, NULL, 405, 0, 0, 0, -1);
@@ -357,7 +244,7 @@ route_request(struct gw_loop *loop, struct evhttp_request *ev, size_t held)
 	if (loop->draining) {
 		verrors_free(&perrs);
 		request_id(rid);
-		server_send_error(ev, 503, "shutting_down",
+		reply_error(ev, 503, "shutting_down",
 		    "the gateway is shutting down", NULL, rid,
 		    "Connection", "close");
 		metrics_request(loop->metrics, m.route, NULL, 503, 0, 0, 0, -1);
@@ -402,7 +289,7 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 	if ((st = guard_reject_status(path, &busy)) != 0) {
 		request_id(rid);
 		if (st == 503 && !busy)
-			server_send_error(ev, 503, "too_many_connections",
+			reply_error(ev, 503, "too_many_connections",
 			    "the metrics port holds its connections (at most "
 			    STRINGIFY(GUARD_METRICS_MAX_CONNS) " per loop)",
 			    NULL, rid, "Connection", "close");
@@ -414,7 +301,7 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 	    method_name(evhttp_request_get_command(ev)), path, true))
 		return;
 	request_id(rid);
-	server_send_error(ev, 404, "not_found", "this port serves /metrics "
+	reply_error(ev, 404, "not_found", "this port serves /metrics "
 	    "and /healthz", NULL, rid, NULL, NULL);
 }
 
@@ -547,17 +434,6 @@ log_flush_cb(evutil_socket_t fd, short what, void *arg)
 	log_pass_flush();
 }
 
-void
-server_access_log(struct gw_loop *loop, const char *line)
-{
-	if (log_pass_json(line) == 1) {
-		if (loop->log_flush)
-			event_active(loop->log_flush, EV_TIMEOUT, 1);
-		else
-			log_pass_flush();
-	}
-}
-
 int
 server_init(struct gw_loop *loop, struct event_base *base,
     struct config *cfg, struct audit *audit, int listen_fd, char *err,
@@ -579,7 +455,7 @@ server_init(struct gw_loop *loop, struct event_base *base,
 		return -1;
 	if ((loop->budget = budget_new(base, cfg, err, errlen)) == NULL)
 		return -1;
-	/* Never added, only activated by server_access_log(). */
+	/* Never added, only activated by reply_access_log(). */
 	if ((loop->log_flush = event_new(base, -1, 0, log_flush_cb,
 	    NULL)) == NULL) {
 		snprintf(err, errlen, "event_new failed");

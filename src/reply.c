@@ -1,0 +1,150 @@
+/*
+ * reply.c: the way out of the gateway, shared by the front end
+ * (server.c: /healthz, 404, the guard's refusals) and the request
+ * lifecycle (request.c): send an answer, send the gateway's own JSON
+ * error, write an access-log line with the loop pass's others, and read
+ * a header that must be there once.  It depends on the loop's data
+ * (loop.h) and on nothing above it, so that request.c never needs
+ * server.c.
+ */
+#include "reply.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
+
+/* Reason phrases libevent 2.1 lacks or words vaguely ("Client Error"). */
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return NULL;	/* libevent's own */
+}
+
+/*
+ * The one call that sends a reply.  Under the guard's filter, output
+ * written while the connection's write side is disabled waits for the
+ * next read event; a reply made later (after the audit record or the
+ * upstream answer) would sit there.  Flushing the filter after
+ * evhttp_send_reply pushes it out at once.  The connection (when still
+ * alive) outlives evhttp_send_reply, which only schedules the write.
+ *
+ * Every answer carries an X-Request-Id (a new one when the path that
+ * answers has none of its own, as /healthz and /metrics).  The answer
+ * to a HEAD is the head alone (RFC 9110 9.3.2): evhttp 2.1.12 would
+ * write the body after it anyway, with no Content-Length, and a
+ * client reads that body as the start of the next answer on the
+ * connection.  Its Content-Length is the one a GET would get.  body
+ * stays the caller's to free, whatever happens to it here.
+ */
+void
+reply_send(struct evhttp_request *ev, int status, struct evbuffer *body)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev = evcon ?
+	    evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+	char rid[33], len[24];	/* a request id; a size_t in decimal */
+
+	if (evhttp_find_header(h, "X-Request-Id") == NULL &&
+	    request_id(rid) == 0)
+		evhttp_add_header(h, "X-Request-Id", rid);
+	if (evhttp_request_get_command(ev) == EVHTTP_REQ_HEAD) {
+		if (evhttp_find_header(h, "Content-Length") == NULL) {
+			snprintf(len, sizeof(len), "%zu", body != NULL ?
+			    evbuffer_get_length(body) : (size_t)0);
+			evhttp_add_header(h, "Content-Length", len);
+		}
+		body = NULL;
+	}
+	evhttp_send_reply(ev, status, reason_phrase(status), body);
+	if (bev != NULL)
+		bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
+}
+
+size_t
+reply_error(struct evhttp_request *ev, int status, const char *code,
+    const char *message, struct json_object *details,
+    const char *reqid, const char *hname, const char *hvalue)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+	struct json_object *o = json_object_new_object();
+	struct evbuffer *b = evbuffer_new();
+	const char *s;
+	size_t len, sent = 0;
+	char rid[33];
+
+	/* An answer made before its request had an id gets one here, the
+	 * same in the body and the header. */
+	if (reqid[0] == '\0' && request_id(rid) == 0)
+		reqid = rid;
+	json_object_object_add(o, "code", json_object_new_string(code));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	if (details != NULL)
+		json_object_object_add(o, "details", details);
+	json_object_object_add(o, "request_id",
+	    json_object_new_string(reqid));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	if (reqid[0])
+		evhttp_add_header(h, "X-Request-Id", reqid);
+	if (hname)
+		evhttp_add_header(h, hname, hvalue);
+	if (b != NULL && evbuffer_add(b, s, len) == 0)
+		sent = len;
+	reply_send(ev, status, b);
+	if (b != NULL)
+		evbuffer_free(b);
+	json_object_put(o);
+	return sent;
+}
+
+const char *
+reply_sole_header(const struct evkeyvalq *in, const char *name)
+{
+	const struct evkeyval *kv;
+	const char *v = NULL;
+
+	TAILQ_FOREACH(kv, in, next)
+		if (strcasecmp(kv->key, name) == 0) {
+			if (v != NULL)
+				return NULL;
+			v = kv->value;
+		}
+	return v;
+}
+
+void
+reply_access_log(struct gw_loop *loop, const char *line)
+{
+	if (log_pass_json(line) == 1) {
+		if (loop->log_flush)
+			event_active(loop->log_flush, EV_TIMEOUT, 1);
+		else
+			log_pass_flush();
+	}
+}
+

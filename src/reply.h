@@ -1,0 +1,41 @@
+/*
+ * reply.h: the reply path every answer takes (see reply.c).
+ */
+#ifndef CMGATE_REPLY_H
+#define CMGATE_REPLY_H
+
+#include <stddef.h>
+
+struct evbuffer;
+struct evhttp_request;
+struct evkeyvalq;
+struct gw_loop;
+struct json_object;
+
+/* Send a reply: the one call every path uses (see reply.c). */
+void	reply_send(struct evhttp_request *, int status, struct evbuffer *);
+
+/*
+ * Send the gateway's own error: {"code","message","details"?,
+ * "request_id"} with X-Request-Id.  details (may be NULL) is an array
+ * of {"field","message"} and is consumed.  hname (may be NULL) and
+ * hvalue add one header ("Retry-After", "2").  Returns the size of the
+ * body sent, for the access log.
+ */
+size_t	reply_error(struct evhttp_request *, int status,
+	    const char *code, const char *message,
+	    struct json_object *details, const char *request_id,
+	    const char *hname, const char *hvalue);
+
+/* One access-log line; written with the rest of this loop pass's. */
+void	reply_access_log(struct gw_loop *, const char *line);
+
+/*
+ * The value of the header name (any case) when the request has exactly
+ * one; NULL when it has none or more than one.  For headers whose
+ * duplicates are ambiguous: which Authorization counts, when a proxy
+ * appended its own to the caller's?
+ */
+const char *reply_sole_header(const struct evkeyvalq *, const char *name);
+
+#endif
