@@ -562,8 +562,85 @@ verdict_of(const struct afmt_summary *sum, bool strict)
 	return EX_VALID;
 }
 
+/*
+ * What verify and report share: K0, the anchors given, the logs in
+ * chain order and, once they are verified, the summary.
+ */
+struct vrun {
+	unsigned char		 k0[AFMT_KEY_LEN];
+	bool			 k0_set;
+	struct anchor_arg	*anchors;
+	size_t			 nanchors;
+	struct logfile		*files;
+	int			 nfiles;
+	struct afmt_summary	 sum;
+};
+
+/* --anchor SEQ:HEAD into vr: -1 to go on, or the exit code. */
 static int
-cmd_verify(int argc, char **argv)
+vrun_anchor(struct vrun *vr, const char *arg)
+{
+	int rc;
+
+	rc = add_anchor(&vr->anchors, &vr->nanchors, arg);
+	return rc == EX_VALID ? -1 : rc;
+}
+
+/* Read K0 and open the logs names[0..n-1] in chain order: EX_VALID, or
+ * the exit code (said why). */
+static int
+vrun_open(struct vrun *vr, const char *keyfile, int n, char **names)
+{
+	if (read_k0(keyfile, vr->k0) == -1)
+		return EX_UNVERIFIABLE;
+	vr->k0_set = true;
+	if (open_logs(n, names, &vr->files, &vr->nfiles) == -1)
+		return EX_UNVERIFIABLE;
+	if (vr->nfiles == 0) {
+		fprintf(stderr, "cmgate-audit: no log file given\n");
+		return EX_USAGE;
+	}
+	return EX_VALID;
+}
+
+/* Check the anchors and feed the logs to v, then take the summary.
+ * -1 on a read error. */
+static int
+vrun_verify(struct vrun *vr, struct afmt_vfy *v)
+{
+	size_t i;
+
+	for (i = 0; i < vr->nanchors; i++)
+		afmt_vfy_anchor(v, vr->anchors[i].seq, vr->anchors[i].head);
+	if (verify_files(v, vr->files, (size_t)vr->nfiles) == -1)
+		return -1;
+	afmt_vfy_finish(v);
+	afmt_vfy_summary(v, &vr->sum);
+	return 0;
+}
+
+static void
+vrun_close(struct vrun *vr)
+{
+	int i;
+
+	if (vr->k0_set)
+		OPENSSL_cleanse(vr->k0, sizeof(vr->k0));
+	for (i = 0; i < vr->nfiles; i++)
+		logfile_close(&vr->files[i]);
+	free(vr->files);
+	free(vr->anchors);
+}
+
+struct verify_opts {
+	const char	*keyfile;
+	bool		 strict, json;
+};
+
+/* verify's options, anchors into vr: -1 to go on, or the exit code. */
+static int
+verify_options(int argc, char **argv, struct verify_opts *o,
+    struct vrun *vr)
 {
 	static const struct option opts[] = {
 		{ "key-file", required_argument, NULL, 'k' },
@@ -573,125 +650,99 @@ cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct findings fs = { 0 };
-	struct anchor_arg *anchors = NULL;
-	struct logfile *files = NULL;
-	struct afmt_summary sum;
-	struct afmt_vfy *v = NULL;
-	unsigned char k0[AFMT_KEY_LEN];
-	const char *keyfile = NULL, *result;
-	char hhex[2 * AFMT_HASH_LEN + 1];
-	bool strict = false, json = false, k0_set = false;
-	size_t nanchors = 0, nopen = 0, i;
-	int c, nfiles, rc = EX_UNVERIFIABLE;
+	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			keyfile = optarg;
+			o->keyfile = optarg;
 			break;
 		case 's':
-			strict = true;
+			o->strict = true;
 			break;
 		case 'j':
-			json = true;
+			o->json = true;
 			break;
 		case 'a':
-			if ((rc = add_anchor(&anchors, &nanchors, optarg)) !=
-			    EX_VALID)
-				goto out;
-			rc = EX_UNVERIFIABLE;
+			if ((rc = vrun_anchor(vr, optarg)) != -1)
+				return rc;
 			break;
 		case 'h':
 			usage(stdout);
-			rc = EX_VALID;
-			goto out;
+			return EX_VALID;
 		default:
-			rc = EX_USAGE;
-			goto out;
+			return EX_USAGE;
 		}
 	}
-	nfiles = argc - optind;
-	if (keyfile == NULL || nfiles < 1) {
+	if (o->keyfile == NULL || argc - optind < 1) {
 		fprintf(stderr, "usage: cmgate-audit verify --key-file K0 "
 		    "[--strict] [--json] [--anchor SEQ:HEAD]... LOG...\n");
-		rc = EX_USAGE;
-		goto out;
+		return EX_USAGE;
 	}
-	if (read_k0(keyfile, k0) == -1)
-		goto out;
-	k0_set = true;
-	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
-		goto out;
-	nopen = (size_t)nfiles;
-	if (nfiles == 0) {
-		fprintf(stderr, "cmgate-audit: no log file given\n");
-		rc = EX_USAGE;
-		goto out;
-	}
-	fs.files = files;
-	fs.nfiles = (size_t)nfiles;
-	if ((v = afmt_vfy_new(k0, 0, collect, &fs)) == NULL) {
-		fprintf(stderr, "cmgate-audit: OpenSSL HMAC unavailable\n");
-		goto out;
-	}
-	for (i = 0; i < nanchors; i++)
-		afmt_vfy_anchor(v, anchors[i].seq, anchors[i].head);
-	if (verify_files(v, files, (size_t)nfiles) == -1)
-		goto out;
-	afmt_vfy_finish(v);
-	afmt_vfy_summary(v, &sum);
-	if (fs.n > 1)
-		qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
+	return -1;
+}
 
-	rc = verdict_of(&sum, strict);
-	result = rc == EX_VALID ? "pass" : rc == EX_INTEGRITY ? "fail" :
-	    "unverifiable";
-	hex_encode(sum.head, AFMT_HASH_LEN, hhex);
+/* verify --json: the findings and the summary as one JSON object. */
+static void
+verify_print_json(const struct findings *fs, const struct vrun *vr,
+    const char *result)
+{
+	const struct afmt_summary *sum = &vr->sum;
+	char hhex[2 * AFMT_HASH_LEN + 1];
+	size_t i;
 
-	if (json) {
-		printf("{\"result\":\"%s\",\"findings\":[", result);
-		for (i = 0; i < fs.n; i++) {
-			const struct afmt_finding *f = &fs.v[i].f;
-			printf("%s{\"finding\":\"%s\",\"failure\":%s,"
-			    "\"seq\":%llu,\"seq_end\":%llu,\"file\":",
-			    i ? "," : "", afmt_kind_name(f->kind),
-			    afmt_kind_is_failure(f->kind) ? "true" : "false",
-			    (unsigned long long)f->seq,
-			    (unsigned long long)f->seq_end);
-			json_str(stdout, f->file);
-			printf(",\"line\":%llu,\"offset\":%llu,",
-			    (unsigned long long)f->line,
-			    (unsigned long long)f->offset);
-			if (f->id[0])
-				printf("\"request_id\":\"%s\",", f->id);
-			printf("\"detail\":");
-			json_str(stdout, f->detail);
-			printf("}");
-		}
-		printf("],\"summary\":{\"log\":\"%s\",\"files\":%d,"
-		    "\"lines\":%llu,\"records\":%llu,\"first_seq\":%llu,"
-		    "\"last_seq\":%llu,\"first_ts\":\"%s\",\"last_ts\":\"%s\","
-		    "\"from_genesis\":%s,\"seals\":%llu,\"last_seal_seq\":%llu,"
-		    "\"epoch\":%llu,\"unsealed\":%llu,\"head\":\"%s\","
-		    "\"failures\":%llu,\"anchors_unchecked\":%llu}}\n",
-		    sum.log_id, nfiles, (unsigned long long)sum.lines,
-		    (unsigned long long)sum.records,
-		    (unsigned long long)sum.first_seq,
-		    (unsigned long long)sum.last_seq, sum.first_ts,
-		    sum.last_ts, sum.chain_from_start ? "true" : "false",
-		    (unsigned long long)sum.seals,
-		    (unsigned long long)sum.last_seal_seq,
-		    (unsigned long long)sum.epoch,
-		    (unsigned long long)sum.unsealed, hhex,
-		    (unsigned long long)sum.failures,
-		    (unsigned long long)sum.anchors_unchecked);
-		goto out;
+	hex_encode(sum->head, AFMT_HASH_LEN, hhex);
+	printf("{\"result\":\"%s\",\"findings\":[", result);
+	for (i = 0; i < fs->n; i++) {
+		const struct afmt_finding *f = &fs->v[i].f;
+		printf("%s{\"finding\":\"%s\",\"failure\":%s,"
+		    "\"seq\":%llu,\"seq_end\":%llu,\"file\":",
+		    i ? "," : "", afmt_kind_name(f->kind),
+		    afmt_kind_is_failure(f->kind) ? "true" : "false",
+		    (unsigned long long)f->seq,
+		    (unsigned long long)f->seq_end);
+		json_str(stdout, f->file);
+		printf(",\"line\":%llu,\"offset\":%llu,",
+		    (unsigned long long)f->line,
+		    (unsigned long long)f->offset);
+		if (f->id[0])
+			printf("\"request_id\":\"%s\",", f->id);
+		printf("\"detail\":");
+		json_str(stdout, f->detail);
+		printf("}");
 	}
+	printf("],\"summary\":{\"log\":\"%s\",\"files\":%d,"
+	    "\"lines\":%llu,\"records\":%llu,\"first_seq\":%llu,"
+	    "\"last_seq\":%llu,\"first_ts\":\"%s\",\"last_ts\":\"%s\","
+	    "\"from_genesis\":%s,\"seals\":%llu,\"last_seal_seq\":%llu,"
+	    "\"epoch\":%llu,\"unsealed\":%llu,\"head\":\"%s\","
+	    "\"failures\":%llu,\"anchors_unchecked\":%llu}}\n",
+	    sum->log_id, vr->nfiles, (unsigned long long)sum->lines,
+	    (unsigned long long)sum->records,
+	    (unsigned long long)sum->first_seq,
+	    (unsigned long long)sum->last_seq, sum->first_ts,
+	    sum->last_ts, sum->chain_from_start ? "true" : "false",
+	    (unsigned long long)sum->seals,
+	    (unsigned long long)sum->last_seal_seq,
+	    (unsigned long long)sum->epoch,
+	    (unsigned long long)sum->unsealed, hhex,
+	    (unsigned long long)sum->failures,
+	    (unsigned long long)sum->anchors_unchecked);
+}
 
-	for (i = 0; i < fs.n; i++) {
-		const struct afmt_finding *f = &fs.v[i].f;
+/* verify's text: one line per finding, then the summary lines. */
+static void
+verify_print_text(const struct findings *fs, const struct vrun *vr,
+    const struct verify_opts *o, int rc)
+{
+	const struct afmt_summary *sum = &vr->sum;
+	char hhex[2 * AFMT_HASH_LEN + 1];
+	size_t i;
+
+	hex_encode(sum->head, AFMT_HASH_LEN, hhex);
+	for (i = 0; i < fs->n; i++) {
+		const struct afmt_finding *f = &fs->v[i].f;
 		printf("%s", afmt_kind_name(f->kind));
 		print_seq(stdout, f);
 		if (f->id[0])
@@ -702,61 +753,85 @@ cmd_verify(int argc, char **argv)
 			    (unsigned long long)f->offset);
 		printf(": %s\n", f->detail);
 	}
-	if (sum.records == 0 && sum.lines > 0) {
+	if (sum->records == 0 && sum->lines > 0) {
 		printf("FAIL: no record verifies under %s: wrong key, or not a "
-		    "cmgate audit log\n", keyfile);
-		goto out;
+		    "cmgate audit log\n", o->keyfile);
+		return;
 	}
-	if (sum.records == 0) {
+	if (sum->records == 0) {
 		printf("UNVERIFIABLE: no record in the file(s) given: an empty "
 		    "log proves nothing\n");
-		goto out;
+		return;
 	}
-	printf("log %s: %llu record(s) verified in %d file(s)", sum.log_id,
-	    (unsigned long long)sum.records, nfiles);
-	if (sum.records > 0)
-		printf(", seq %llu..%llu, %s .. %s",
-		    (unsigned long long)sum.first_seq,
-		    (unsigned long long)sum.last_seq, sum.first_ts, sum.last_ts);
-	printf("\n");
-	if (sum.records > 0 && !sum.chain_from_start)
+	printf("log %s: %llu record(s) verified in %d file(s)", sum->log_id,
+	    (unsigned long long)sum->records, vr->nfiles);
+	printf(", seq %llu..%llu, %s .. %s\n",
+	    (unsigned long long)sum->first_seq,
+	    (unsigned long long)sum->last_seq, sum->first_ts, sum->last_ts);
+	if (!sum->chain_from_start)
 		printf("the chain begins at seq %llu (earlier files not given)\n",
-		    (unsigned long long)sum.first_seq);
-	if (sum.last_seal_seq)
+		    (unsigned long long)sum->first_seq);
+	if (sum->last_seal_seq)
 		printf("sealed through seq %llu at %s (%llu seal(s)); ",
-		    (unsigned long long)sum.last_seal_seq, sum.last_seal_ts,
-		    (unsigned long long)sum.seals);
+		    (unsigned long long)sum->last_seal_seq, sum->last_seal_ts,
+		    (unsigned long long)sum->seals);
 	else
 		printf("no seal; ");
-	if (sum.unsealed)
+	if (sum->unsealed)
 		printf("unsealed tail: %llu record(s) since %s%s\n",
-		    (unsigned long long)sum.unsealed, sum.unsealed_from_ts,
-		    strict ? " (--strict: a failure)" : "");
+		    (unsigned long long)sum->unsealed, sum->unsealed_from_ts,
+		    o->strict ? " (--strict: a failure)" : "");
 	else
 		printf("no unsealed tail\n");
-	if (sum.records > 0)
-		printf("head %llu:%s\n", (unsigned long long)sum.last_seq, hhex);
-	if (nanchors)
+	printf("head %llu:%s\n", (unsigned long long)sum->last_seq, hhex);
+	if (vr->nanchors)
 		printf("anchors: %zu given, %llu not covered by these files\n",
-		    nanchors, (unsigned long long)sum.anchors_unchecked);
+		    vr->nanchors, (unsigned long long)sum->anchors_unchecked);
 	if (rc == EX_VALID)
 		printf("PASS\n");
 	else if (rc == EX_INTEGRITY)
 		printf("FAIL: %llu integrity finding(s)%s\n",
-		    (unsigned long long)sum.failures,
-		    strict && sum.unsealed && !sum.failures ?
+		    (unsigned long long)sum->failures,
+		    o->strict && sum->unsealed && !sum->failures ?
 		    " (unsealed tail)" : "");
 	else
 		printf("UNVERIFIABLE: an anchor lies outside these files\n");
+}
+
+static int
+cmd_verify(int argc, char **argv)
+{
+	struct verify_opts o = { 0 };
+	struct findings fs = { 0 };
+	struct vrun vr = { 0 };
+	struct afmt_vfy *v = NULL;
+	int rc;
+
+	if ((rc = verify_options(argc, argv, &o, &vr)) != -1 ||
+	    (rc = vrun_open(&vr, o.keyfile, argc - optind,
+	    argv + optind)) != EX_VALID)
+		goto out;
+	rc = EX_UNVERIFIABLE;
+	fs.files = vr.files;
+	fs.nfiles = (size_t)vr.nfiles;
+	if ((v = afmt_vfy_new(vr.k0, 0, collect, &fs)) == NULL) {
+		fprintf(stderr, "cmgate-audit: OpenSSL HMAC unavailable\n");
+		goto out;
+	}
+	if (vrun_verify(&vr, v) == -1)
+		goto out;
+	if (fs.n > 1)
+		qsort(fs.v, fs.n, sizeof(*fs.v), found_cmp);
+	rc = verdict_of(&vr.sum, o.strict);
+	if (o.json)
+		verify_print_json(&fs, &vr, rc == EX_VALID ? "pass" :
+		    rc == EX_INTEGRITY ? "fail" : "unverifiable");
+	else
+		verify_print_text(&fs, &vr, &o, rc);
 out:
-	if (k0_set)
-		OPENSSL_cleanse(k0, sizeof(k0));
 	afmt_vfy_free(v);
-	for (i = 0; i < nopen; i++)
-		logfile_close(&files[i]);
-	free(files);
+	vrun_close(&vr);
 	free(fs.v);
-	free(anchors);
 	return rc;
 }
 
@@ -795,8 +870,16 @@ key_fingerprint(const unsigned char k0[AFMT_KEY_LEN], char out[17])
 	return 0;
 }
 
+struct report_cli {
+	const char	*keyfile, *out;
+	bool		 json;
+};
+
+/* report's options (ro: the period; vr: anchors): -1 to go on, or the
+ * exit code. */
 static int
-cmd_report(int argc, char **argv)
+report_options(int argc, char **argv, struct report_cli *o,
+    struct report_opts *ro, struct vrun *vr)
 {
 	static const struct option opts[] = {
 		{ "key-file", required_argument, NULL, 'k' },
@@ -808,25 +891,13 @@ cmd_report(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct report_opts ro = { 0 };
-	struct anchor_arg *anchors = NULL;
-	struct logfile *files = NULL;
-	struct afmt_summary sum;
-	struct afmt_vfy *v = NULL;
-	struct report *rp = NULL;
-	unsigned char k0[AFMT_KEY_LEN];
-	const char *keyfile = NULL, *out = NULL, **names = NULL;
-	char fpr[17], gen[40];
-	bool json = false, k0_set = false;
-	size_t nanchors = 0, nopen = 0, i;
-	int c, nfiles, rc = EX_UNVERIFIABLE, verdict;
-	FILE *o = NULL;
+	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			keyfile = optarg;
+			o->keyfile = optarg;
 			break;
 		case 's':
 		case 'u':
@@ -835,114 +906,115 @@ cmd_report(int argc, char **argv)
 				    "ISO 8601 UTC time such as 2026-11-26 or "
 				    "2026-11-26T19:00\n", c == 's' ? "since" :
 				    "until");
-				rc = EX_USAGE;
-				goto out;
+				return EX_USAGE;
 			}
 			if (c == 's')
-				ro.since = optarg;
+				ro->since = optarg;
 			else
-				ro.until = optarg;
+				ro->until = optarg;
 			break;
 		case 'a':
-			if ((rc = add_anchor(&anchors, &nanchors, optarg)) !=
-			    EX_VALID)
-				goto out;
-			rc = EX_UNVERIFIABLE;
+			if ((rc = vrun_anchor(vr, optarg)) != -1)
+				return rc;
 			break;
 		case 'j':
-			json = true;
+			o->json = true;
 			break;
 		case 'o':
-			out = optarg;
+			o->out = optarg;
 			break;
 		case 'h':
 			usage(stdout);
-			rc = EX_VALID;
-			goto out;
+			return EX_VALID;
 		default:
-			rc = EX_USAGE;
-			goto out;
+			return EX_USAGE;
 		}
 	}
-	nfiles = argc - optind;
-	if (keyfile == NULL || nfiles < 1) {
+	if (o->keyfile == NULL || argc - optind < 1) {
 		fprintf(stderr, "usage: cmgate-audit report --key-file K0 "
 		    "[--since TIME] [--until TIME] [--anchor SEQ:HEAD]... "
 		    "[-o FILE] [--json] LOG...\n");
-		rc = EX_USAGE;
-		goto out;
+		return EX_USAGE;
 	}
-	if (read_k0(keyfile, k0) == -1)
+	return -1;
+}
+
+/* The finished report, HTML or JSON, to o->out or standard output. */
+static int
+report_write(struct report *rp, const struct report_cli *o)
+{
+	FILE *f = NULL;
+	int rc;
+
+	if (o->out && (f = fopen(o->out, "w")) == NULL) {
+		fprintf(stderr, "cmgate-audit: %s: %s\n", o->out,
+		    strerror(errno));
+		return -1;
+	}
+	rc = o->json ? report_json(rp, f ? f : stdout) :
+	    report_html(rp, f ? f : stdout);
+	if ((f ? fclose(f) : fflush(stdout)) == EOF)
+		rc = -1;
+	if (rc == -1)
+		fprintf(stderr, "cmgate-audit: %s: write error\n",
+		    o->out ? o->out : "standard output");
+	return rc;
+}
+
+static int
+cmd_report(int argc, char **argv)
+{
+	struct report_cli o = { 0 };
+	struct report_opts ro = { 0 };
+	struct vrun vr = { 0 };
+	struct afmt_vfy *v = NULL;
+	struct report *rp = NULL;
+	const char **names = NULL;
+	char fpr[17], gen[40];
+	int i, rc, verdict;
+
+	if ((rc = report_options(argc, argv, &o, &ro, &vr)) != -1 ||
+	    (rc = vrun_open(&vr, o.keyfile, argc - optind,
+	    argv + optind)) != EX_VALID)
 		goto out;
-	k0_set = true;
-	if (key_fingerprint(k0, fpr) == -1) {
+	rc = EX_UNVERIFIABLE;
+	if (key_fingerprint(vr.k0, fpr) == -1) {
 		fprintf(stderr, "cmgate-audit: OpenSSL HMAC unavailable\n");
 		goto out;
 	}
-	if (open_logs(nfiles, argv + optind, &files, &nfiles) == -1)
+	if ((names = calloc((size_t)vr.nfiles, sizeof(*names))) == NULL)
 		goto out;
-	nopen = (size_t)nfiles;
-	if (nfiles == 0) {
-		fprintf(stderr, "cmgate-audit: no log file given\n");
-		rc = EX_USAGE;
-		goto out;
-	}
-	if ((names = calloc((size_t)nfiles, sizeof(*names))) == NULL)
-		goto out;
-	for (i = 0; i < (size_t)nfiles; i++)
-		names[i] = files[i].name;
+	for (i = 0; i < vr.nfiles; i++)
+		names[i] = vr.files[i].name;
 	now_iso8601(gen, sizeof(gen));
 	ro.key_fpr = fpr;
 	ro.generated = gen;
 	ro.files = names;
-	ro.nfiles = (size_t)nfiles;
-	ro.nanchors = nanchors;
+	ro.nfiles = (size_t)vr.nfiles;
+	ro.nanchors = vr.nanchors;
 	if ((rp = report_new(&ro)) == NULL ||
-	    (v = afmt_vfy_new(k0, 0, report_finding, rp)) == NULL) {
+	    (v = afmt_vfy_new(vr.k0, 0, report_finding, rp)) == NULL) {
 		fprintf(stderr, "cmgate-audit: out of memory\n");
 		goto out;
 	}
 	afmt_vfy_on_record(v, report_record, rp);
-	for (i = 0; i < nanchors; i++)
-		afmt_vfy_anchor(v, anchors[i].seq, anchors[i].head);
-	if (verify_files(v, files, (size_t)nfiles) == -1)
+	if (vrun_verify(&vr, v) == -1)
 		goto out;
-	afmt_vfy_finish(v);
-	afmt_vfy_summary(v, &sum);
-	verdict = verdict_of(&sum, false);	/* verify's rules */
-	report_finish(rp, &sum, verdict);
-
-	if (out && (o = fopen(out, "w")) == NULL) {
-		fprintf(stderr, "cmgate-audit: %s: %s\n", out, strerror(errno));
+	verdict = verdict_of(&vr.sum, false);	/* verify's rules */
+	report_finish(rp, &vr.sum, verdict);
+	if (report_write(rp, &o) == -1)
 		goto out;
-	}
-	if ((json ? report_json(rp, o ? o : stdout) :
-	    report_html(rp, o ? o : stdout)) == -1 ||
-	    (o ? fclose(o) : fflush(stdout)) == EOF) {
-		o = NULL;
-		fprintf(stderr, "cmgate-audit: %s: write error\n",
-		    out ? out : "standard output");
-		goto out;
-	}
-	o = NULL;
 	fprintf(stderr, "cmgate-audit: %s: %s (%llu record(s) verified, %llu "
-	    "finding(s))\n", out ? out : "report", verdict == EX_VALID ?
+	    "finding(s))\n", o.out ? o.out : "report", verdict == EX_VALID ?
 	    "valid" : verdict == EX_INTEGRITY ? "INTEGRITY FAILURE" :
-	    "UNVERIFIABLE", (unsigned long long)sum.records,
-	    (unsigned long long)sum.failures);
+	    "UNVERIFIABLE", (unsigned long long)vr.sum.records,
+	    (unsigned long long)vr.sum.failures);
 	rc = verdict;
 out:
-	if (o)
-		fclose(o);
-	if (k0_set)
-		OPENSSL_cleanse(k0, sizeof(k0));
 	afmt_vfy_free(v);
 	report_free(rp);
-	for (i = 0; i < nopen; i++)
-		logfile_close(&files[i]);
-	free(files);
+	vrun_close(&vr);
 	free(names);
-	free(anchors);
 	return rc;
 }
 
@@ -958,7 +1030,7 @@ struct show_arg {
 	 * records (the create's request record names no client yet) come
 	 * along. */
 	char		 cneedle[96];
-	char		(*rids)[33];
+	char		(*rids)[ID_BUF];
 	size_t		 nrids, caprids;
 };
 

@@ -2,7 +2,7 @@
  * conf.c: reading and checking the JSON config.
  *
  * One table of known keys (path, type, range, default) drives parsing,
- * checking and `cmgate --help-config`; the redis idea, in JSON.  Any
+ * checking and the key list of `cmgate --help`; the redis idea, in JSON.  Any
  * key not in the table is an error that names it, so a typo never
  * silently falls back to a default.
  */

@@ -223,7 +223,7 @@ static size_t	guard_prefix_len;
 int
 guard_init(void)
 {
-	char id[33];
+	char id[ID_BUF];
 
 	if (random_id(id) == -1)
 		return -1;

@@ -72,7 +72,7 @@ struct idem_claim {
 	char			 key[IDEM_DBKEY_MAX + 1];
 	size_t			 klen;
 	unsigned char		 digest[IDEM_DIGEST_LEN];
-	char			 request_id[33];
+	char			 request_id[ID_BUF];
 	/* Loop thread only: references (the owner, and each job not yet
 	 * back), whether the request still holds it, whether a store job
 	 * was queued. */

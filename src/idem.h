@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 struct config;
 struct event_base;
 struct idem;
@@ -62,7 +64,7 @@ struct idem_record {
 	int		 status;
 	uint64_t	 created_ms, expires_ms;	/* Unix epoch ms */
 	unsigned char	 digest[IDEM_DIGEST_LEN];
-	char		 request_id[33];	/* the original request */
+	char		 request_id[ID_BUF];	/* the original request */
 	const char	*content_type;		/* "" when none */
 	const char	*body;
 	size_t		 body_len;

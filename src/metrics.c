@@ -15,6 +15,7 @@
  * the request series table has a fixed number of slots.
  */
 #include "config.h"
+#include "conf.h"
 #include "metrics.h"
 #include "audit.h"
 #include "idem.h"
@@ -40,7 +41,7 @@
 #include <openssl/crypto.h>
 
 #define M_MAX_CALLERS	64
-#define M_NAME_MAX	65		/* caller names are 1..64 (conf.c) */
+#define M_NAME_MAX	(CONF_CALLER_NAME_MAX + 1)	/* a caller name and its NUL */
 #define M_MAX_FIELDS	64
 #define M_FIELD_MAX	48
 #define M_SLOTS		2048		/* request series; a power of two */

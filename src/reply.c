@@ -66,7 +66,7 @@ reply_send(struct evhttp_request *ev, int status, struct evbuffer *body)
 	struct bufferevent *bev = evcon ?
 	    evhttp_connection_get_bufferevent(evcon) : NULL;
 	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
-	char rid[33], len[24];	/* a request id; a size_t in decimal */
+	char rid[ID_BUF], len[24];	/* a request id; a size_t in decimal */
 
 	if (evhttp_find_header(h, "X-Request-Id") == NULL &&
 	    request_id(rid) == 0)
@@ -94,7 +94,7 @@ reply_error(struct evhttp_request *ev, int status, const char *code,
 	struct evbuffer *b = evbuffer_new();
 	const char *s;
 	size_t len, sent = 0;
-	char rid[33];
+	char rid[ID_BUF];
 
 	/* An answer made before its request had an id gets one here, the
 	 * same in the body and the header. */

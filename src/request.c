@@ -47,7 +47,7 @@ struct gw_req {
 	const struct route	*route;		/* m.route */
 	struct route_match	 m;		/* path parameters, upstream path */
 	const struct conf_caller *caller;	/* points into cfg */
-	char			 id[33];
+	char			 id[ID_BUF];
 	const char		*body;		/* normalized JSON, in body_obj */
 	struct json_object	*body_obj;	/* owns body's bytes */
 	size_t			 body_len;

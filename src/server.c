@@ -172,7 +172,7 @@ serve_status_page(struct gw_loop *loop, struct evhttp_request *ev,
     const char *method, const char *path, bool with_metrics)
 {
 	int healthz = strcmp(path, "/healthz") == 0;
-	char rid[33];
+	char rid[ID_BUF];
 
 	if (!healthz && !(with_metrics && strcmp(path, "/metrics") == 0))
 		return 0;
@@ -201,7 +201,7 @@ route_request(struct gw_loop *loop, struct evhttp_request *ev, size_t held)
 	const char *method = method_name(evhttp_request_get_command(ev));
 	struct route_match m;
 	struct verrors perrs = { 0 };
-	char path[ROUTE_PATH_MAX], rid[33], allow[64];
+	char path[ROUTE_PATH_MAX], rid[ID_BUF], allow[64];
 	bool has_query, busy;
 	size_t i, n;
 
@@ -277,7 +277,7 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 {
 	struct gw_loop *loop = arg;
 	const char *uri = evhttp_request_get_uri(ev);
-	char path[64], rid[33];
+	char path[64], rid[ID_BUF];
 	size_t n = strcspn(uri, "?#");
 	bool busy;
 	int st;

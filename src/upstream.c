@@ -4,7 +4,8 @@
  * curl's hiperfifo example), so hundreds of slow upstream calls wait
  * at once without blocking each other or the callers.
  *
- * This is the only room that holds the API key.  It lives in a
+ * This is the only module that sends the API key (conf.c reads it from
+ * the environment or its file and holds it in the config).  It lives in a
  * refcounted "profile" together with the URL and TLS settings; each
  * transfer keeps a reference to the profile it started with, so a
  * SIGHUP that swaps the key lets transfers in flight finish with the

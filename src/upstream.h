@@ -1,8 +1,9 @@
 /*
  * upstream.h: libcurl multi_socket on the loop, talking to CryptoMate.
  *
- * The only room that holds the API key: it is copied in once per config
- * (upstream_new / upstream_set_key) and written into one header.
+ * The only module that sends the API key: it is copied from the config
+ * (conf.c reads it and wipes it when the config goes) into one header
+ * per profile, by upstream_new and upstream_set_config.
  */
 #ifndef CMGATE_UPSTREAM_H
 #define CMGATE_UPSTREAM_H

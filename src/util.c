@@ -295,7 +295,7 @@ now_iso8601(char *out, size_t outlen)
 }
 
 int
-random_id(char out[33])
+random_id(char out[ID_BUF])
 {
 	unsigned char b[16];
 
@@ -329,7 +329,7 @@ rid_mix(uint64_t x)	/* splitmix64's finalizer: a bijection */
 }
 
 int
-request_id(char out[33])
+request_id(char out[ID_BUF])
 {
 	unsigned char b[16];
 	uint64_t v;

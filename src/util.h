@@ -56,11 +56,14 @@ uint64_t	 now_mono_ns(void);
 /* UTC wall clock as "2026-11-26T19:09:26.123Z" into out[32]. */
 void		 now_iso8601(char *out, size_t outlen);
 
+/* A request id or a random id: 32 hex digits and the NUL. */
+#define ID_BUF	33
+
 /* A random 32-char lower-case hex id (16 bytes from the CSPRNG). */
-int		 random_id(char out[33]);
+int		 random_id(char out[ID_BUF]);
 /* A request id (32 hex digits): unique, cheap, not from the DRBG per
  * call, not a secret; see util.c. */
-int		 request_id(char out[33]);
+int		 request_id(char out[ID_BUF]);
 
 /* Wipe and free a secret. */
 void		 secret_free(void *p, size_t len);
