@@ -11,6 +11,7 @@
 #define CMGATE_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 struct audit;
@@ -48,6 +49,11 @@ struct gw_loop {
 	int			 conns;		/* open caller connections */
 	int			 mconns;	/* open metrics.listen ones */
 	bool			 draining;	/* SIGTERM: refuse new requests */
+	/* Access-log lines of requests with no caller, this second
+	 * (reply.c: REPLY_UNAUTH_LINES_PER_S), and those left out. */
+	uint64_t		 unauth_sec;
+	unsigned		 unauth_lines;
+	unsigned long		 unauth_dropped;
 };
 
 #endif

@@ -137,6 +137,41 @@ reply_sole_header(const struct evkeyvalq *in, const char *name)
 	return v;
 }
 
+/*
+ * A request that names no known caller (a 401, a 404 before the token
+ * was read) writes its line only while this loop has written fewer than
+ * REPLY_UNAUTH_LINES_PER_S such lines this second; a stranger's flood
+ * would otherwise fill the log's disk at the speed of the network.  The
+ * lines left out are counted in one line, written with the first line
+ * of a later second; /metrics counts every request whatever the log.
+ */
+void
+reply_access_log_unauth(struct gw_loop *loop, const char *line)
+{
+	uint64_t sec = now_mono_ms() / 1000;
+	char note[160], ts[32];
+
+	if (sec != loop->unauth_sec) {
+		if (loop->unauth_dropped > 0) {
+			now_iso8601(ts, sizeof(ts));
+			snprintf(note, sizeof(note), "{\"time\":\"%s\","
+			    "\"level\":\"warn\",\"msg\":\"access log: %lu "
+			    "lines of unauthenticated requests left out\"}",
+			    ts, loop->unauth_dropped);
+			reply_access_log(loop, note);
+		}
+		loop->unauth_sec = sec;
+		loop->unauth_lines = 0;
+		loop->unauth_dropped = 0;
+	}
+	if (loop->unauth_lines >= REPLY_UNAUTH_LINES_PER_S) {
+		loop->unauth_dropped++;
+		return;
+	}
+	loop->unauth_lines++;
+	reply_access_log(loop, line);
+}
+
 void
 reply_access_log(struct gw_loop *loop, const char *line)
 {

@@ -30,6 +30,11 @@ size_t	reply_error(struct evhttp_request *, int status,
 /* One access-log line; written with the rest of this loop pass's. */
 void	reply_access_log(struct gw_loop *, const char *line);
 
+/* The same for a request with no known caller: at most this many lines
+ * a second per loop, the rest counted in one line (see reply.c). */
+#define REPLY_UNAUTH_LINES_PER_S	100
+void	reply_access_log_unauth(struct gw_loop *, const char *line);
+
 /*
  * The value of the header name (any case) when the request has exactly
  * one; NULL when it has none or more than one.  For headers whose

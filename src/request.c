@@ -168,7 +168,10 @@ access_log(struct gw_req *r, size_t bytes_out)
 	    r->code ? r->code : "", r->code ? "\"" : "",
 	    r->reason ? ",\"reason\":\"" : "", r->reason ? r->reason : "",
 	    r->reason ? "\"" : "");
-	reply_access_log(r->loop, line);
+	if (r->caller != NULL)
+		reply_access_log(r->loop, line);
+	else
+		reply_access_log_unauth(r->loop, line);
 	metrics_request(r->loop->metrics, r->route, r->caller ?
 	    r->caller->name : NULL, r->status, r->up_status, r->up_latency_ms,
 	    r->queue_ms, total);

@@ -50,4 +50,28 @@ check "curl with a second Authorization header: 401" \
 check "... not forwarded" "$(mock_count)" "$m0"
 st=$(post "$SEED")
 check "and with one, forwarded" "$st $(mock_count)" "200 $((m0 + 1))"
+
+# A stranger's flood of 401s does not write a log line each: at most
+# 100 a second (one loop), the rest counted in one line.
+log_settle
+before=$(grep -c '"status":401' "$T/gw.log")
+urls=$(for i in $(seq 1 400); do printf -- '-o /dev/null %s ' "$GW_URL/management/clients/individuals"; done)
+t0=$(date +%s)
+# shellcheck disable=SC2086
+curl -s -w '%{http_code}\n' -H 'Authorization: Bearer nope' $urls > "$T/flood.codes"
+t1=$(date +%s)
+check "the flood: 400 answers of 401" "$(grep -c '^401$' "$T/flood.codes")" 400
+log_settle
+lines=$(( $(grep -c '"status":401' "$T/gw.log") - before ))
+echo "# 400 401s within $((t1 - t0 + 1)) s wrote $lines lines"
+check_range "401 lines: at most 100 per second of the flood" "$lines" 1 "$((100 * (t1 - t0 + 1)))"
+if [ "$lines" -lt 400 ]; then
+	# The count comes with the first unauthenticated line of a later
+	# second: ask until it is there.
+	wait_until sh -c "curl -s -o /dev/null -H 'Authorization: Bearer nope' '$GW_URL/management/clients/individuals'; grep -q 'lines of unauthenticated requests left out' '$T/gw.log'"
+	check_match "the lines left out are counted" "$(grep 'left out' "$T/gw.log" | head -n1)" '"msg":"access log: [0-9]+ lines of unauthenticated requests left out"'
+fi
+check "an authenticated request still logs" "$(post "$SEED")" 200
+log_settle
+check_match "its line is there" "$(tail -n 3 "$T/gw.log")" '"caller":"[a-z]+","route":"individuals.create","status":200'
 finish
