@@ -1100,26 +1100,28 @@ audit_healthy(const struct audit *a)
 	return a != NULL && !atomic_load(&((struct audit *)a)->poisoned);
 }
 
-void
-audit_request_rotate(struct audit *a)
+/* Raise one of the writer's request flags (under mu) and wake it. */
+static void
+audit_request(struct audit *a, bool *flag)
 {
-	if (a == NULL)
-		return;
 	pthread_mutex_lock(&a->mu);
-	a->rotate_req = true;
+	*flag = true;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
 }
 
 void
+audit_request_rotate(struct audit *a)
+{
+	if (a != NULL)
+		audit_request(a, &a->rotate_req);
+}
+
+void
 audit_request_seal(struct audit *a)
 {
-	if (a == NULL)
-		return;
-	pthread_mutex_lock(&a->mu);
-	a->seal_req = true;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
+	if (a != NULL)
+		audit_request(a, &a->seal_req);
 }
 
 const char *
