@@ -39,6 +39,27 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
+/*
+ * What became of the call to CryptoMate, for the outcome record (its
+ * "error_class"): the reply's status says what the caller got, this says
+ * why.  Names in error_class_name.
+ */
+enum req_error_class {
+	EC_NONE = 0,		/* an answer, 2xx or 4xx */
+	EC_NOT_SENT,		/* never left: connect refused, DNS, budget */
+	EC_TIMEOUT,		/* sent, no answer in time: may be processed */
+	EC_UPSTREAM_ERROR,	/* 5xx, broken or too large: may be processed */
+	EC_RATE_LIMITED,	/* CryptoMate's 429 or the budget's */
+};
+
+static const char *const error_class_name[] = {
+	[EC_NONE] = "none",
+	[EC_NOT_SENT] = "not_sent",
+	[EC_TIMEOUT] = "timeout",
+	[EC_UPSTREAM_ERROR] = "upstream_error",
+	[EC_RATE_LIMITED] = "rate_limited",
+};
+
 struct gw_req {
 	TAILQ_ENTRY(gw_req)	 entry;		/* in loop->reqs */
 	struct gw_loop		*loop;
@@ -69,7 +90,7 @@ struct gw_req {
 	int			 status;
 	const char		*code;
 	const char		*message;
-	const char		*error_class;
+	enum req_error_class	 error_class;
 	long			 retry_after_s;
 	struct json_object	*details;	/* field errors, until sent */
 	/* Idempotency-Key (idem.c): the key, the digest of the body it
@@ -525,9 +546,8 @@ req_idem_store_outcome(struct gw_req *r)
 		rc = idem_store(r->idem_claim, IDEM_COMPLETED, st, r->resp_ct,
 		    r->resp, r->resp_len, r->cfg->idempotency.ttl_s,
 		    on_idem_stored, r);
-	} else if (r->code != NULL && r->error_class != NULL &&
-	    (strcmp(r->error_class, "timeout") == 0 ||
-	    strcmp(r->error_class, "upstream_error") == 0)) {
+	} else if (r->code != NULL && (r->error_class == EC_TIMEOUT ||
+	    r->error_class == EC_UPSTREAM_ERROR)) {
 		rc = idem_store(r->idem_claim, IDEM_UNKNOWN, r->status, NULL,
 		    NULL, 0, r->cfg->idempotency.ttl_s, on_idem_stored, r);
 	} else
@@ -665,7 +685,8 @@ record_outcome(struct gw_req *r)
 	    "%s,\"upstream_status\":%d,\"latency_ms\":%.3f,"
 	    "\"error_class\":\"%s\",\"response_digest\":\"%s\","
 	    "\"client_status\":%d,\"queue_ms\":%.3f%s%s%s", r->id, caller,
-	    rm, r->up_status, r->up_latency_ms, r->error_class, digest,
+	    rm, r->up_status, r->up_latency_ms,
+	    error_class_name[r->error_class], digest,
 	    client_status, r->queue_ms, aid, wh, im);
 	/* The store, the owner change and the record run in parallel; the
 	 * answer waits for all (durable before it is sent). */
@@ -772,7 +793,7 @@ on_list_filtered(struct owners_q *q, void *arg)
 		free(r->resp);
 		r->resp = NULL;
 		r->resp_len = 0;
-		r->error_class = "upstream_error";
+		r->error_class = EC_UPSTREAM_ERROR;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "CryptoMate's list could not be read";
@@ -837,15 +858,15 @@ on_upstream_done(const struct up_result *res, void *arg)
 	switch (res->error) {
 	case UP_OK:
 		r->up_status = (int)res->status;
-		r->error_class = res->status >= 500 ? "upstream_error" :
-		    res->status == 429 ? "rate_limited" : "none";
+		r->error_class = res->status >= 500 ? EC_UPSTREAM_ERROR :
+		    res->status == 429 ? EC_RATE_LIMITED : EC_NONE;
 		r->retry_after_s = res->retry_after_s;
 		if (res->body_len > 0 && (!req_hold(r, res->body_len) ||
 		    (r->resp = malloc(res->body_len)) == NULL)) {
 			/* No room to hold the answer: it came, but cannot
 			 * be relayed (an empty 2xx would lie); the request
 			 * may have been processed. */
-			r->error_class = "upstream_error";
+			r->error_class = EC_UPSTREAM_ERROR;
 			r->status = 503;
 			r->code = "busy";
 			r->message = "the gateway holds "
@@ -863,27 +884,27 @@ on_upstream_done(const struct up_result *res, void *arg)
 			r->trace_id = strdup(res->trace_id);
 		break;
 	case UP_NOT_SENT:
-		r->error_class = "not_sent";
+		r->error_class = EC_NOT_SENT;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "CryptoMate could not be reached";
 		break;
 	case UP_TIMEOUT:
-		r->error_class = "timeout";
+		r->error_class = EC_TIMEOUT;
 		r->status = 504;
 		r->code = "upstream_timeout";
 		r->message = "CryptoMate did not answer in time; the request "
 		    "may have been processed";
 		break;
 	case UP_BAD_STATUS:
-		r->error_class = "upstream_error";
+		r->error_class = EC_UPSTREAM_ERROR;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "CryptoMate's answer had no final HTTP status";
 		break;
 	case UP_TOO_LARGE:
 	case UP_FAILED:
-		r->error_class = "upstream_error";
+		r->error_class = EC_UPSTREAM_ERROR;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = res->error == UP_TOO_LARGE ?
@@ -919,14 +940,14 @@ req_send(struct gw_req *r)
 	if (r->xfer == NULL && errno == EBUSY) {
 		/* upstream.max_inflight calls are already out: a load limit,
 		 * not a broken upstream. */
-		r->error_class = "not_sent";
+		r->error_class = EC_NOT_SENT;
 		r->status = 503;
 		r->code = "upstream_busy";
 		r->message = "too many upstream calls in flight; retry shortly";
 		r->retry_after_s = 1;
 		record_outcome(r);
 	} else if (r->xfer == NULL) {
-		r->error_class = "not_sent";
+		r->error_class = EC_NOT_SENT;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "the gateway could not start the upstream call";
@@ -938,7 +959,7 @@ req_send(struct gw_req *r)
 static void
 req_rate_limited(struct gw_req *r, long retry_after_s)
 {
-	r->error_class = "rate_limited";
+	r->error_class = EC_RATE_LIMITED;
 	r->status = 429;
 	r->code = "rate_limited";
 	r->message = "the upstream budget is spent; the request was not "
@@ -959,7 +980,7 @@ on_budget(void *arg, bool go, long retry_after_s)
 	}
 	if (r->not_sent) {
 		/* Its time ran out while CryptoMate was unreachable. */
-		r->error_class = "not_sent";
+		r->error_class = EC_NOT_SENT;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "CryptoMate could not be reached";
@@ -1651,3 +1672,4 @@ nobody:
 	req_prepared(r, &inl);
 	prep_clear(&inl);
 }
+
