@@ -245,8 +245,9 @@ log_listening(int fd)
 	log_info("listening on %s:%d", host, port);
 }
 
-int
-main(int argc, char **argv)
+/* The command line into gw; -1 to go on, or the exit code. */
+static int
+parse_args(struct gateway *gw, int argc, char **argv, int *test_only)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -255,18 +256,15 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct gateway gw;
-	char err[1024];
-	int ch, test_only = 0, fd, rc = 1, n;
+	int ch;
 
-	memset(&gw, 0, sizeof(gw));
 	while ((ch = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			gw.conf_path = optarg;
+			gw->conf_path = optarg;
 			break;
 		case 't':
-			test_only = 1;
+			*test_only = 1;
 			break;
 		case 'V':
 			printf("cmgate %s (%s, libevent %s, json-c %s)\n",
@@ -281,10 +279,149 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (gw.conf_path == NULL || optind != argc) {
+	if (gw->conf_path == NULL || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+/*
+ * -t: fail on whatever the start checks before it writes (audit_open
+ * and idem_open run the same checks first): the audit keys and files,
+ * the idempotency store's files and their contents (a damaged store
+ * fails -t as it fails the start).  The exit code.
+ */
+static int
+test_config(const struct gateway *gw)
+{
+	char err[1024];
+
+	if (audit_check(gw->cfg, err, sizeof(err)) == -1 ||
+	    (gw->cfg->idempotency.enabled &&
+	    (idem_check(gw->cfg, err, sizeof(err)) == -1 ||
+	    idem_check_store(gw->cfg->idempotency.path, err,
+	    sizeof(err)) == -1))) {
+		fprintf(stderr, "cmgate: %s\n", err);
+		return 1;
+	}
+	printf("cmgate: the configuration file %s syntax is ok\n"
+	    "cmgate: configuration file %s test is successful\n",
+	    gw->conf_path, gw->conf_path);
+	return 0;
+}
+
+/*
+ * Everything the running gateway needs, in the order each needs the
+ * one before: logs, libcurl, the audit log, the store, the offload
+ * pool, loop 0 and its listener, the operators' queued owner changes,
+ * the other loops, the signals.  *fd is the listening socket.  -1 (and
+ * a log line) on the first failure; gw_stop frees what was made.
+ */
+static int
+gw_start(struct gateway *gw, int *fd)
+{
+	char err[1024];
+	int n;
+
+	protect_memory(gw->cfg);
+	if (log_setup(gw->cfg->log.target, gw->cfg->log.level) == -1) {
+		fprintf(stderr, "cmgate: bad log settings\n");
+		return -1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("curl_global_init failed");
+		return -1;
+	}
+	if ((gw->audit = audit_open(gw->cfg, err, sizeof(err))) == NULL) {
+		log_error("audit: %s", err);
+		return -1;
+	}
+	/* One store per process, shared by the loops; idempotency.path
+	 * needs a restart to change. */
+	if (gw->cfg->idempotency.enabled &&
+	    (gw->idem = idem_open(gw->cfg, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	/* Two threads for work too long for a loop pass (large uploads). */
+	if ((gw->offload = offload_new(2, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (guard_init() == -1) {
+		log_error("no randomness");
+		return -1;
+	}
+	if ((gw->base = workers_base_new()) == NULL) {
+		log_error("event_base_new failed");
+		return -1;
+	}
+	if ((*fd = server_listen(gw->cfg->listen, err, sizeof(err))) == -1 ||
+	    server_init(&gw->loop, gw->base, gw->cfg, gw->audit, *fd, err,
+	    sizeof(err)) == -1) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (server_attach(&gw->loop, gw->idem, gw->offload) == -1) {
+		log_error("cannot attach the store or the offload pool to the "
+		    "loop");
+		return -1;
+	}
+	/* Owner changes an operator made (cmgate-idem owners) become
+	 * "admin" records, queued ahead of any request's. */
+	if (gw->idem != NULL && (n = owners_admin_drain(gw->idem,
+	    admin_to_audit, gw->loop.aport)) > 0)
+		log_info("audit: %d owner change(s) by operators recorded", n);
+	if (workers_start(&gw->workers, gw->cfg, gw->audit, gw->idem,
+	    gw->offload, *fd, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (add_signal(gw, &gw->ev_term, SIGTERM, on_terminate) == -1 ||
+	    add_signal(gw, &gw->ev_int, SIGINT, on_terminate) == -1 ||
+	    add_signal(gw, &gw->ev_hup, SIGHUP, on_reload) == -1 ||
+	    add_signal(gw, &gw->ev_usr1, SIGUSR1, on_rotate) == -1) {
+		log_error("cannot install signal handlers");
+		return -1;
+	}
+	return 0;
+}
+
+/* Free what gw_start made, in the reverse order; any part may be
+ * missing. */
+static void
+gw_stop(struct gateway *gw)
+{
+	if (gw->ev_term) event_free(gw->ev_term);
+	if (gw->ev_int) event_free(gw->ev_int);
+	if (gw->ev_hup) event_free(gw->ev_hup);
+	if (gw->ev_usr1) event_free(gw->ev_usr1);
+	if (gw->drain_timer) event_free(gw->drain_timer);
+	workers_free(gw->workers);
+	server_free(&gw->loop);
+	/* After the loops: jobs still out come back dropped. */
+	offload_free(gw->offload);
+	idem_close(gw->idem);
+	if (gw->audit)
+		audit_close(gw->audit);
+	if (gw->base)
+		event_base_free(gw->base);
+	conf_unref(gw->cfg);
+	curl_global_cleanup();
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gateway gw;
+	char err[1024];
+	int test_only = 0, fd = -1, rc;
+
+	memset(&gw, 0, sizeof(gw));
+	if ((rc = parse_args(&gw, argc, argv, &test_only)) != -1)
+		return rc;
 	cloexec_all();
 	if ((gw.cfg = conf_load(gw.conf_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "cmgate: %s\n", err);
@@ -297,113 +434,22 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test_only) {
-		/* -t fails on whatever the start checks before it writes
-		 * (audit_open and idem_open run the same checks first): the
-		 * audit keys and files, the idempotency store's files and their
-		 * contents (a damaged store fails -t as it fails the start). */
-		if (audit_check(gw.cfg, err, sizeof(err)) == -1 ||
-		    (gw.cfg->idempotency.enabled &&
-		    (idem_check(gw.cfg, err, sizeof(err)) == -1 ||
-		    idem_check_store(gw.cfg->idempotency.path, err,
-		    sizeof(err)) == -1))) {
-			fprintf(stderr, "cmgate: %s\n", err);
-			conf_unref(gw.cfg);
-			return 1;
-		}
-		printf("cmgate: the configuration file %s syntax is ok\n"
-		    "cmgate: configuration file %s test is successful\n",
-		    gw.conf_path, gw.conf_path);
+		rc = test_config(&gw);
 		conf_unref(gw.cfg);
-		return 0;
+		return rc;
 	}
-	protect_memory(gw.cfg);
-	if (log_setup(gw.cfg->log.target, gw.cfg->log.level) == -1) {
-		fprintf(stderr, "cmgate: bad log settings\n");
-		goto out;
+	rc = 1;
+	if (gw_start(&gw, &fd) == 0) {
+		cloexec_all();
+		log_info("cmgate %s starting: upstream %s, %zu callers, "
+		    "audit %s", PACKAGE_VERSION, gw.cfg->upstream.base_url,
+		    gw.cfg->ncallers, gw.cfg->audit.path);
+		log_listening(fd);
+		event_base_dispatch(gw.base);
+		log_info("shutdown: event loop stopped");
+		rc = 0;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("curl_global_init failed");
-		goto out;
-	}
-	if ((gw.audit = audit_open(gw.cfg, err, sizeof(err))) == NULL) {
-		log_error("audit: %s", err);
-		goto out;
-	}
-	/* One store per process, shared by the loops; idempotency.path
-	 * needs a restart to change. */
-	if (gw.cfg->idempotency.enabled &&
-	    (gw.idem = idem_open(gw.cfg, err, sizeof(err))) == NULL) {
-		log_error("%s", err);
-		goto out;
-	}
-	/* Two threads for work too long for a loop pass (large uploads). */
-	if ((gw.offload = offload_new(2, err, sizeof(err))) == NULL) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (guard_init() == -1) {
-		log_error("no randomness");
-		goto out;
-	}
-	if ((gw.base = workers_base_new()) == NULL) {
-		log_error("event_base_new failed");
-		goto out;
-	}
-	if ((fd = server_listen(gw.cfg->listen, err, sizeof(err))) == -1 ||
-	    server_init(&gw.loop, gw.base, gw.cfg, gw.audit, fd, err,
-	    sizeof(err)) == -1) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (server_attach(&gw.loop, gw.idem, gw.offload) == -1) {
-		log_error("cannot attach the store or the offload pool to the "
-		    "loop");
-		goto out;
-	}
-	/* Owner changes an operator made (cmgate-idem owners) become
-	 * "admin" records, queued ahead of any request's. */
-	if (gw.idem != NULL && (n = owners_admin_drain(gw.idem,
-	    admin_to_audit, gw.loop.aport)) > 0)
-		log_info("audit: %d owner change(s) by operators recorded", n);
-	if (workers_start(&gw.workers, gw.cfg, gw.audit, gw.idem, gw.offload,
-	    fd, err,
-	    sizeof(err)) == -1) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (add_signal(&gw, &gw.ev_term, SIGTERM, on_terminate) == -1 ||
-	    add_signal(&gw, &gw.ev_int, SIGINT, on_terminate) == -1 ||
-	    add_signal(&gw, &gw.ev_hup, SIGHUP, on_reload) == -1 ||
-	    add_signal(&gw, &gw.ev_usr1, SIGUSR1, on_rotate) == -1) {
-		log_error("cannot install signal handlers");
-		goto out;
-	}
-	cloexec_all();
-	log_info("cmgate %s starting: upstream %s, %zu callers, audit %s",
-	    PACKAGE_VERSION, gw.cfg->upstream.base_url, gw.cfg->ncallers,
-	    gw.cfg->audit.path);
-	log_listening(fd);
-	event_base_dispatch(gw.base);
-	log_info("shutdown: event loop stopped");
-	rc = 0;
-out:
-	if (gw.ev_term) event_free(gw.ev_term);
-	if (gw.ev_int) event_free(gw.ev_int);
-	if (gw.ev_hup) event_free(gw.ev_hup);
-	if (gw.ev_usr1) event_free(gw.ev_usr1);
-	if (gw.drain_timer) event_free(gw.drain_timer);
-	workers_free(gw.workers);
-	server_free(&gw.loop);
-	/* After the loops: jobs still out come back dropped. */
-	offload_free(gw.offload);
-	idem_close(gw.idem);
-	if (gw.audit)
-		audit_close(gw.audit);
-	if (gw.base)
-		event_base_free(gw.base);
-	conf_unref(gw.cfg);
-	curl_global_cleanup();
+	gw_stop(&gw);
 	if (rc == 0)
 		log_info("shutdown: complete");
 	return rc;
