@@ -354,6 +354,51 @@ arm_deadline(struct guard *g)
 	evtimer_add(g->deadline, &tv);
 }
 
+/*
+ * A whole head of hlen bytes is at the start of src: check it, and pass
+ * it on to evhttp (dst) with its body to follow, or put a refusal in
+ * its place.  -1 when src cannot be read.
+ */
+static int
+take_head(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
+    size_t hlen)
+{
+	const struct config *c = g->loop->cfg;
+	struct ghead_limits gl;
+	struct ghead v;
+	const char *p;
+
+	if ((p = (const char *)evbuffer_pullup(src, (ev_ssize_t)hlen)) == NULL)
+		return -1;
+	gl.max_header_bytes = (size_t)c->limits.max_header_bytes;
+	gl.max_headers = (size_t)c->limits.max_headers;
+	gl.max_body_bytes = (size_t)c->limits.max_body_bytes;
+	gl.large_body = guard_large_body;
+	gl.max_large_body_bytes = (size_t)c->limits.max_document_body_bytes;
+	ghead_check(p, hlen, &gl, &v);
+	if (v.status != 0) {
+		/* Only a 413 with a known length lets the connection go
+		 * on, past the body it skips. */
+		inject_reject(g, src, dst, v.status, false, v.method, hlen,
+		    v.status == 413 ? v.body_len : 0);
+		return 0;
+	}
+	if (!guard_reserve(g, v.body_len)) {
+		/* Over limits.max_buffered_bytes: refused before a byte of
+		 * the body is held; the body is skipped. */
+		inject_reject(g, src, dst, 503, true, v.method, hlen,
+		    v.body_len);
+		return 0;
+	}
+	evbuffer_remove_buffer(src, dst, hlen);
+	g->body_left = v.body_len;
+	if (v.body_len > 0)
+		g->state = G_BODY;
+	else
+		event_del(g->deadline);
+	return 0;
+}
+
 static enum bufferevent_filter_result
 guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
     enum bufferevent_flush_mode mode, void *arg)
@@ -363,10 +408,7 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 	int moved = 0;
 
 	for (;;) {
-		size_t avail = evbuffer_get_length(src), want, hlen, hmax;
-		struct ghead_limits gl;
-		struct ghead v;
-		const char *p;
+		size_t avail = evbuffer_get_length(src), want, hmax;
 		ssize_t end;
 
 		if (g->state == G_DISCARD) {
@@ -427,41 +469,10 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			}
 			break;		/* wait for the rest of the head */
 		}
-		hlen = (size_t)end;
 		ghead_scan_reset(&g->scan);
-		if ((p = (const char *)evbuffer_pullup(src,
-		    (ev_ssize_t)hlen)) == NULL)
+		if (take_head(g, src, dst, (size_t)end) == -1)
 			return BEV_ERROR;
-		gl.max_header_bytes = hmax;
-		gl.max_headers = (size_t)c->limits.max_headers;
-		gl.max_body_bytes = (size_t)c->limits.max_body_bytes;
-		gl.large_body = guard_large_body;
-		gl.max_large_body_bytes =
-		    (size_t)c->limits.max_document_body_bytes;
-		ghead_check(p, hlen, &gl, &v);
-		if (v.status != 0) {
-			/* Only a 413 with a known length lets the
-			 * connection go on, past the body it skips. */
-			inject_reject(g, src, dst, v.status, false, v.method,
-			    hlen, v.status == 413 ? v.body_len : 0);
-			moved = 1;
-			continue;
-		}
-		if (!guard_reserve(g, v.body_len)) {
-			/* Over limits.max_buffered_bytes: refused before a
-			 * byte of the body is held; the body is skipped. */
-			inject_reject(g, src, dst, 503, true, v.method, hlen,
-			    v.body_len);
-			moved = 1;
-			continue;
-		}
-		evbuffer_remove_buffer(src, dst, hlen);
 		moved = 1;
-		g->body_left = v.body_len;
-		if (v.body_len > 0)
-			g->state = G_BODY;
-		else
-			event_del(g->deadline);
 	}
 	return moved ? BEV_OK : BEV_NEED_MORE;
 }
