@@ -21,8 +21,6 @@
 #include "idem.h"
 #include "log.h"
 #include "routes.h"
-#include "loop.h"
-#include "upstream.h"
 #include "validate.h"
 
 #include <inttypes.h>
@@ -74,7 +72,8 @@ struct m_hist {
 
 struct metrics {
 	struct metrics	*next;
-	struct gw_loop	*loop;
+	metrics_sample_fn sample;
+	void		*sample_arg;
 	struct event	*tick;
 
 	unsigned	 ncallers;	/* published with release */
@@ -121,12 +120,13 @@ static int64_t		 m_start_s;
 static void
 m_sample(struct metrics *m)
 {
-	struct gw_loop *l = m->loop;
+	struct metrics_gauges g = { 0, 0, 0, 0 };
 
-	STORE(&m->g_conns, l->conns);
-	STORE(&m->g_active, l->active);
-	STORE(&m->g_inflight, l->up ? upstream_inflight(l->up) : 0);
-	STORE(&m->g_draining, l->draining ? 1 : 0);
+	m->sample(m->sample_arg, &g);
+	STORE(&m->g_conns, g.conns);
+	STORE(&m->g_active, g.active);
+	STORE(&m->g_inflight, g.inflight);
+	STORE(&m->g_draining, g.draining);
 }
 
 static void
@@ -136,14 +136,15 @@ m_on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct metrics *
-metrics_new(struct gw_loop *loop)
+metrics_new(struct event_base *base, metrics_sample_fn sample, void *arg)
 {
 	struct metrics *m;
 	struct timeval tv = { 1, 0 };
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
-	m->loop = loop;
+	m->sample = sample;
+	m->sample_arg = arg;
 	m->req_dur = calloc(nroutes + 1, sizeof(*m->req_dur));
 	m->up_dur = calloc(nroutes + 1, sizeof(*m->up_dur));
 	m->forbidden = calloc((M_MAX_CALLERS + 2) * nroutes * M_NREASONS,
@@ -152,7 +153,7 @@ metrics_new(struct gw_loop *loop)
 		goto fail;
 	/* Other loops' gauges are read from their last sample, so each
 	 * loop refreshes its own once a second. */
-	m->tick = event_new(loop->base, -1, EV_PERSIST, m_on_tick, m);
+	m->tick = event_new(base, -1, EV_PERSIST, m_on_tick, m);
 	if (m->tick == NULL || event_add(m->tick, &tv) == -1)
 		goto fail;
 	m_sample(m);
@@ -771,7 +772,7 @@ m_render_process(struct evbuffer *o)
 
 int
 metrics_render(struct metrics *self, const struct audit *audit,
-    struct evbuffer *o)
+    struct idem *idem, struct evbuffer *o)
 {
 	struct metrics *m;
 	long conns = 0, active = 0;
@@ -819,12 +820,12 @@ metrics_render(struct metrics *self, const struct audit *audit,
 	pthread_mutex_unlock(&m_lock);
 	if (audit != NULL)
 		m_render_audit(o, audit);
-	if (self != NULL && self->loop != NULL && self->loop->idem != NULL) {
+	if (idem != NULL) {
 		m_head(o, "cmgate_idempotency_healthy", "gauge",
 		    "1 while the idempotency store can record; 0 once it "
 		    "failed (keyed requests then get 503).");
 		evbuffer_add_printf(o, "cmgate_idempotency_healthy %d\n",
-		    idem_healthy(self->loop->idem) ? 1 : 0);
+		    idem_healthy(idem) ? 1 : 0);
 	}
 	return rc;
 }

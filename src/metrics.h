@@ -16,14 +16,26 @@
 #include <stdbool.h>
 
 struct audit;
+struct event_base;
 struct evbuffer;
-struct gw_loop;
+struct idem;
 struct route;
 struct verrors;
 
-/* A registry for the loop (its base, conns, upstream): samples the
- * loop's gauges every second.  NULL when out of memory. */
-struct metrics	*metrics_new(struct gw_loop *);
+/* A loop's gauges, as its owner reads them (server.c). */
+struct metrics_gauges {
+	int	conns;		/* open caller connections */
+	int	active;		/* requests not yet answered */
+	int	inflight;	/* calls out to CryptoMate */
+	int	draining;	/* 1 after SIGTERM */
+};
+typedef void	(*metrics_sample_fn)(void *arg, struct metrics_gauges *);
+
+/* A registry for one loop: calls sample (with arg) on the loop's base
+ * every second, so that any loop's scrape can show every loop's gauges.
+ * NULL when out of memory. */
+struct metrics	*metrics_new(struct event_base *, metrics_sample_fn,
+		    void *arg);
 void		 metrics_free(struct metrics *);
 
 /*
@@ -53,9 +65,10 @@ void	metrics_queue_depth_add(int delta);
 void	metrics_reload_result(bool ok);
 
 /* Write the whole exposition (every loop's registry, the audit log's
- * figures when audit is not NULL) into out; -1 when out of memory. */
+ * figures when audit is not NULL, the store's health when idem is not
+ * NULL) into out; -1 when out of memory. */
 int	metrics_render(struct metrics *self, const struct audit *,
-	    struct evbuffer *out);
+	    struct idem *, struct evbuffer *out);
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

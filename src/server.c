@@ -85,7 +85,8 @@ handle_metrics(struct gw_loop *loop, struct evhttp_request *ev)
 {
 	struct evbuffer *b = evbuffer_new();
 
-	if (b == NULL || metrics_render(loop->metrics, loop->audit, b) == -1) {
+	if (b == NULL || metrics_render(loop->metrics, loop->audit, loop->idem,
+	    b) == -1) {
 		if (b != NULL)
 			evbuffer_free(b);
 		reply_error(ev, 500, "internal_error", "out of memory",
@@ -434,6 +435,18 @@ log_flush_cb(evutil_socket_t fd, short what, void *arg)
 	log_pass_flush();
 }
 
+/* The loop's gauges for its metrics registry (metrics.h). */
+static void
+sample_gauges(void *arg, struct metrics_gauges *g)
+{
+	const struct gw_loop *loop = arg;
+
+	g->conns = loop->conns;
+	g->active = loop->active;
+	g->inflight = loop->up ? upstream_inflight(loop->up) : 0;
+	g->draining = loop->draining ? 1 : 0;
+}
+
 int
 server_init(struct gw_loop *loop, struct event_base *base,
     struct config *cfg, struct audit *audit, int listen_fd, char *err,
@@ -465,7 +478,7 @@ server_init(struct gw_loop *loop, struct event_base *base,
 		snprintf(err, errlen, "audit: cannot attach to the loop");
 		return -1;
 	}
-	if ((loop->metrics = metrics_new(loop)) == NULL) {
+	if ((loop->metrics = metrics_new(base, sample_gauges, loop)) == NULL) {
 		snprintf(err, errlen, "metrics: out of memory");
 		return -1;
 	}
