@@ -1,13 +1,20 @@
 /*
- * request.c: the life of one caller request.
+ * request.c: the life of one caller request, and its forwarding.
  *
- * Each stage hands the next one thing and never calls back up.  Every
- * exit goes through req_reply_*(), which makes the single evhttp_send_*
- * call, writes the access-log line and frees the request: one owner,
- * one place.  The evhttp_request is only borrowed until then; it is
- * never freed here (libevent owns it).
+ * The front half takes a request from its route match through auth,
+ * the route's scope, its path and its body (made ready by prep.c, off
+ * the loop when large) to a durable "request" record; the back half
+ * waits for the upstream budget, calls CryptoMate, retries what never
+ * reached it, and records the outcome before answering.  Each stage
+ * hands the next one thing and never calls back up.  Every exit goes
+ * through req_reply_*(), which makes the single evhttp_send_* call,
+ * writes the access-log line and frees the request: one owner, one
+ * place.  The evhttp_request is only borrowed until then; it is never
+ * freed here (libevent owns it).  The Idempotency-Key's branch is in
+ * request_idem.c, the ownership checks in request_owners.c, the audit
+ * records' fields in request_records.c.
  */
-#include "request.h"
+#include "request_int.h"
 #include "json_strict.h"
 #include "loop.h"
 #include "reply.h"
@@ -39,87 +46,7 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
-/*
- * What became of the call to CryptoMate, for the outcome record (its
- * "error_class"): the reply's status says what the caller got, this says
- * why.  Names in error_class_name.
- */
-enum req_error_class {
-	EC_NONE = 0,		/* an answer, 2xx or 4xx */
-	EC_NOT_SENT,		/* never left: connect refused, DNS, budget */
-	EC_TIMEOUT,		/* sent, no answer in time: may be processed */
-	EC_UPSTREAM_ERROR,	/* 5xx, broken or too large: may be processed */
-	EC_RATE_LIMITED,	/* CryptoMate's 429 or the budget's */
-};
-
-static const char *const error_class_name[] = {
-	[EC_NONE] = "none",
-	[EC_NOT_SENT] = "not_sent",
-	[EC_TIMEOUT] = "timeout",
-	[EC_UPSTREAM_ERROR] = "upstream_error",
-	[EC_RATE_LIMITED] = "rate_limited",
-};
-
-struct gw_req {
-	TAILQ_ENTRY(gw_req)	 entry;		/* in loop->reqs */
-	struct gw_loop		*loop;
-	struct config		*cfg;		/* reference held */
-	struct evhttp_request	*ev;		/* borrowed until the reply */
-	const struct route	*route;		/* m.route */
-	struct route_match	 m;		/* path parameters, upstream path */
-	const struct conf_caller *caller;	/* points into cfg */
-	char			 id[ID_BUF];
-	const char		*body;		/* normalized JSON, in body_obj */
-	struct json_object	*body_obj;	/* owns body's bytes */
-	size_t			 body_len;
-	size_t			 bytes_in;
-	struct up_xfer		*xfer;
-	uint64_t		 t_start_ns;
-	double			 queue_ms;
-	struct budget_wait	 bw;		/* its place in the budget */
-	bool			 not_sent;	/* last try never left */
-	uint64_t		 t_sent_ns;	/* first try (mono), 0 = none */
-	/* The upstream answer, held until its outcome record is durable. */
-	int			 up_status;	/* 0 = none */
-	double			 up_latency_ms;
-	char			*resp;
-	size_t			 resp_len;
-	char			*resp_ct;
-	char			*trace_id;
-	/* Our answer when the gateway itself decides it. */
-	int			 status;
-	const char		*code;
-	const char		*message;
-	enum req_error_class	 error_class;
-	long			 retry_after_s;
-	struct json_object	*details;	/* field errors, until sent */
-	/* Idempotency-Key (idem.c): the key, the digest of the body it
-	 * covers, the claim on it, the request record waiting for the
-	 * lookup, and what a stored outcome's reply waits for (its audit
-	 * record and its store commit, in parallel). */
-	char			*idem_key;	/* NULL: none; as sent */
-	char			*idem_scoped;	/* the store's key (req_idem_scope) */
-	unsigned char		 idem_digest[SHA256_LEN];
-	struct idem_claim	*idem_claim;
-	char			*idem_fields;
-	int			 idem_wait;
-	bool			 idem_audit_ok;
-	bool			 idem_replayed;
-	char			 idem_msg[160];
-	char			 msgbuf[160];	/* a message made for r */
-	const char		*reason;	/* a refusal's reason code */
-	/* Least privilege: the owners question or change in flight, and
-	 * how many entries of a list were withheld from the caller. */
-	struct owners_q		*oq;
-	size_t			 withheld;
-	bool			 filtered;
-	struct prep		*prep;		/* its body, off the loop */
-	size_t			 held;		/* counted in req_buffered */
-};
-
 static void req_free(struct gw_req *);
-static void req_idem_members(const struct gw_req *, const char *, char *,
-    size_t);
 
 /*
  * Bytes of request and response bodies held in memory by every request
@@ -198,7 +125,7 @@ access_log(struct gw_req *r, size_t bytes_out)
 	    r->queue_ms, total);
 }
 
-static void
+void
 req_reply_error(struct gw_req *r, int status, const char *code,
     const char *message, struct json_object *details)
 {
@@ -220,7 +147,7 @@ req_reply_error(struct gw_req *r, int status, const char *code,
  * closed.  Nothing is forwarded, and no answer implies a record that
  * does not exist.
  */
-static void
+void
 req_audit_failed(struct gw_req *r)
 {
 	req_reply_error(r, 503, "audit_unavailable",
@@ -274,7 +201,7 @@ req_reply_upstream(struct gw_req *r)
  * Idempotent-Replayed.  (A store written by an earlier cmgate may hold
  * the gateway's own validation 422s; they replay the same way.)
  */
-static void
+void
 req_reply_stored(struct gw_req *r)
 {
 	if (r->idem_replayed)
@@ -319,48 +246,7 @@ request_abort_all(struct gw_loop *loop)
 	}
 }
 
-/* ---- audit glue ------------------------------------------------- */
-
-/*
- * `"route":"individuals.get","params":{"client_id":"..."}` for r's
- * records: the route's name and the path parameters that passed their
- * check (identifiers of [A-Za-z0-9_-], never personal data, so they
- * need no quoting).  A parameter that failed is left out: its bytes
- * are the caller's, not an identifier.
- */
-static void
-req_route_members(const struct gw_req *r, char *out, size_t outlen)
-{
-	size_t i, len;
-	int w, first = 1;
-
-	w = snprintf(out, outlen, "\"route\":\"%s\",\"params\":{",
-	    r->route->name);
-	if (w < 0 || (size_t)w >= outlen)
-		goto cut;
-	len = (size_t)w;
-	for (i = 0; i < r->m.nargs; i++) {
-		if (r->m.args[i].value[0] == '\0')
-			continue;
-		w = snprintf(out + len, outlen - len, "%s\"%s\":\"%s\"",
-		    first ? "" : ",", r->m.args[i].name, r->m.args[i].value);
-		if (w < 0 || (size_t)w >= outlen - len)
-			goto cut;
-		len += (size_t)w;
-		first = 0;
-	}
-	if (len + 2 > outlen)
-		goto cut;
-	out[len++] = '}';
-	out[len] = '\0';
-	return;
-cut:
-	/* Cannot happen with ROUTE_MEMBERS_MAX; never emit half a member. */
-	snprintf(out, outlen, "\"route\":\"%s\"", r->route->name);
-}
-
-/* Room for req_route_members(): name, two parameters, punctuation. */
-#define ROUTE_MEMBERS_MAX	(96 + ROUTE_MAX_PARAMS * (32 + ROUTE_ID_MAX))
+/* ---- refusals ---------------------------------------------------- */
 
 static void
 on_reject_durable(bool ok, uint64_t seq, void *arg)
@@ -392,8 +278,9 @@ req_peer(const struct gw_req *r, char *out, size_t outlen)
 }
 
 /*
- * A request the gateway turns down (auth, media type, JSON, fields):
- * record the reject (field paths, never values), then answer.
+ * A request the gateway turns down (auth, media type, JSON, fields, a
+ * keyed request's refusals): record the reject (field paths, never
+ * values), then answer.  original_id: the request that holds its key.
  *
  * A refusal of an unauthenticated request is a record of its own only
  * within a small allowance for the whole process (audit_reject_admit);
@@ -404,64 +291,26 @@ req_peer(const struct gw_req *r, char *out, size_t outlen)
  * token can be revoked).
  */
 static void
-req_reject(struct gw_req *r, int status, const char *code,
-    const char *message, struct json_object *details)
+req_refuse(struct gw_req *r, int status, const char *code,
+    const char *message, struct json_object *details,
+    const char *original_id)
 {
-	struct json_object *paths, *msgs;
-	char caller[80], *fields = NULL, peer[64], peerq[80], from[96];
-	char im[2 * IDEM_KEY_MAX + 64], rm[ROUTE_MEMBERS_MAX];
-	const char *pj, *mj;
-	size_t i, n, flen;
+	char peer[64], *fields;
 
 	r->status = status;
 	r->code = code;
 	r->message = message;
-	from[0] = '\0';
 	if (r->caller == NULL) {
 		req_peer(r, peer, sizeof(peer));
 		if (!audit_reject_admit(r->loop->audit, peer, code)) {
 			req_reply_error(r, status, code, message, details);
 			return;
 		}
-		if (json_quote(peer, peerq, sizeof(peerq)) != -1)
-			snprintf(from, sizeof(from), ",\"remote_addr\":%s",
-			    peerq);
 	}
-	paths = json_object_new_array();
-	msgs = json_object_new_array();
-	req_route_members(r, rm, sizeof(rm));
-	n = details ? json_object_array_length(details) : 0;
-	for (i = 0; i < n; i++) {
-		struct json_object *f = NULL, *m = NULL;
-		struct json_object *d = json_object_array_get_idx(details, i);
-
-		json_object_object_get_ex(d, "field", &f);
-		json_object_object_get_ex(d, "message", &m);
-		json_object_array_add(paths, json_object_get(f));
-		json_object_array_add(msgs, json_object_get(m));
-	}
-	pj = json_object_to_json_string_ext(paths, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
-	/* The validator's messages, in the paths' order: fixed texts that
-	 * never hold the value sent (validate.h), for the report. */
-	mj = json_object_to_json_string_ext(msgs, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (r->caller == NULL || json_quote(r->caller->name, caller,
-	    sizeof(caller)) == -1)
-		strcpy(caller, "null");
-	/* A keyed request refused before sending (its key is kept for
-	 * the audit, nothing is stored under it). */
-	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(pj) + strlen(mj) + sizeof(im) + sizeof(rm) + 512;
-	if ((fields = malloc(flen)) != NULL)
-		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "%s,\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s%s%s%s%s%s%s", r->id, caller, rm, status,
-		    code, pj, n > 0 ? ",\"messages\":" : "", n > 0 ? mj : "",
-		    im, from, r->reason ? ",\"reason\":\"" : "",
-		    r->reason ? r->reason : "", r->reason ? "\"" : "");
-	json_object_put(paths);
-	json_object_put(msgs);
+	/* A keyed request refused before sending keeps its key in the
+	 * record; nothing is stored under it. */
+	fields = req_fields_reject(r, details, original_id,
+	    r->caller == NULL ? peer : NULL);
 	/* The details wait until the record is durable. */
 	r->details = details;
 	if (fields == NULL || audit_submit(r->loop->aport, "reject", fields,
@@ -475,8 +324,30 @@ req_reject(struct gw_req *r, int status, const char *code,
 	free(fields);
 }
 
+void
+req_reject(struct gw_req *r, int status, const char *code,
+    const char *message, struct json_object *details)
+{
+	req_refuse(r, status, code, message, details, NULL);
+}
+
+/* Turn a keyed request down (409, 422, 429, 503): recorded, then
+ * answered.  The original request's id goes into the record when
+ * known. */
+void
+req_reject_keyed(struct gw_req *r, int status, const char *code,
+    const char *message, const char *original_id)
+{
+	/* A validation failure's details are not this answer's. */
+	json_object_put(r->details);
+	r->details = NULL;
+	req_refuse(r, status, code, message, NULL, original_id);
+}
+
+/* ---- the outcome ------------------------------------------------- */
+
 /* Both the outcome record and the key's store are done: answer. */
-static void
+void
 req_outcome_reply(struct gw_req *r)
 {
 	if (!r->idem_audit_ok && r->up_status > 0) {
@@ -508,200 +379,72 @@ on_outcome_durable(bool ok, uint64_t seq, void *arg)
 	req_outcome_reply(r);
 }
 
-static void
-on_idem_stored(bool ok, void *arg)
-{
-	struct gw_req *r = arg;
-
-	/* Not stored: the caller still gets the real answer (hiding a
-	 * created client would be worse); idem.c now refuses keys. */
-	if (!ok)
-		log_error("request %s: idempotency: the outcome was not "
-		    "stored", r->id);
-	if (--r->idem_wait > 0)
-		return;	/* the outcome record is not yet durable */
-	req_outcome_reply(r);
-}
-
 /*
- * Store a keyed request's outcome when CryptoMate decided it: its 2xx
- * and 4xx (not 429).  A timeout or an answer broken off after sending
- * may have created the client: stored as outcome unknown, so that a
- * retry is stopped (409) instead of risking a duplicate.  Anything
- * else (CryptoMate's 5xx and 429, not sent, the budget's 429) is not
- * stored: a retry goes through.  0 when a store was queued.
+ * The id CryptoMate assigned in a 2xx answer to individuals.create
+ * ("client_id") or products.request ("product_request_id"), into out,
+ * so that one client's history can be followed through the log; its
+ * member's name in *name.  Only an id that passes the path rules is
+ * taken: it is an identifier, never free text.  NULL otherwise.
  */
-static int
-req_idem_store_outcome(struct gw_req *r)
-{
-	int st = r->up_status;
-	int rc;
-
-	if (r->idem_claim == NULL)
-		return -1;
-	if (r->code == NULL && st > 0) {
-		if (!((st >= 200 && st < 300) ||
-		    (st >= 400 && st < 500 && st != 429)))
-			return -1;
-		rc = idem_store(r->idem_claim, IDEM_COMPLETED, st, r->resp_ct,
-		    r->resp, r->resp_len, r->cfg->idempotency.ttl_s,
-		    on_idem_stored, r);
-	} else if (r->code != NULL && (r->error_class == EC_TIMEOUT ||
-	    r->error_class == EC_UPSTREAM_ERROR)) {
-		rc = idem_store(r->idem_claim, IDEM_UNKNOWN, r->status, NULL,
-		    NULL, 0, r->cfg->idempotency.ttl_s, on_idem_stored, r);
-	} else
-		return -1;
-	if (rc == -1)
-		log_error("request %s: idempotency: cannot store the outcome",
-		    r->id);
-	return rc;
-}
-
-/* `,"idempotency_key":"..."` (and what follows) for a keyed request's
- * records, or "". */
-static void
-req_idem_members(const struct gw_req *r, const char *more, char *out,
+static const char *
+req_assigned_id(const struct gw_req *r, const char **name, char *out,
     size_t outlen)
-{
-	char q[2 * IDEM_KEY_MAX + 8];
-
-	out[0] = '\0';
-	if (r->idem_key != NULL && json_quote(r->idem_key, q,
-	    sizeof(q)) != -1)
-		snprintf(out, outlen, ",\"idempotency_key\":%s%s", q, more);
-}
-
-/*
- * `,"client_id":"..."` (individuals.create) or `,"product_request_id":
- * "..."` (products.request): the id CryptoMate assigned, from a 2xx
- * answer, so that one client's history can be followed through the log.
- * Only an id that passes the path rules is taken: it is an identifier,
- * never free text.  "" otherwise.
- */
-static void
-req_assigned_id(const struct gw_req *r, char *out, size_t outlen)
 {
 	struct json_object *o = NULL, *id;
 	struct verrors errs = { 0 };
-	const char *name, *v;
+	const char *v, *got = NULL;
 
-	out[0] = '\0';
 	if (strcmp(r->route->name, "individuals.create") == 0)
-		name = "client_id";
+		*name = "client_id";
 	else if (strcmp(r->route->name, "products.request") == 0)
-		name = "product_request_id";
+		*name = "product_request_id";
 	else
-		return;
+		return NULL;
 	if (r->code != NULL || r->up_status < 200 || r->up_status > 299 ||
 	    r->resp == NULL)
-		return;
+		return NULL;
 	o = json_parse_strict(r->resp, r->resp_len,
 	    r->cfg->limits.max_json_depth, &errs);
 	verrors_free(&errs);
 	if (o != NULL && json_object_object_get_ex(o, "id", &id) &&
 	    json_object_is_type(id, json_type_string)) {
 		v = json_object_get_string(id);
-		if (kyc_id_ok(v, strlen(v)))
-			snprintf(out, outlen, ",\"%s\":\"%s\"", name, v);
+		if (kyc_id_ok(v, strlen(v)) && strlen(v) < outlen) {
+			memcpy(out, v, strlen(v) + 1);
+			got = out;
+		}
 	}
 	json_object_put(o);
-}
-
-static void
-on_owner_changed(struct owners_q *q, void *arg)
-{
-	struct gw_req *r = arg;
-
-	r->oq = NULL;
-	/* Not durable: the caller still gets CryptoMate's answer (hiding a
-	 * created client would be worse); an operator can assign it. */
-	if (q->rc != 0)
-		log_error("request %s: the owner of client %s was not "
-		    "recorded; assign it with cmgate-idem owners assign",
-		    r->id, q->client_id);
-	if (--r->idem_wait > 0)
-		return;
-	req_outcome_reply(r);
+	return got;
 }
 
 /*
- * What CryptoMate's answer changes in ownership: a created client
- * (aid holds `,"client_id":"..."`) is its creator's, a deleted one is
- * nobody's.  0 when a change was queued (the answer waits for it).
+ * Record what became of r, then answer.  The key's store, the owner
+ * change and the record run in parallel; the answer waits for all
+ * (durable before it is sent).
  */
-static int
-req_owner_change(struct gw_req *r, const char *aid)
+void
+req_record_outcome(struct gw_req *r)
 {
-	const char *id;
-	char cid[OWNERS_ID_MAX + 1];
+	char idbuf[ROUTE_ID_MAX + 1], *fields;
+	const char *name = NULL, *aid;
 
-	if (r->code != NULL || r->up_status < 200 || r->up_status > 299)
-		return -1;
-	if (strncmp(aid, ",\"client_id\":\"", 14) == 0) {
-		snprintf(cid, sizeof(cid), "%.*s", (int)strcspn(aid + 14,
-		    "\""), aid + 14);
-		if (r->loop->iport == NULL) {
-			log_warn("request %s: no store (idempotency.enabled is "
-			    "false): the owner of client %s is not recorded",
-			    r->id, cid);
-			return -1;
-		}
-		r->oq = owners_put(r->loop->iport, cid, r->caller->name,
-		    on_owner_changed, r);
-	} else if (strcmp(r->route->name, "individuals.delete") == 0 &&
-	    (id = route_arg(&r->m, "client_id")) != NULL &&
-	    r->loop->iport != NULL)
-		r->oq = owners_del(r->loop->iport, id, on_owner_changed, r);
-	else
-		return -1;
-	if (r->oq == NULL) {
-		log_error("request %s: cannot queue the owner change", r->id);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-record_outcome(struct gw_req *r)
-{
-	char fields[1024 + 2 * IDEM_KEY_MAX + ROUTE_MEMBERS_MAX], caller[80];
-	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 64];
-	char rm[ROUTE_MEMBERS_MAX], aid[40 + ROUTE_ID_MAX], wh[40] = "";
-	unsigned char h[SHA256_LEN];
-	int client_status = r->code ? r->status : r->up_status;
-
-	if (sha256(r->resp ? r->resp : "", r->resp_len, h) == -1)
-		memset(h, 0, sizeof(h));
-	hex_encode(h, sizeof(h), digest);
-	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
-		strcpy(caller, "null");
-	req_idem_members(r, ",\"replayed\":false", im, sizeof(im));
-	req_route_members(r, rm, sizeof(rm));
-	req_assigned_id(r, aid, sizeof(aid));
-	if (r->filtered)
-		snprintf(wh, sizeof(wh), ",\"withheld\":%zu", r->withheld);
-	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
-	    "%s,\"upstream_status\":%d,\"latency_ms\":%.3f,"
-	    "\"error_class\":\"%s\",\"response_digest\":\"%s\","
-	    "\"client_status\":%d,\"queue_ms\":%.3f%s%s%s", r->id, caller,
-	    rm, r->up_status, r->up_latency_ms,
-	    error_class_name[r->error_class], digest,
-	    client_status, r->queue_ms, aid, wh, im);
-	/* The store, the owner change and the record run in parallel; the
-	 * answer waits for all (durable before it is sent). */
+	aid = req_assigned_id(r, &name, idbuf, sizeof(idbuf));
+	fields = req_fields_outcome(r, name, aid);
 	r->idem_wait = 1;
 	r->idem_audit_ok = false;
 	if (req_idem_store_outcome(r) == 0)
 		r->idem_wait++;
-	if (req_owner_change(r, aid) == 0)
+	if (req_owner_change(r, aid != NULL && strcmp(name, "client_id") ==
+	    0 ? aid : NULL) == 0)
 		r->idem_wait++;
-	/* A log that refuses the record counts as its (failed) callback:
-	 * the answer still waits for the store and the owner change, which
-	 * hold r. */
-	if (audit_submit(r->loop->aport, "outcome", fields,
+	/* A log that refuses the record (or a record that could not be
+	 * made) counts as its (failed) callback: the answer still waits
+	 * for the store and the owner change, which hold r. */
+	if (fields == NULL || audit_submit(r->loop->aport, "outcome", fields,
 	    on_outcome_durable, r) == -1)
 		on_outcome_durable(false, 0, r);
+	free(fields);
 }
 
 /* ---- upstream --------------------------------------------------- */
@@ -711,6 +454,24 @@ record_outcome(struct gw_req *r)
  * gains by trying again at once.  The retries of one request stop when
  * upstream.retry_unsent_ms has passed since its first try. */
 #define REQ_NOT_SENT_PAUSE_MS	250L
+
+/*
+ * All forwarding pauses: say so in the log ("pause": its length and
+ * cause), for the compliance report's upstream health.  No answer
+ * waits for it, so it is written with the pass's other records and no
+ * callback; a log that cannot take it (or a record that could not be
+ * made) fails the request's outcome record anyway.
+ */
+static void
+req_record_pause(struct gw_req *r, long delay_ms)
+{
+	char *fields = req_fields_pause(r, delay_ms);
+
+	if (fields != NULL)
+		(void)audit_submit(r->loop->aport, "pause", fields, NULL,
+		    NULL);
+	free(fields);
+}
 
 /*
  * CryptoMate's 429 and a request that never left were not processed
@@ -725,25 +486,6 @@ record_outcome(struct gw_req *r)
  * answer after sending) is never sent again: it comes back as 504 or
  * 502.
  */
-/*
- * All forwarding pauses: say so in the log ("pause": its length and
- * cause), for the compliance report's upstream health.  No answer
- * waits for it, so it is written with the pass's other records and no
- * callback; a log that cannot take it fails the request's outcome
- * record anyway.
- */
-static void
-req_record_pause(struct gw_req *r, long delay_ms)
-{
-	char fields[128 + ROUTE_MEMBERS_MAX], rm[ROUTE_MEMBERS_MAX];
-
-	req_route_members(r, rm, sizeof(rm));
-	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",%s,"
-	    "\"cause\":\"%s\",\"pause_ms\":%ld", r->id, rm, r->not_sent ?
-	    "not_reached" : "rate_limited", delay_ms);
-	(void)audit_submit(r->loop->aport, "pause", fields, NULL, NULL);
-}
-
 static bool
 req_retry(struct gw_req *r, const struct up_result *res)
 {
@@ -780,70 +522,6 @@ req_retry(struct gw_req *r, const struct up_result *res)
 		log_warn("request %s: upstream answered 429 (Retry-After %ld "
 		    "s); queued again", r->id, res->retry_after_s);
 	return true;
-}
-
-static void
-on_list_filtered(struct owners_q *q, void *arg)
-{
-	struct gw_req *r = arg;
-
-	r->oq = NULL;
-	if (q->rc != 0) {
-		/* Never pass on a list that could not be filtered. */
-		free(r->resp);
-		r->resp = NULL;
-		r->resp_len = 0;
-		r->error_class = EC_UPSTREAM_ERROR;
-		r->status = 502;
-		r->code = "upstream_unavailable";
-		r->message = "CryptoMate's list could not be read";
-	} else {
-		free(r->resp);
-		r->resp = q->out;
-		r->resp_len = q->out_len;
-		q->out = NULL;
-		r->withheld = q->withheld;
-		r->filtered = true;
-	}
-	record_outcome(r);
-}
-
-/*
- * individuals.list for a caller that reaches only its own clients: the
- * answer is filtered (off the loop) to the entries it owns before
- * anything is recorded or sent.  0 when filtering was started.
- */
-static int
-req_filter_list(struct gw_req *r)
-{
-	if (strcmp(r->route->name, "individuals.list") != 0 ||
-	    r->caller->clients_all || r->code != NULL)
-		return -1;
-	if (r->up_status < 200 || r->up_status > 299) {
-		/* Not a list, so nothing can be filtered out of it: its
-		 * status goes on, its body (anything CryptoMate put in it)
-		 * does not. */
-		if (r->resp_len > 0) {
-			free(r->resp);
-			r->resp = NULL;
-			r->resp_len = 0;
-			r->status = r->up_status;
-			r->code = "upstream_answer_withheld";
-			r->message = "CryptoMate refused the list; its answer "
-			    "is withheld from a caller that reaches only its "
-			    "own clients";
-		}
-		return -1;
-	}
-	if (r->loop->iport != NULL)
-		r->oq = owners_filter(r->loop->iport, r->caller->name,
-		    r->resp ? r->resp : "", r->resp_len,
-		    r->cfg->limits.max_json_depth, on_list_filtered, r);
-	if (r->oq == NULL) {
-		struct owners_q none = { .rc = -1 };
-		on_list_filtered(&none, r);
-	}
-	return 0;
 }
 
 static void
@@ -915,8 +593,8 @@ on_upstream_done(const struct up_result *res, void *arg)
 	if (res->error != UP_OK)
 		log_warn("request %s: upstream: %s", r->id, res->error_text);
 	if (req_filter_list(r) == 0)
-		return;		/* record_outcome() once filtered */
-	record_outcome(r);
+		return;		/* req_record_outcome() once filtered */
+	req_record_outcome(r);
 }
 
 /* The budget's token is taken: send. */
@@ -945,13 +623,13 @@ req_send(struct gw_req *r)
 		r->code = "upstream_busy";
 		r->message = "too many upstream calls in flight; retry shortly";
 		r->retry_after_s = 1;
-		record_outcome(r);
+		req_record_outcome(r);
 	} else if (r->xfer == NULL) {
 		r->error_class = EC_NOT_SENT;
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "the gateway could not start the upstream call";
-		record_outcome(r);
+		req_record_outcome(r);
 	}
 }
 
@@ -965,7 +643,7 @@ req_rate_limited(struct gw_req *r, long retry_after_s)
 	r->message = "the upstream budget is spent; the request was not "
 	    "sent: retry after Retry-After seconds";
 	r->retry_after_s = retry_after_s;
-	record_outcome(r);
+	req_record_outcome(r);
 }
 
 static void
@@ -984,7 +662,7 @@ on_budget(void *arg, bool go, long retry_after_s)
 		r->status = 502;
 		r->code = "upstream_unavailable";
 		r->message = "CryptoMate could not be reached";
-		record_outcome(r);
+		req_record_outcome(r);
 		return;
 	}
 	req_rate_limited(r, retry_after_s);
@@ -1025,9 +703,9 @@ on_request_durable(bool ok, uint64_t seq, void *arg)
 	req_forward(r);
 }
 
-/* ---- idempotency keys (idem.c) ---------------------------------- */
-
-static void
+/* Submit r's "request" record (fields: freed here; NULL when it could
+ * not be made); r goes on to the budget once the record is durable. */
+void
 req_audit_request(struct gw_req *r, char *fields)
 {
 	if (fields == NULL || audit_submit(r->loop->aport, "request", fields,
@@ -1037,284 +715,6 @@ req_audit_request(struct gw_req *r, char *fields)
 		return;
 	}
 	free(fields);
-}
-
-/*
- * The fields of a "reject" record for a keyed request: field paths from
- * details (never values), the key, and extra members (may be "").
- */
-static char *
-req_idem_reject_fields(struct gw_req *r, struct json_object *details,
-    const char *extra)
-{
-	struct json_object *paths = json_object_new_array();
-	char caller[80], im[2 * IDEM_KEY_MAX + 160], *fields;
-	char rm[ROUTE_MEMBERS_MAX];
-	const char *pj;
-	size_t i, n, flen;
-
-	req_route_members(r, rm, sizeof(rm));
-	n = details ? json_object_array_length(details) : 0;
-	for (i = 0; i < n; i++) {
-		struct json_object *f = NULL;
-		json_object_object_get_ex(json_object_array_get_idx(details,
-		    i), "field", &f);
-		json_object_array_add(paths, json_object_get(f));
-	}
-	pj = json_object_to_json_string_ext(paths, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
-		strcpy(caller, "null");
-	req_idem_members(r, extra, im, sizeof(im));
-	flen = strlen(pj) + sizeof(im) + sizeof(rm) + 512;
-	if ((fields = malloc(flen)) != NULL)
-		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "%s,\"client_status\":%d,\"code\":\"%s\","
-		    "\"fields\":%s%s", r->id, caller, rm, r->status, r->code,
-		    pj, im);
-	json_object_put(paths);
-	return fields;
-}
-
-/* Turn a keyed request down (409, 422, 503): recorded, then answered.
- * The original request's id goes into the record when known. */
-static void
-req_idem_reject(struct gw_req *r, int status, const char *code,
-    const char *message, const char *original_id)
-{
-	char extra[80], *fields;
-
-	/* A validation failure's details are not this answer's. */
-	json_object_put(r->details);
-	r->details = NULL;
-	r->status = status;
-	r->code = code;
-	r->message = message;
-	extra[0] = '\0';
-	if (original_id != NULL)
-		snprintf(extra, sizeof(extra),
-		    ",\"original_request_id\":\"%s\"", original_id);
-	fields = req_idem_reject_fields(r, NULL, extra);
-	if (fields == NULL || audit_submit(r->loop->aport, "reject", fields,
-	    on_reject_durable, r) == -1) {
-		free(fields);
-		req_audit_failed(r);
-		return;
-	}
-	free(fields);
-}
-
-static void
-on_replay_durable(bool ok, uint64_t seq, void *arg)
-{
-	struct gw_req *r = arg;
-
-	if (!ok) {
-		req_audit_failed(r);
-		return;
-	}
-	req_reply_stored(r);
-}
-
-/*
- * Replay a stored response: nothing goes upstream (nor through the
- * budget).  An "outcome" record says so ("replayed":true, with the
- * original request's id) before the answer leaves.
- */
-static void
-req_idem_replay(struct gw_req *r, const struct idem_record *rec)
-{
-	char fields[768 + 2 * IDEM_KEY_MAX + 64 + ROUTE_MEMBERS_MAX];
-	char caller[80], rm[ROUTE_MEMBERS_MAX];
-	char digest[2 * SHA256_LEN + 1], im[2 * IDEM_KEY_MAX + 160];
-	char more[96];
-	unsigned char h[SHA256_LEN];
-
-	r->status = rec->status;
-	r->idem_replayed = true;
-	if ((rec->body_len > 0 && (r->resp = malloc(rec->body_len)) == NULL)
-	    || (r->resp_ct = strdup(rec->content_type)) == NULL) {
-		req_reply_error(r, 500, "internal_error", "out of memory",
-		    NULL);
-		return;
-	}
-	if (rec->body_len > 0)
-		memcpy(r->resp, rec->body, rec->body_len);
-	r->resp_len = rec->body_len;
-	if (sha256(r->resp ? r->resp : "", r->resp_len, h) == -1)
-		memset(h, 0, sizeof(h));
-	hex_encode(h, sizeof(h), digest);
-	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
-		strcpy(caller, "null");
-	snprintf(more, sizeof(more), ",\"replayed\":true,"
-	    "\"original_request_id\":\"%s\"", rec->request_id);
-	req_idem_members(r, more, im, sizeof(im));
-	req_route_members(r, rm, sizeof(rm));
-	snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"caller\":%s,"
-	    "%s,\"upstream_status\":0,\"latency_ms\":0.000,\"error_class\":"
-	    "\"none\",\"response_digest\":\"%s\",\"client_status\":%d%s",
-	    r->id, caller, rm, digest, r->status, im);
-	if (audit_submit(r->loop->aport, "outcome", fields,
-	    on_replay_durable, r) == -1)
-		req_audit_failed(r);
-}
-
-static void
-on_idem_lookup(int found, const struct idem_record *rec, void *arg)
-{
-	struct gw_req *r = arg;
-
-	if (found == IDEM_OVER_QUOTA) {
-		/* This caller alone: its stored keys still replay, and it
-		 * gets places back as its keys expire. */
-		snprintf(r->idem_msg, sizeof(r->idem_msg), "this caller holds "
-		    "%ld Idempotency-Keys already (idempotency.max_keys_per_"
-		    "caller); a new key is refused until older ones expire",
-		    r->cfg->idempotency.max_keys_per_caller);
-		req_idem_reject(r, 429, "idempotency_quota_exceeded",
-		    r->idem_msg, NULL);
-		return;
-	}
-	if (found == -1) {
-		req_idem_reject(r, 503, "idempotency_unavailable",
-		    "the idempotency store cannot be read; nothing is "
-		    "forwarded", NULL);
-		return;
-	}
-	if (found == 0) {
-		/* First use: on as usual, holding the claim.  The fields
-		 * change hands before the call, which may end r. */
-		char *fields = r->idem_fields;
-
-		r->idem_fields = NULL;
-		req_audit_request(r, fields);
-		return;
-	}
-	if (memcmp(rec->digest, r->idem_digest, SHA256_LEN) != 0) {
-		req_idem_reject(r, 422, "idempotency_key_reused",
-		    "this Idempotency-Key was used with a different body",
-		    rec->request_id);
-		return;
-	}
-	if (rec->state == IDEM_UNKNOWN) {
-		snprintf(r->idem_msg, sizeof(r->idem_msg), "the outcome of "
-		    "request %s with this Idempotency-Key is unknown (it may "
-		    "have been processed); not sent again", rec->request_id);
-		req_idem_reject(r, 409, "idempotency_outcome_unknown",
-		    r->idem_msg, rec->request_id);
-		return;
-	}
-	json_object_put(r->details);
-	r->details = NULL;
-	req_idem_replay(r, rec);
-}
-
-/*
- * Claim the key for this body (digest: of the normalized body, made
- * with it by prep.c), synchronously: a duplicate in flight is turned
- * away here, without I/O.  Then read what is stored.
- */
-static void
-req_idem_begin(struct gw_req *r, const unsigned char digest[SHA256_LEN])
-{
-	memcpy(r->idem_digest, digest, SHA256_LEN);
-	switch (idem_begin(r->loop->iport, r->caller->name, r->idem_scoped,
-	    r->idem_digest, r->id, &r->idem_claim)) {
-	case IDEM_NEW:
-		break;
-	case IDEM_IN_FLIGHT:
-		r->retry_after_s = 1;
-		req_idem_reject(r, 409, "idempotency_in_progress",
-		    "a request with this Idempotency-Key is in progress; "
-		    "retry later", NULL);
-		return;
-	case IDEM_IN_FLIGHT_OTHER:
-		req_idem_reject(r, 422, "idempotency_key_reused",
-		    "this Idempotency-Key is in use with a different body",
-		    NULL);
-		return;
-	case IDEM_DOWN:
-		req_idem_reject(r, 503, "idempotency_unavailable",
-		    "the idempotency store is unavailable; nothing is "
-		    "forwarded", NULL);
-		return;
-	}
-	if (idem_lookup(r->idem_claim,
-	    (uint64_t)r->cfg->idempotency.max_keys_per_caller,
-	    on_idem_lookup, r) == -1)
-		req_idem_reject(r, 503, "idempotency_unavailable",
-		    "the idempotency store is unavailable; nothing is "
-		    "forwarded", NULL);
-}
-
-/*
- * The scope of r's Idempotency-Key in the store: the key itself for
- * individuals.create (as before there were other routes, so stored keys
- * keep their meaning), else "<route>/<param>[/<param>]" US key, so
- * that one key names one call on one route and one client.  The caller
- * is the store's own scope.  US (0x1f) cannot occur in a key
- * (idem_parse_key takes printable ASCII only), so no scoped key
- * equals a plain one.
- */
-static char *
-req_idem_scope(const struct gw_req *r, const char *key)
-{
-	char *out;
-	size_t i, len, cap = strlen(key) + 128 + ROUTE_MAX_PARAMS *
-	    (ROUTE_ID_MAX + 1);
-
-	if (strcmp(r->route->name, "individuals.create") == 0)
-		return strdup(key);
-	if ((out = malloc(cap)) == NULL)
-		return NULL;
-	len = (size_t)snprintf(out, cap, "%s", r->route->name);
-	for (i = 0; i < r->m.nargs; i++)
-		len += (size_t)snprintf(out + len, cap - len, "/%s",
-		    r->m.args[i].value);
-	snprintf(out + len, cap - len, "\x1f%s", key);
-	return out;
-}
-
-/*
- * Read the Idempotency-Key header, after auth (keys are per caller).
- * -1 when the request was turned down (and is answered).
- */
-static int
-req_idem_key(struct gw_req *r, struct evkeyvalq *in)
-{
-	struct evkeyval *h;
-	const char *v = NULL;
-	char key[IDEM_KEY_MAX + 1];
-	int n = 0;
-
-	if (r->loop->iport == NULL || !r->cfg->idempotency.enabled ||
-	    !r->route->idempotent)
-		return 0;	/* reads: a repeat is harmless; no key */
-	TAILQ_FOREACH(h, in, next)
-		if (strcasecmp(h->key, "Idempotency-Key") == 0) {
-			v = h->value;
-			n++;
-		}
-	if (n == 0) {
-		if (!r->cfg->idempotency.required)
-			return 0;
-		req_reject(r, 400, "idempotency_key_required",
-		    "an 'Idempotency-Key' header is required", NULL);
-		return -1;
-	}
-	if (n > 1 || idem_parse_key(v, key) == -1) {
-		req_reject(r, 400, "invalid_idempotency_key",
-		    "Idempotency-Key must be one header of 1..255 printable "
-		    "ASCII characters", NULL);
-		return -1;
-	}
-	if ((r->idem_key = strdup(key)) == NULL ||
-	    (r->idem_scoped = req_idem_scope(r, key)) == NULL) {
-		req_reply_error(r, 500, "internal_error", "out of memory",
-		    NULL);
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- the front half ---------------------------------------------- */
@@ -1403,36 +803,6 @@ req_vctx(const struct gw_req *r, struct route_vctx *c)
 	c->ko.max_image_bytes = (size_t)r->cfg->validation.max_image_bytes;
 }
 
-static void req_continue(struct gw_req *);
-
-/*
- * The owner of the client the path names is known.  A caller that does
- * not own it gets the very answer a client that does not exist gives
- * (404, the same message, no id echoed), so that ids cannot be probed;
- * the reject record says why (reason not_owner).
- */
-static void
-on_owner(struct owners_q *q, void *arg)
-{
-	struct gw_req *r = arg;
-
-	r->oq = NULL;
-	if (q->rc != 0) {
-		req_reply_error(r, 503, "ownership_unavailable",
-		    "the ownership store is unavailable; nothing is "
-		    "forwarded", NULL);
-		return;
-	}
-	if (!q->found || strcmp(q->owner, r->caller->name) != 0) {
-		r->reason = "not_owner";
-		metrics_forbidden(r->loop->metrics, r->caller->name, r->route,
-		    "not_owner");
-		req_reject(r, 404, "not_found", "client not found", NULL);
-		return;
-	}
-	req_continue(r);
-}
-
 void
 request_start(struct gw_loop *loop, struct evhttp_request *ev,
     const struct route_match *m, const struct verrors *path_errs,
@@ -1510,12 +880,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 	}
 	if (r->route->names_client && !r->caller->clients_all) {
 		/* The rest waits for the owner (store thread). */
-		if (r->loop->iport == NULL ||
-		    (r->oq = owners_get(r->loop->iport, route_arg(&r->m,
-		    "client_id"), on_owner, r)) == NULL)
-			req_reply_error(r, 503, "ownership_unavailable",
-			    "the ownership store is unavailable; nothing is "
-			    "forwarded", NULL);
+		req_check_owner(r);
 		return;
 	}
 	req_continue(r);
@@ -1531,9 +896,7 @@ request_start(struct gw_loop *loop, struct evhttp_request *ev,
 static void
 req_prepared(struct gw_req *r, struct prep *p)
 {
-	char *fields = NULL, im[2 * IDEM_KEY_MAX + 64];
-	char caller[80], rm[ROUTE_MEMBERS_MAX];
-	size_t flen;
+	char *fields;
 
 	if (p->failed) {
 		req_reply_error(r, 500, "internal_error", "out of memory",
@@ -1562,14 +925,7 @@ req_prepared(struct gw_req *r, struct prep *p)
 	r->body_obj = p->norm;
 	p->norm = NULL;
 	p->body = NULL;
-	if (json_quote(r->caller->name, caller, sizeof(caller)) == -1)
-		strcpy(caller, "null");
-	req_route_members(r, rm, sizeof(rm));
-	req_idem_members(r, "", im, sizeof(im));
-	flen = strlen(p->bodym) + sizeof(im) + sizeof(rm) + 512;
-	if ((fields = malloc(flen)) != NULL)
-		snprintf(fields, flen, "\"request_id\":\"%s\",\"caller\":%s,"
-		    "%s%s,%s", r->id, caller, rm, im, p->bodym);
+	fields = req_fields_request(r, p->bodym);
 	if (fields != NULL && r->idem_key != NULL) {
 		/* The request record waits for the key's lookup: a replay
 		 * or a refusal is recorded as such instead. */
@@ -1607,7 +963,7 @@ on_prepared(struct offload_job *j, bool dropped)
 }
 
 /* The caller may reach this client: on with the request itself. */
-static void
+void
 req_continue(struct gw_req *r)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);

@@ -1,8 +1,8 @@
 /*
  * request.h: one caller request's life, from the route match to the
  * one reply.  struct gw_req owns everything a request allocates; it is
- * freed in exactly one place, req_finish(), right after the single
- * evhttp_send_* call.
+ * freed in exactly one place, req_free() in request.c, right after the
+ * single evhttp_send_* call.
  *
  * The way through (see README.md):
  *   auth -> content type -> strict parse + validate/normalize ->
