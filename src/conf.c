@@ -240,137 +240,196 @@ enum_ok(const char *choices, const char *v)
 	return 0;
 }
 
+/* The error for a value of the wrong JSON type: "must be a string". */
+static int
+wrong_type(const struct config *c, const struct ckey *k, char *err,
+    size_t errlen)
+{
+	return fail(err, errlen, c->path, k->path, "must be %s",
+	    type_name(k->type));
+}
+
+/*
+ * C_STR, C_PATH, C_ENUM.  A JSON null clears the value where the key is
+ * nullable; an enum is checked against its choices; only a C_STR may be
+ * empty; a C_PATH is resolved against the config's folder.
+ */
+static int
+set_str(struct config *c, const struct ckey *k, struct json_object *j,
+    const char *text, char *err, size_t errlen)
+{
+	char **v = (char **)((char *)c + k->off);
+	const char *s;
+
+	if (j != NULL && json_object_get_type(j) == json_type_null) {
+		if (!k->nullable)
+			return wrong_type(c, k, err, errlen);
+		s = NULL;
+	} else if (j != NULL) {
+		if (!json_object_is_type(j, json_type_string))
+			return wrong_type(c, k, err, errlen);
+		s = json_object_get_string(j);
+	} else
+		s = text;
+	free(*v);
+	*v = NULL;
+	if (s == NULL)
+		return 0;
+	if (k->type == C_ENUM && !enum_ok(k->choices, s))
+		return fail(err, errlen, c->path, k->path,
+		    "must be one of %s", k->choices);
+	if (*s == '\0' && k->type != C_STR)
+		return fail(err, errlen, c->path, k->path,
+		    "must not be empty");
+	*v = k->type == C_PATH ? path_resolve(c->dir, s) : strdup(s);
+	if (*v == NULL)
+		return fail(err, errlen, c->path, k->path, "out of memory");
+	return 0;
+}
+
+/* C_INT and C_LONG: a JSON integer (a default through strtod) in
+ * [min, max]; the range is checked as a double, before the cast. */
+static int
+set_int(struct config *c, const struct ckey *k, struct json_object *j,
+    const char *text, char *err, size_t errlen)
+{
+	char *base = (char *)c + k->off;
+	double d;
+
+	if (j != NULL) {
+		if (!json_object_is_type(j, json_type_int))
+			return wrong_type(c, k, err, errlen);
+		d = (double)json_object_get_int64(j);
+	} else
+		d = strtod(text, NULL);
+	if (d < k->min || d > k->max)
+		return fail(err, errlen, c->path, k->path,
+		    "must be %.0f..%.0f", k->min, k->max);
+	if (k->type == C_INT)
+		*(int *)base = (int)d;
+	else
+		*(long *)base = (long)d;
+	return 0;
+}
+
+/* C_DBL: an integer or a real in [min, max]; written so that a NaN
+ * fails the range check. */
+static int
+set_dbl(struct config *c, const struct ckey *k, struct json_object *j,
+    const char *text, char *err, size_t errlen)
+{
+	double d;
+
+	if (j != NULL) {
+		if (!json_object_is_type(j, json_type_int) &&
+		    !json_object_is_type(j, json_type_double))
+			return wrong_type(c, k, err, errlen);
+		d = json_object_get_double(j);
+	} else
+		d = strtod(text, NULL);
+	if (!(d >= k->min && d <= k->max))
+		return fail(err, errlen, c->path, k->path,
+		    "must be %g..%g", k->min, k->max);
+	*(double *)((char *)c + k->off) = d;
+	return 0;
+}
+
+static int
+set_bool(struct config *c, const struct ckey *k, struct json_object *j,
+    const char *text, char *err, size_t errlen)
+{
+	bool *v = (bool *)((char *)c + k->off);
+
+	if (j != NULL) {
+		if (!json_object_is_type(j, json_type_boolean))
+			return wrong_type(c, k, err, errlen);
+		*v = json_object_get_boolean(j);
+	} else
+		*v = strcmp(text, "true") == 0;
+	return 0;
+}
+
+/* A C_STRLIST default, given as text "a,b"; at most CONF_STRLIST_MAX
+ * items are kept. */
+static int
+set_strlist_text(struct config *c, const struct ckey *k,
+    struct conf_strlist *l, const char *s, char *err, size_t errlen)
+{
+	size_t n;
+
+	while (*s != '\0' && l->n < CONF_STRLIST_MAX) {
+		n = strcspn(s, ",");
+		if ((l->v[l->n++] = strndup(s, n)) == NULL)
+			return fail(err, errlen, c->path, k->path,
+			    "out of memory");
+		s += n + (s[n] == ',');
+	}
+	return 0;
+}
+
+/* C_STRLIST: the old items are freed first; from JSON, an array of
+ * 1..CONF_STRLIST_MAX strings of 1..64 characters each. */
+static int
+set_strlist(struct config *c, const struct ckey *k, struct json_object *j,
+    const char *text, char *err, size_t errlen)
+{
+	struct conf_strlist *l = (struct conf_strlist *)((char *)c + k->off);
+	size_t i, n;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	l->n = 0;
+	if (j == NULL)
+		return set_strlist_text(c, k, l, text, err, errlen);
+	if (!json_object_is_type(j, json_type_array) ||
+	    (n = json_object_array_length(j)) == 0 || n > CONF_STRLIST_MAX)
+		return fail(err, errlen, c->path, k->path,
+		    "must be an array of 1..%d strings", CONF_STRLIST_MAX);
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(j, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    json_object_get_string_len(e) < 1 ||
+		    json_object_get_string_len(e) > 64)
+			return fail(err, errlen, c->path, k->path,
+			    "[%zu] must be a string of 1..64 characters", i);
+		if ((l->v[l->n++] = strdup(json_object_get_string(e))) == NULL)
+			return fail(err, errlen, c->path, k->path,
+			    "out of memory");
+	}
+	return 0;
+}
+
 /* Store a value (from JSON, or a default as text when j is NULL). */
 static int
 set_value(struct config *c, const struct ckey *k, struct json_object *j,
     const char *text, char *err, size_t errlen)
 {
-	char *base = (char *)c + k->off;
-	double d;
-	const char *s;
+	char **v = (char **)((char *)c + k->off);
 
 	/* json-c reads a JSON null as a NULL object, so "no object and no
 	 * default text" is a null from the file: allowed only where the
 	 * key is nullable (found by fuzz_config: a null integer crashed). */
 	if (j == NULL && text == NULL) {
 		if (!k->nullable)
-			return fail(err, errlen, c->path, k->path,
-			    "must be %s", type_name(k->type));
-		free(*(char **)base);
-		*(char **)base = NULL;
+			return wrong_type(c, k, err, errlen);
+		free(*v);
+		*v = NULL;
 		return 0;
 	}
 	switch (k->type) {
 	case C_STR:
 	case C_PATH:
 	case C_ENUM:
-		if (j != NULL && json_object_get_type(j) == json_type_null) {
-			if (!k->nullable)
-				return fail(err, errlen, c->path, k->path,
-				    "must be %s", type_name(k->type));
-			s = NULL;
-		} else if (j != NULL) {
-			if (!json_object_is_type(j, json_type_string))
-				return fail(err, errlen, c->path, k->path,
-				    "must be %s", type_name(k->type));
-			s = json_object_get_string(j);
-		} else
-			s = text;
-		free(*(char **)base);
-		*(char **)base = NULL;
-		if (s == NULL)
-			return 0;
-		if (k->type == C_ENUM && !enum_ok(k->choices, s))
-			return fail(err, errlen, c->path, k->path,
-			    "must be one of %s", k->choices);
-		if (*s == '\0' && k->type != C_STR)
-			return fail(err, errlen, c->path, k->path,
-			    "must not be empty");
-		*(char **)base = k->type == C_PATH ?
-		    path_resolve(c->dir, s) : strdup(s);
-		if (*(char **)base == NULL)
-			return fail(err, errlen, c->path, k->path,
-			    "out of memory");
-		return 0;
+		return set_str(c, k, j, text, err, errlen);
 	case C_INT:
 	case C_LONG:
-		if (j != NULL) {
-			if (!json_object_is_type(j, json_type_int))
-				return fail(err, errlen, c->path, k->path,
-				    "must be %s", type_name(k->type));
-			d = (double)json_object_get_int64(j);
-		} else
-			d = strtod(text, NULL);
-		if (d < k->min || d > k->max)
-			return fail(err, errlen, c->path, k->path,
-			    "must be %.0f..%.0f", k->min, k->max);
-		if (k->type == C_INT)
-			*(int *)base = (int)d;
-		else
-			*(long *)base = (long)d;
-		return 0;
+		return set_int(c, k, j, text, err, errlen);
 	case C_DBL:
-		if (j != NULL) {
-			if (!json_object_is_type(j, json_type_int) &&
-			    !json_object_is_type(j, json_type_double))
-				return fail(err, errlen, c->path, k->path,
-				    "must be %s", type_name(k->type));
-			d = json_object_get_double(j);
-		} else
-			d = strtod(text, NULL);
-		if (!(d >= k->min && d <= k->max))
-			return fail(err, errlen, c->path, k->path,
-			    "must be %g..%g", k->min, k->max);
-		*(double *)base = d;
-		return 0;
+		return set_dbl(c, k, j, text, err, errlen);
 	case C_BOOL:
-		if (j != NULL) {
-			if (!json_object_is_type(j, json_type_boolean))
-				return fail(err, errlen, c->path, k->path,
-				    "must be %s", type_name(k->type));
-			*(bool *)base = json_object_get_boolean(j);
-		} else
-			*(bool *)base = strcmp(text, "true") == 0;
-		return 0;
-	case C_STRLIST: {
-		struct conf_strlist *l = (struct conf_strlist *)base;
-		size_t i, n;
-
-		for (i = 0; i < l->n; i++)
-			free(l->v[i]);
-		l->n = 0;
-		if (j == NULL) {
-			/* The default: "a,b". */
-			for (s = text; *s != '\0' && l->n < CONF_STRLIST_MAX;) {
-				n = strcspn(s, ",");
-				if ((l->v[l->n++] = strndup(s, n)) == NULL)
-					return fail(err, errlen, c->path,
-					    k->path, "out of memory");
-				s += n + (s[n] == ',');
-			}
-			return 0;
-		}
-		if (!json_object_is_type(j, json_type_array) ||
-		    (n = json_object_array_length(j)) == 0 ||
-		    n > CONF_STRLIST_MAX)
-			return fail(err, errlen, c->path, k->path,
-			    "must be an array of 1..%d strings",
-			    CONF_STRLIST_MAX);
-		for (i = 0; i < n; i++) {
-			struct json_object *e = json_object_array_get_idx(j, i);
-			if (!json_object_is_type(e, json_type_string) ||
-			    json_object_get_string_len(e) < 1 ||
-			    json_object_get_string_len(e) > 64)
-				return fail(err, errlen, c->path, k->path,
-				    "[%zu] must be a string of 1..64 "
-				    "characters", i);
-			if ((l->v[l->n++] = strdup(json_object_get_string(e)))
-			    == NULL)
-				return fail(err, errlen, c->path, k->path,
-				    "out of memory");
-		}
-		return 0;
-	}
+		return set_bool(c, k, j, text, err, errlen);
+	case C_STRLIST:
+		return set_strlist(c, k, j, text, err, errlen);
 	case C_SECTION:
 	case C_CALLERS:
 		break;

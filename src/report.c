@@ -1824,17 +1824,42 @@ j_ms(FILE *o, double ms)
 		fprintf(o, "%.3f", ms);
 }
 
-int
-report_json(const struct report *rp, FILE *o)
+/* The elements of an interned list as a JSON array. */
+static void
+j_itab(FILE *o, const struct itab *t)
 {
-	const struct afmt_summary *s = &rp->sum;
 	size_t i;
-	int c;
 
-	fputs("{\"verdict\":", o);
+	fputc('[', o);
+	for (i = 0; i < t->n; i++) {
+		if (i)
+			fputc(',', o);
+		j_val(o, t->s[i]);
+	}
+	fputc(']', o);
+}
+
+/* A string option as JSON: null when it was not given. */
+static void
+j_opt(FILE *o, const char *s)
+{
+	if (s)
+		j_str(o, s);
+	else
+		fputs("null", o);
+}
+
+/* The verdict and what the report covers: log, files, periods, gateway
+ * versions, body modes, when it was made and with which key. */
+static void
+json_header(const struct report *rp, FILE *o)
+{
+	size_t i;
+
+	fputs("\"verdict\":", o);
 	j_str(o, verdict_key(rp->verdict));
 	fputs(",\"log\":", o);
-	j_str(o, s->log_id);
+	j_str(o, rp->sum.log_id);
 	fputs(",\"files\":[", o);
 	for (i = 0; i < rp->opts.nfiles; i++) {
 		if (i)
@@ -1842,29 +1867,52 @@ report_json(const struct report *rp, FILE *o)
 		j_str(o, rp->opts.files[i]);
 	}
 	fputs("],\"period_asked\":{\"since\":", o);
-	if (rp->opts.since) j_str(o, rp->opts.since); else fputs("null", o);
+	j_opt(o, rp->opts.since);
 	fputs(",\"until\":", o);
-	if (rp->opts.until) j_str(o, rp->opts.until); else fputs("null", o);
+	j_opt(o, rp->opts.until);
 	fputs("},\"period_found\":{\"first\":", o);
 	j_str(o, rp->first_ts);
 	fputs(",\"last\":", o);
 	j_str(o, rp->last_ts);
-	fputs("},\"gateway_versions\":[", o);
-	for (i = 0; i < rp->versions.n; i++) {
-		if (i)
-			fputc(',', o);
-		j_val(o, rp->versions.s[i]);
-	}
-	fputs("],\"body_modes\":[", o);
-	for (i = 0; i < rp->bodies.n; i++) {
-		if (i)
-			fputc(',', o);
-		j_val(o, rp->bodies.s[i]);
-	}
-	fputs("],\"generated\":", o);
+	fputs("},\"gateway_versions\":", o);
+	j_itab(o, &rp->versions);
+	fputs(",\"body_modes\":", o);
+	j_itab(o, &rp->bodies);
+	fputs(",\"generated\":", o);
 	j_str(o, rp->opts.generated ? rp->opts.generated : "");
 	fputs(",\"key_fingerprint\":", o);
 	j_str(o, rp->opts.key_fpr ? rp->opts.key_fpr : "");
+}
+
+static void
+json_findings(const struct report *rp, FILE *o)
+{
+	size_t i;
+
+	fputs(",\"findings\":[", o);
+	for (i = 0; i < rp->nfound; i++) {
+		const struct afmt_finding *f = &rp->found[i].f;
+		fprintf(o, "%s{\"finding\":\"%s\",\"failure\":%s", i ? "," : "",
+		    afmt_kind_name(f->kind), afmt_kind_is_failure(f->kind) ?
+		    "true" : "false");
+		j_kv(o, "seq", f->seq, true);
+		j_kv(o, "seq_end", f->seq_end, true);
+		fputs(",\"file\":", o);
+		j_str(o, f->file ? f->file : "");
+		j_kv(o, "line", f->line, true);
+		j_kv(o, "offset", f->offset, true);
+		fputs(",\"detail\":", o);
+		j_str(o, f->detail);
+		fputc('}', o);
+	}
+	fputc(']', o);
+}
+
+static void
+json_integrity(const struct report *rp, FILE *o)
+{
+	const struct afmt_summary *s = &rp->sum;
+
 	fputs(",\"integrity\":{", o);
 	j_kv(o, "records_verified", s->records, false);
 	j_kv(o, "lines", s->lines, true);
@@ -1882,23 +1930,54 @@ report_json(const struct report *rp, FILE *o)
 	j_kv(o, "failures", s->failures, true);
 	j_kv(o, "excluded", rp->t.excluded, true);
 	j_kv(o, "findings_not_listed", rp->found_over, true);
-	fputs(",\"findings\":[", o);
-	for (i = 0; i < rp->nfound; i++) {
-		const struct afmt_finding *f = &rp->found[i].f;
-		fprintf(o, "%s{\"finding\":\"%s\",\"failure\":%s", i ? "," : "",
-		    afmt_kind_name(f->kind), afmt_kind_is_failure(f->kind) ?
-		    "true" : "false");
-		j_kv(o, "seq", f->seq, true);
-		j_kv(o, "seq_end", f->seq_end, true);
-		fputs(",\"file\":", o);
-		j_str(o, f->file ? f->file : "");
-		j_kv(o, "line", f->line, true);
-		j_kv(o, "offset", f->offset, true);
-		fputs(",\"detail\":", o);
-		j_str(o, f->detail);
+	json_findings(rp, o);
+	fputc('}', o);
+}
+
+/* A row's caller or route: "(other)" for the row that sums the rows
+ * past the table's limit. */
+static void
+j_rowkey(FILE *o, const struct itab *t, int i)
+{
+	if (i < 0)
+		j_str(o, "(other)");
+	else
+		j_val(o, str_of(t, i));
+}
+
+/* The caller and route rows, the "(other)" row last when there is one. */
+static void
+json_rows(const struct report *rp, FILE *o)
+{
+	size_t i;
+
+	fputs(",\"rows\":[", o);
+	for (i = 0; i < rp->rowkeys.n + (rp->rows_over ? 1 : 0); i++) {
+		const struct row *w = i < rp->rowkeys.n ? &rp->rows[i] :
+		    &rp->other_row;
+		fprintf(o, "%s{\"caller\":", i ? "," : "");
+		j_rowkey(o, &rp->callers, w->caller);
+		fputs(",\"route\":", o);
+		j_rowkey(o, &rp->routes, w->route);
+		j_kv(o, "calls", w->calls, true);
+		j_kv(o, "refusals", w->refusals, true);
+		j_kv(o, "upstream_errors", w->uperr, true);
+		fputs(",\"p50_ms\":", o);
+		j_ms(o, hist_quantile(w, 0.5));
+		fputs(",\"p95_ms\":", o);
+		j_ms(o, hist_quantile(w, 0.95));
 		fputc('}', o);
 	}
-	fputs("]},\"activity\":{", o);
+	fputc(']', o);
+}
+
+static void
+json_activity(const struct report *rp, FILE *o)
+{
+	size_t i;
+	int c;
+
+	fputs(",\"activity\":{", o);
 	j_kv(o, "records_counted", rp->t.counted, false);
 	j_kv(o, "records_outside_period", rp->t.outside, true);
 	j_kv(o, "answered", rp->t.answered, true);
@@ -1915,30 +1994,17 @@ report_json(const struct report *rp, FILE *o)
 			j_kv(o, class_names[c], rp->days[i].cls[c], true);
 		fputc('}', o);
 	}
-	fputs("],\"rows\":[", o);
-	for (i = 0; i < rp->rowkeys.n + (rp->rows_over ? 1 : 0); i++) {
-		const struct row *w = i < rp->rowkeys.n ? &rp->rows[i] :
-		    &rp->other_row;
-		fprintf(o, "%s{\"caller\":", i ? "," : "");
-		if (w->caller < 0)
-			j_str(o, "(other)");
-		else
-			j_val(o, str_of(&rp->callers, w->caller));
-		fputs(",\"route\":", o);
-		if (w->route < 0)
-			j_str(o, "(other)");
-		else
-			j_val(o, str_of(&rp->routes, w->route));
-		j_kv(o, "calls", w->calls, true);
-		j_kv(o, "refusals", w->refusals, true);
-		j_kv(o, "upstream_errors", w->uperr, true);
-		fputs(",\"p50_ms\":", o);
-		j_ms(o, hist_quantile(w, 0.5));
-		fputs(",\"p95_ms\":", o);
-		j_ms(o, hist_quantile(w, 0.95));
-		fputc('}', o);
-	}
-	fputs("]},\"refusals\":[", o);
+	fputc(']', o);
+	json_rows(rp, o);
+	fputc('}', o);
+}
+
+static void
+json_refusals(const struct report *rp, FILE *o)
+{
+	size_t i;
+
+	fputs(",\"refusals\":[", o);
 	for (i = 0; i < rp->refkeys.n; i++) {
 		fprintf(o, "%s{\"path\":", i ? "," : "");
 		j_val(o, str_of(&rp->paths, rp->refs[i].path));
@@ -1953,7 +2019,15 @@ report_json(const struct report *rp, FILE *o)
 		j_kv(o, "count", rp->refs[i].n, true);
 		fputc('}', o);
 	}
-	fputs("],\"needs_reconciliation\":{", o);
+	fputc(']', o);
+}
+
+static void
+json_recon(const struct report *rp, FILE *o)
+{
+	size_t i;
+
+	fputs(",\"needs_reconciliation\":{", o);
 	j_kv(o, "count", rp->t.reconcile, false);
 	fputs(",\"listed\":[", o);
 	for (i = 0; i < rp->nrecon; i++) {
@@ -1972,7 +2046,13 @@ report_json(const struct report *rp, FILE *o)
 		j_val(o, e->idem[0] ? e->idem : NULL);
 		fputc('}', o);
 	}
-	fputs("]},\"upstream\":{", o);
+	fputs("]}", o);
+}
+
+static void
+json_upstream(const struct report *rp, FILE *o)
+{
+	fputs(",\"upstream\":{", o);
 	j_kv(o, "cryptomate_429", rp->t.up_429, false);
 	j_kv(o, "budget_refused", rp->t.budget_refused, true);
 	j_kv(o, "timeouts", rp->t.timeouts, true);
@@ -1985,7 +2065,13 @@ report_json(const struct report *rp, FILE *o)
 	j_kv(o, "budget_waited", rp->t.waited, true);
 	j_kv(o, "budget_waited_ms", rp->t.waited_ms, true);
 	j_kv(o, "budget_waited_max_ms", rp->t.waited_max_ms, true);
-	fputs("},\"lifecycle\":{", o);
+	fputc('}', o);
+}
+
+static void
+json_lifecycle(const struct report *rp, FILE *o)
+{
+	fputs(",\"lifecycle\":{", o);
 	j_kv(o, "starts", rp->t.starts, false);
 	j_kv(o, "stops", rp->t.stops, true);
 	j_kv(o, "rotations", rp->t.rotations, true);
@@ -1993,6 +2079,25 @@ report_json(const struct report *rp, FILE *o)
 	j_kv(o, "recovered_bytes", rp->t.recovered_bytes, true);
 	j_kv(o, "seals", rp->t.seals, true);
 	j_kv(o, "seal_gaps", rp->t.seal_gaps, true);
-	fputs("}}\n", o);
+	fputc('}', o);
+}
+
+/*
+ * The figures of report_html() as one JSON object, in named steps: the
+ * header, then one step per member after it.  Each step writes its own
+ * leading comma, key and closing bracket, so this is only their order.
+ */
+int
+report_json(const struct report *rp, FILE *o)
+{
+	fputc('{', o);
+	json_header(rp, o);
+	json_integrity(rp, o);
+	json_activity(rp, o);
+	json_refusals(rp, o);
+	json_recon(rp, o);
+	json_upstream(rp, o);
+	json_lifecycle(rp, o);
+	fputs("}\n", o);
 	return ferror(o) ? -1 : 0;
 }
