@@ -291,6 +291,21 @@ post() {
 	keep_answer "$T/resp.h" "$T/resp"
 	return $rc
 }
+# doc_body FILE BYTES: a products.documentation body whose front and
+# back images are BYTES decoded bytes each (a JPEG signature, then random
+# bytes); the images stay in FILE.front and FILE.back for checks.
+doc_body() {
+	local f=$1 n=$2
+	{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } > "$f.front"
+	{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } > "$f.back"
+	{
+		printf '{"document":{"document_type":"national_id","image_front":"data:image/jpeg;base64,'
+		base64 -w0 < "$f.front"
+		printf '","image_back":"data:image/jpeg;base64,'
+		base64 -w0 < "$f.back"
+		printf '","metadata":{"number":"30111222"}}}'
+	} > "$f"
+}
 # keep_answer FILE...: every answer is kept (answers.all) for the scan
 # of tests/e2e/secrets.sh, not only the last one left in $T/resp.
 keep_answer() { cat "$@" >> "$T/answers.all" 2>/dev/null; echo >> "$T/answers.all"; }

@@ -11,20 +11,6 @@ start_mock -s 201
 make_config
 start_gw
 
-# doc FILE BYTES: a documentation body with front and back images of
-# BYTES decoded bytes each (a JPEG signature, then random bytes).
-doc() {
-	local f=$1 n=$2
-	{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } > "$f.front"
-	{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } > "$f.back"
-	{
-		printf '{"document":{"document_type":"national_id","image_front":"data:image/jpeg;base64,'
-		base64 -w0 < "$f.front"
-		printf '","image_back":"data:image/jpeg;base64,'
-		base64 -w0 < "$f.back"
-		printf '","metadata":{"number":"30111222"}}}'
-	} > "$f"
-}
 upload() { # upload FILE CLIENT PRODUCT OUT: prints the status; answer in OUT
 	curl -s -o "$4" -D "$4.h" -w '%{http_code}' -H "Authorization: Bearer $TOKEN_A" \
 	    -H 'Content-Type: application/json' --data-binary @"$1" \
@@ -39,7 +25,7 @@ curl -s -o "$T/resp" -H "Authorization: Bearer $TOKEN_A" -H 'Content-Type: appli
 P=$(json_field "$T/resp" id)
 
 # ---- 28 MB: two 10 MiB images ------------------------------------------------
-doc "$T/big.json" $((10 * 1024 * 1024))
+doc_body "$T/big.json" $((10 * 1024 * 1024))
 check_match "the body is about 28 MB" "$(stat -c %s "$T/big.json")" '^2[78][0-9]{6}$'
 upload "$T/big.json" "$C" "$P" "$T/big.resp" > "$T/big.code" &
 up=$!
@@ -67,7 +53,7 @@ stop_gw
 LIMITS_EXTRA=', "max_document_body_bytes": 4194304, "max_buffered_bytes": 16777216'
 make_config
 start_gw
-doc "$T/mid.json" $((1400 * 1024))	# about 3.7 MB, counted twice: 7.5 MB
+doc_body "$T/mid.json" $((1400 * 1024))	# about 3.7 MB, counted twice: 7.5 MB
 pids=
 for i in 1 2 3 4 5 6 7 8; do
 	upload "$T/mid.json" "$C" "$P" "$T/mid.$i.resp" > "$T/mid.$i.code" &

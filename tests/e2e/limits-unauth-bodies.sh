@@ -157,19 +157,7 @@ check_flood flood2
 # The whole cap is free again: a valid upload of 1.9 MB (3.8 MB of the
 # 4 MiB counted) goes through, which it cannot while any one of the
 # flood's 3 MB reservations is still held.
-doc() { # doc FILE BYTES: two images of BYTES decoded bytes each
-	local f=$1 n=$2
-	{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } > "$f.front"
-	{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } > "$f.back"
-	{
-		printf '{"document":{"document_type":"national_id","image_front":"data:image/jpeg;base64,'
-		base64 -w0 < "$f.front"
-		printf '","image_back":"data:image/jpeg;base64,'
-		base64 -w0 < "$f.back"
-		printf '","metadata":{"number":"30111222"}}}'
-	} > "$f"
-}
-doc "$T/big.json" $((700 * 1024))
+doc_body "$T/big.json" $((700 * 1024))
 check_range "the valid upload's size (bytes)" "$(stat -c %s "$T/big.json")" 1800000 2097152
 upload() {
 	curl -s -o "$T/big.resp" -w '%{http_code}' -H "Authorization: Bearer $TOKEN_A" \

@@ -32,16 +32,6 @@ start_mock -s 201
 make_config
 start_gw
 
-doc() { # doc FILE BYTES: front and back images of BYTES decoded bytes
-	local f=$1 n=$2
-	{
-		printf '{"document":{"document_type":"national_id","image_front":"data:image/jpeg;base64,'
-		{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } | base64 -w0
-		printf '","image_back":"data:image/jpeg;base64,'
-		{ printf '\377\330\377\340'; head -c $((n - 4)) /dev/urandom; } | base64 -w0
-		printf '","metadata":{"number":"30111222"}}}'
-	} > "$f"
-}
 send() { # send FILE PATH OUT: POST as caller A; the status goes to OUT
 	curl -s -o /dev/null -w '%{http_code}' --max-time 120 \
 	    -H "Authorization: Bearer $TOKEN_A" -H 'Content-Type: application/json' \
@@ -60,7 +50,7 @@ base=$(grep -c '"path":"[^"]*/products"' "$T/mock.log")
 # Under valgrind (20-50 times slower) a 5.6 MB body holds the pool as
 # long, and 28 MB ones would take minutes only to be read.
 IMG=$((10 * 1024 * 1024)); [ -z "${CMGATE_WRAPPER:-}" ] || IMG=$((2 * 1024 * 1024))
-doc "$T/big.json" "$IMG"
+doc_body "$T/big.json" "$IMG"
 # A valid products body padded past the offload threshold (64 KiB).
 { printf '{"subproduct":"cards_individuals"'; head -c 100000 /dev/zero | tr '\0' ' '; printf '}'; } > "$T/prod.json"
 
