@@ -37,6 +37,13 @@ struct rec {
 	bool	 failed;
 };
 
+static void	rec_vadd(struct rec *, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+static void	rec_add(struct rec *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	rec_val(struct rec *, const char *, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
 /* Room for n more bytes and the NUL. */
 static bool
 rec_room(struct rec *b, size_t n)
