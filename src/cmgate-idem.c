@@ -152,6 +152,24 @@ operator_name(void)
 	return pw != NULL ? pw->pw_name : "unknown";
 }
 
+/* -c CONFIG: load it into *cfg, and the store is its idempotency.path;
+ * without -c, *path stays.  -1 (said on stderr) when it cannot load. */
+static int
+load_conf(const char *conf, struct config **cfg, const char **path)
+{
+	char err[1024];
+
+	*cfg = NULL;
+	if (conf == NULL)
+		return 0;
+	if ((*cfg = conf_load(conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "cmgate-idem: %s\n", err);
+		return -1;
+	}
+	*path = (*cfg)->idempotency.path;
+	return 0;
+}
+
 /*
  * cmgate-idem owners ...: list, assign, forget.  With -c, a caller that
  * the config does not name is refused for assign (a typo would hand the
@@ -187,12 +205,9 @@ owners_main(const char *conf, const char *path, const char *only_caller,
 		    "A-Z a-z 0-9 . _ -\n");
 		return EX_USAGE;
 	}
-	if (conf != NULL) {
-		if ((cfg = conf_load(conf, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "cmgate-idem: %s\n", err);
-			return EX_STORE;
-		}
-		path = cfg->idempotency.path;
+	if (load_conf(conf, &cfg, &path) == -1)
+		return EX_STORE;
+	if (cfg != NULL) {
 		if (strcmp(sub, "assign") == 0) {
 			for (i = 0; i < cfg->ncallers; i++)
 				if (strcmp(cfg->callers[i].name, argv[2]) == 0)
@@ -277,13 +292,8 @@ main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return EX_USAGE;
 	}
-	if (conf != NULL) {
-		if ((cfg = conf_load(conf, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "cmgate-idem: %s\n", err);
-			return EX_STORE;
-		}
-		path = cfg->idempotency.path;
-	}
+	if (load_conf(conf, &cfg, &path) == -1)
+		return EX_STORE;
 	if ((db = idem_db_open(path, strcmp(cmd, "forget") == 0, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "cmgate-idem: %s\n", err);
