@@ -306,21 +306,23 @@ owners_del(struct idem_port *p, const char *client_id, owners_cb cb,
 }
 
 struct owners_q *
-owners_filter(struct idem_port *p, const char *caller, const char *body,
+owners_filter(struct idem_port *p, const char *caller, char **body,
     size_t len, int max_depth, owners_cb cb, void *arg)
 {
-	struct owners_q *q = q_new(NULL, caller, cb, arg);
+	struct owners_q *q;
 
-	if (q == NULL)
+	if (*body == NULL || len > INT32_MAX ||
+	    (q = q_new(NULL, caller, cb, arg)) == NULL)
 		return NULL;
-	if (len > INT32_MAX || (q->body = malloc(len ? len : 1)) == NULL) {
-		free(q);
-		return NULL;
-	}
-	memcpy(q->body, body, len);
+	q->body = *body;
 	q->len = len;
 	q->max_depth = max_depth;
-	return q_send(p, q, false, w_filter);
+	if (idem_call(p, false, w_filter, q_done, q) == -1) {
+		free(q);	/* the body stays the caller's */
+		return NULL;
+	}
+	*body = NULL;
+	return q;
 }
 
 void

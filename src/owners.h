@@ -47,7 +47,8 @@ struct owners_q {
 	/* The question. */
 	char		 client_id[OWNERS_ID_MAX + 1];
 	char		 caller[OWNERS_CALLER_MAX + 1];
-	char		*body;		/* owners_filter: a copy */
+	char		*body;		/* owners_filter: taken from the
+					   caller, freed with q */
 	size_t		 len;
 	int		 max_depth;
 	owners_cb	 cb;		/* NULL once forgotten */
@@ -65,13 +66,15 @@ struct owners_q	*owners_del(struct idem_port *, const char *client_id,
 		    owners_cb, void *arg);
 /*
  * Keep, of a JSON array of objects (CryptoMate's list of clients), the
- * entries whose "id" caller owns; body is copied.  q->out is the kept
- * array re-serialized, q->withheld how many were left out.  rc -1 also
- * when the body is not such an array (nothing is passed on unfiltered).
- * The parse runs on the store thread, off the loop.
+ * entries whose "id" caller owns.  *body (malloc'd, len bytes) is taken,
+ * not copied: a list may be 16 MiB; *body is NULL after a call that
+ * returns the query, and still the caller's after one that returns NULL.
+ * q->out is the kept array re-serialized, q->withheld how many were left
+ * out.  rc -1 also when the body is not such an array (nothing is passed
+ * on unfiltered).  The parse runs on the store thread, off the loop.
  */
 struct owners_q	*owners_filter(struct idem_port *, const char *caller,
-		    const char *body, size_t len, int max_depth, owners_cb,
+		    char **body, size_t len, int max_depth, owners_cb,
 		    void *arg);
 void		 owners_forget(struct owners_q *);
 

@@ -167,10 +167,12 @@ req_filter_list(struct gw_req *r)
 		}
 		return -1;
 	}
-	if (r->loop->iport != NULL)
-		r->oq = owners_filter(r->loop->iport, r->caller->name,
-		    r->resp ? r->resp : "", r->resp_len,
-		    r->cfg->limits.max_json_depth, on_list_filtered, r);
+	/* The answer moves to the filter (no copy); the kept entries come
+	 * back in its place. */
+	if (r->loop->iport != NULL && (r->oq = owners_filter(r->loop->iport,
+	    r->caller->name, &r->resp, r->resp_len,
+	    r->cfg->limits.max_json_depth, on_list_filtered, r)) != NULL)
+		r->resp_len = 0;
 	if (r->oq == NULL) {
 		struct owners_q none = { .rc = -1 };
 		on_list_filtered(&none, r);
