@@ -481,6 +481,67 @@ parse_allow(struct config *c, struct conf_caller *cc, struct json_object *a,
 	return 0;
 }
 
+/* One member (key: val) of callers[i] (path) into cc; -1 with err set. */
+static int
+caller_member(struct config *c, struct conf_caller *cc, const char *path,
+    const char *key, struct json_object *val, int *have_name, int *have_hash,
+    char *err, size_t errlen)
+{
+	char kp[128];
+
+	snprintf(kp, sizeof(kp), "%s.%s", path, key);
+	if (strcmp(key, "name") == 0) {
+		const char *s;
+		if (!json_object_is_type(val, json_type_string))
+			return fail(err, errlen, c->path, kp,
+			    "must be a string");
+		s = json_object_get_string(val);
+		if (!conf_caller_name_ok(s))
+			return fail(err, errlen, c->path, kp,
+			    "must be 1..64 of letters, digits, "
+			    "- _ .");
+		if ((cc->name = strdup(s)) == NULL)
+			return fail(err, errlen, c->path, kp,
+			    "out of memory");
+		*have_name = 1;
+	} else if (strcmp(key, "token_sha256") == 0) {
+		if (!json_object_is_type(val, json_type_string)
+		    || hex_decode(json_object_get_string(val),
+		    cc->token_sha256, CONF_TOKEN_HASH_LEN) == -1)
+			return fail(err, errlen, c->path, kp,
+			    "must be 64 hex characters "
+			    "(sha256 of the token)");
+		*have_hash = 1;
+	} else if (strcmp(key, "rate_limit_per_sec") == 0) {
+		double d;
+		if (!json_object_is_type(val, json_type_int) &&
+		    !json_object_is_type(val, json_type_double))
+			return fail(err, errlen, c->path, kp,
+			    "must be a number");
+		d = json_object_get_double(val);
+		if (!(d >= 0 && d <= 100000))
+			return fail(err, errlen, c->path, kp,
+			    "must be 0..100000");
+		cc->rate_limit_per_sec = d;
+	} else if (strcmp(key, "allow") == 0) {
+		if (parse_allow(c, cc, val, kp, err,
+		    errlen) == -1)
+			return -1;
+	} else if (strcmp(key, "clients") == 0) {
+		const char *s = json_object_is_type(val,
+		    json_type_string) ?
+		    json_object_get_string(val) : "";
+		if (strcmp(s, "own") != 0 &&
+		    strcmp(s, "all") != 0)
+			return fail(err, errlen, c->path, kp,
+			    "must be \"own\" or \"all\"");
+		cc->clients_all = strcmp(s, "all") == 0;
+	} else
+		return fail(err, errlen, c->path, kp,
+		    "unknown key");
+	return 0;
+}
+
 static int
 parse_callers(struct config *c, struct json_object *arr, char *err,
     size_t errlen)
@@ -508,58 +569,9 @@ parse_callers(struct config *c, struct json_object *arr, char *err,
 			    "must be an object");
 		c->ncallers = i + 1;
 		json_object_object_foreach(o, key, val) {
-			char kp[128];
-
-			snprintf(kp, sizeof(kp), "%s.%s", path, key);
-			if (strcmp(key, "name") == 0) {
-				const char *s;
-				if (!json_object_is_type(val, json_type_string))
-					return fail(err, errlen, c->path, kp,
-					    "must be a string");
-				s = json_object_get_string(val);
-				if (!conf_caller_name_ok(s))
-					return fail(err, errlen, c->path, kp,
-					    "must be 1..64 of letters, digits, "
-					    "- _ .");
-				if ((cc->name = strdup(s)) == NULL)
-					return fail(err, errlen, c->path, kp,
-					    "out of memory");
-				have_name = 1;
-			} else if (strcmp(key, "token_sha256") == 0) {
-				if (!json_object_is_type(val, json_type_string)
-				    || hex_decode(json_object_get_string(val),
-				    cc->token_sha256, CONF_TOKEN_HASH_LEN) == -1)
-					return fail(err, errlen, c->path, kp,
-					    "must be 64 hex characters "
-					    "(sha256 of the token)");
-				have_hash = 1;
-			} else if (strcmp(key, "rate_limit_per_sec") == 0) {
-				double d;
-				if (!json_object_is_type(val, json_type_int) &&
-				    !json_object_is_type(val, json_type_double))
-					return fail(err, errlen, c->path, kp,
-					    "must be a number");
-				d = json_object_get_double(val);
-				if (!(d >= 0 && d <= 100000))
-					return fail(err, errlen, c->path, kp,
-					    "must be 0..100000");
-				cc->rate_limit_per_sec = d;
-			} else if (strcmp(key, "allow") == 0) {
-				if (parse_allow(c, cc, val, kp, err,
-				    errlen) == -1)
-					return -1;
-			} else if (strcmp(key, "clients") == 0) {
-				const char *s = json_object_is_type(val,
-				    json_type_string) ?
-				    json_object_get_string(val) : "";
-				if (strcmp(s, "own") != 0 &&
-				    strcmp(s, "all") != 0)
-					return fail(err, errlen, c->path, kp,
-					    "must be \"own\" or \"all\"");
-				cc->clients_all = strcmp(s, "all") == 0;
-			} else
-				return fail(err, errlen, c->path, kp,
-				    "unknown key");
+			if (caller_member(c, cc, path, key, val, &have_name,
+			    &have_hash, err, errlen) == -1)
+				return -1;
 		}
 		if (!have_name)
 			return fail(err, errlen, c->path, path,
