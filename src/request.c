@@ -84,7 +84,7 @@ request_buffer_release(size_t n)
 
 /* Count n more bytes held by r; false (nothing counted) when that would
  * pass the cap. */
-static bool
+bool
 req_hold(struct gw_req *r, size_t n)
 {
 	if (!request_buffer_reserve(r->cfg->limits.max_buffered_bytes, n))
@@ -740,17 +740,26 @@ content_type_is_json(const char *ct)
 	p = ct + n + strspn(ct + n, " \t");
 	while (*p == ';') {
 		p += 1 + strspn(p + 1, " \t");
-		n = strcspn(p, "=;");
-		if (n == 7 && strncasecmp(p, "charset", 7) == 0 &&
-		    p[n] == '=') {
-			v = p + n + 1;
-			if (*v == '"')
-				v++;
-			if (strncasecmp(v, "utf-8", 5) != 0 ||
-			    strcspn(v + 5, "\"; \t") != 0)
-				return 0;
+		n = strcspn(p, "=; \t");
+		if (n != 7 || strncasecmp(p, "charset", 7) != 0) {
+			p += strcspn(p, ";");
+			continue;
 		}
-		p += strcspn(p, ";");
+		/* charset=utf-8 or charset="utf-8", nothing else: no
+		 * space around "=", quotes in pairs. */
+		if (p[n] != '=')
+			return 0;
+		v = p + n + 1;
+		if (*v == '"' && strncasecmp(v + 1, "utf-8", 5) == 0 &&
+		    v[6] == '"')
+			v += 7;
+		else if (*v != '"' && strncasecmp(v, "utf-8", 5) == 0)
+			v += 5;
+		else
+			return 0;
+		p = v + strspn(v, " \t");
+		if (*p != ';' && *p != '\0')
+			return 0;
 	}
 	return *p == '\0';
 }
@@ -1006,11 +1015,11 @@ req_continue(struct gw_req *r)
 		offload_send(r->loop->oport, &p->job);
 		return;
 	}
-	if (p != &inl) {
+	if (p != NULL && p != &inl) {	/* NULL: its malloc failed */
 		prep_clear(p);
 		free(p);
-		p = &inl;
 	}
+	p = &inl;
 	inl.raw = (const char *)evbuffer_pullup(buf, -1);
 	inl.raw_len = r->bytes_in;
 	prep_run(&inl);

@@ -100,6 +100,14 @@ req_idem_replay(struct gw_req *r, const struct idem_record *rec)
 {
 	char *fields;
 
+	/* A stored answer counts against limits.max_buffered_bytes like
+	 * CryptoMate's own. */
+	if (!req_hold(r, rec->body_len)) {
+		r->retry_after_s = 1;
+		req_reply_error(r, 503, "busy", "the gateway holds "
+		    "limits.max_buffered_bytes of bodies; retry shortly", NULL);
+		return;
+	}
 	r->status = rec->status;
 	r->idem_replayed = true;
 	if ((rec->body_len > 0 && (r->resp = malloc(rec->body_len)) == NULL)

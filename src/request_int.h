@@ -98,6 +98,7 @@ struct gw_req {
 
 /* request.c: the exits (each replies, logs and frees r) and the stages
  * the other files hand r back to. */
+bool	req_hold(struct gw_req *, size_t n);
 void	req_reply_error(struct gw_req *, int status, const char *code,
 	    const char *message, struct json_object *details);
 void	req_audit_failed(struct gw_req *);

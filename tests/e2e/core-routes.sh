@@ -47,6 +47,9 @@ check "charset=\"UTF-8\" accepted" "$(CT='application/json;charset="UTF-8"' post
 check "charset=latin1 refused" "$(CT='application/json; charset=latin1' post "$SEED")" 415
 check "charset=utf-16 refused" "$(CT='application/json; charset=utf-16' post "$SEED")" 415
 check "charset=utf-8x refused" "$(CT='application/json; charset=utf-8x' post "$SEED")" 415
+check "charset = latin1 (spaces) refused" "$(CT='application/json; charset = latin1' post "$SEED")" 415
+check "an unterminated quote refused" "$(CT='application/json; charset="utf-8' post "$SEED")" 415
+check "a stray quote refused" "$(CT='application/json; charset=utf-8"' post "$SEED")" 415
 check "another parameter accepted" "$(CT='application/json; v=1' post "$SEED")" 200
 st=$(CT=Application/JSON post "$SEED")
 check "media type is case-insensitive" "$st" 200
