@@ -44,6 +44,7 @@ struct gw_loop {
 	struct metrics		*metrics;	/* this loop's registry */
 	struct evhttp		*mhttp;		/* metrics.listen, or NULL */
 	struct event		*log_flush;	/* end of pass: access log */
+	struct event		*unauth_note;	/* the count of lines left out */
 	TAILQ_HEAD(gw_req_list, gw_req) reqs;	/* requests not yet answered */
 	int			 active;	/* requests not yet answered */
 	int			 conns;		/* open caller connections */

@@ -143,29 +143,48 @@ reply_sole_header(const struct evkeyvalq *in, const char *name)
  * REPLY_UNAUTH_LINES_PER_S such lines this second; a stranger's flood
  * would otherwise fill the log's disk at the speed of the network.  The
  * lines left out are counted in one line, written with the first line
- * of a later second; /metrics counts every request whatever the log.
+ * of a later second or, failing one, by a timer a second after the first
+ * line left out; /metrics counts every request whatever the log.
  */
+static void
+unauth_note(struct gw_loop *loop)
+{
+	char note[160], ts[32];
+
+	if (loop->unauth_dropped == 0)
+		return;
+	now_iso8601(ts, sizeof(ts));
+	snprintf(note, sizeof(note), "{\"time\":\"%s\",\"level\":\"warn\","
+	    "\"msg\":\"access log: %lu lines of unauthenticated requests "
+	    "left out\"}", ts, loop->unauth_dropped);
+	reply_access_log(loop, note);
+	loop->unauth_dropped = 0;
+}
+
+void
+reply_unauth_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	unauth_note(arg);
+}
+
 void
 reply_access_log_unauth(struct gw_loop *loop, const char *line)
 {
 	uint64_t sec = now_mono_ms() / 1000;
-	char note[160], ts[32];
+	struct timeval one = { 1, 0 };
 
 	if (sec != loop->unauth_sec) {
-		if (loop->unauth_dropped > 0) {
-			now_iso8601(ts, sizeof(ts));
-			snprintf(note, sizeof(note), "{\"time\":\"%s\","
-			    "\"level\":\"warn\",\"msg\":\"access log: %lu "
-			    "lines of unauthenticated requests left out\"}",
-			    ts, loop->unauth_dropped);
-			reply_access_log(loop, note);
-		}
+		unauth_note(loop);
 		loop->unauth_sec = sec;
 		loop->unauth_lines = 0;
-		loop->unauth_dropped = 0;
 	}
 	if (loop->unauth_lines >= REPLY_UNAUTH_LINES_PER_S) {
-		loop->unauth_dropped++;
+		/* The first line left out arms the timer that writes the
+		 * count, should no later request come to write it. */
+		if (loop->unauth_dropped++ == 0 && loop->unauth_note != NULL)
+			evtimer_add(loop->unauth_note, &one);
 		return;
 	}
 	loop->unauth_lines++;

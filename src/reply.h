@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <event2/util.h>
+
 struct evbuffer;
 struct evhttp_request;
 struct evkeyvalq;
@@ -34,6 +36,9 @@ void	reply_access_log(struct gw_loop *, const char *line);
  * a second per loop, the rest counted in one line (see reply.c). */
 #define REPLY_UNAUTH_LINES_PER_S	100
 void	reply_access_log_unauth(struct gw_loop *, const char *line);
+/* The timer (loop->unauth_note, arg the loop) that writes the count of
+ * lines left out when no later request does. */
+void	reply_unauth_tick(evutil_socket_t, short, void *);
 
 /*
  * The value of the header name (any case) when the request has exactly

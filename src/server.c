@@ -470,7 +470,8 @@ server_init(struct gw_loop *loop, struct event_base *base,
 		return -1;
 	/* Never added, only activated by reply_access_log(). */
 	if ((loop->log_flush = event_new(base, -1, 0, log_flush_cb,
-	    NULL)) == NULL) {
+	    NULL)) == NULL || (loop->unauth_note = evtimer_new(base,
+	    reply_unauth_tick, loop)) == NULL) {
 		snprintf(err, errlen, "event_new failed");
 		return -1;
 	}
@@ -528,6 +529,8 @@ server_free(struct gw_loop *loop)
 	log_pass_flush();
 	if (loop->log_flush)
 		event_free(loop->log_flush);
+	if (loop->unauth_note)
+		event_free(loop->unauth_note);
 	if (loop->http)
 		evhttp_free(loop->http);
 	if (loop->mhttp)

@@ -52,24 +52,29 @@ st=$(post "$SEED")
 check "and with one, forwarded" "$st $(mock_count)" "200 $((m0 + 1))"
 
 # A stranger's flood of 401s does not write a log line each: at most
-# 100 a second (one loop), the rest counted in one line.
+# 100 a second (one loop), the rest counted in "left out" lines, which a
+# timer writes when no later request does.  Speed-independent checks:
+# every request is either a line or counted, and no second of the log
+# holds more than two seconds' allowance (the limiter counts monotonic
+# seconds, the log shows wall-clock ones).
+N=1000
 log_settle
-before=$(grep -c '"status":401' "$T/gw.log")
-urls=$(for i in $(seq 1 400); do printf -- '-o /dev/null %s ' "$GW_URL/management/clients/individuals"; done)
-t0=$(date +%s)
+mark=$(wc -l < "$T/gw.log")
+urls=$(for i in $(seq 1 $N); do printf -- '-o /dev/null %s ' "$GW_URL/management/clients/individuals"; done)
 # shellcheck disable=SC2086
 curl -s -w '%{http_code}\n' -H 'Authorization: Bearer nope' $urls > "$T/flood.codes"
-t1=$(date +%s)
-check "the flood: 400 answers of 401" "$(grep -c '^401$' "$T/flood.codes")" 400
-log_settle
-lines=$(( $(grep -c '"status":401' "$T/gw.log") - before ))
-echo "# 400 401s within $((t1 - t0 + 1)) s wrote $lines lines"
-check_range "401 lines: at most 100 per second of the flood" "$lines" 1 "$((100 * (t1 - t0 + 1)))"
-if [ "$lines" -lt 400 ]; then
-	# The count comes with the first unauthenticated line of a later
-	# second: ask until it is there.
-	wait_until sh -c "curl -s -o /dev/null -H 'Authorization: Bearer nope' '$GW_URL/management/clients/individuals'; grep -q 'lines of unauthenticated requests left out' '$T/gw.log'"
-	check_match "the lines left out are counted" "$(grep 'left out' "$T/gw.log" | head -n1)" '"msg":"access log: [0-9]+ lines of unauthenticated requests left out"'
+check "the flood: $N answers of 401" "$(grep -c '^401$' "$T/flood.codes")" "$N"
+flood_lines() { tail -n +"$((mark + 1))" "$T/gw.log" | grep -c '"status":401'; }
+left_out() { tail -n +"$((mark + 1))" "$T/gw.log" | sed -n 's/.*access log: \([0-9]*\) lines of unauthenticated.*/\1/p' | awk '{s += $1} END {print s + 0}'; }
+accounted() { [ $(( $(flood_lines) + $(left_out) )) -eq "$N" ]; }
+wait_until accounted	# the last count comes by the timer
+echo "# $N 401s: $(flood_lines) lines written, $(left_out) counted as left out"
+check "every 401 is a line or counted" "$(( $(flood_lines) + $(left_out) ))" "$N"
+busiest=$(tail -n +"$((mark + 1))" "$T/gw.log" | grep '"status":401' | grep -o '"time":"[^.]*' | sort | uniq -c | sort -rn | head -n1 | awk '{print $1}')
+check_range "401 lines in the busiest second of the log" "${busiest:-0}" 1 200
+if [ -z "${CMGATE_WRAPPER:-}" ]; then
+	# Unslowed, the gateway answers far more than 100 a second.
+	check_range "lines left out" "$(left_out)" 1 "$N"
 fi
 check "an authenticated request still logs" "$(post "$SEED")" 200
 log_settle
