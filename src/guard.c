@@ -5,13 +5,14 @@
  * waits for the whole head (never passing a partial head on), checks
  * the head against the limits, then passes head and Content-Length
  * body bytes through with zero-copy buffer moves.  A request that
- * breaks a limit is replaced by
- *     GET /.cmgate-guard-<random>/<status> HTTP/1.1
- * and everything after it on the connection is dropped; the front end
- * turns that path into the JSON error and closes the connection.  The
- * random part makes the path unguessable, so a caller cannot send it.
- * (A refused HEAD request is replaced by a HEAD, so that its answer,
- * too, is a head without a body.)
+ * breaks a limit is refused: it and everything after it on the
+ * connection is read and dropped, never reaching evhttp.  The answer is
+ * the front end's (guard_answer_fn), written by the guard to the socket
+ * once evhttp has answered every request passed on before it (it counts
+ * them: guard_track), so that pipelined answers keep their order; then
+ * the guard shuts the socket's write side.  evhttp 2.1.12 cannot answer
+ * on a connection where it has not read a request, which is why the
+ * answer goes around it.
  *
  * A head that announces a body reserves its place under
  * limits.max_buffered_bytes at once (guard.h: guard_claim), so that
@@ -51,7 +52,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-enum gstate { G_HEAD, G_BODY, G_SKIP, G_DISCARD };
+enum gstate { G_HEAD, G_BODY, G_DISCARD };
 
 /*
  * evhttp keeps reading while it writes an answer ("to detect a close"),
@@ -72,7 +73,15 @@ struct guard {
 	struct event		*deadline;
 	enum gstate		 state;
 	size_t			 body_left;
-	int			 reject_pending;	/* status to inject */
+	int			 refuse_first;	/* the first request's (cap) */
+	/* A refusal waits for the answers to the requests before it:
+	 * evhttp has been handed `passed` requests and has answered
+	 * `answered` of them (guard_track). */
+	struct guard_refusal	 refusal;
+	bool			 refusal_due;
+	unsigned long		 passed;
+	unsigned long		 answered;
+	struct evbuffer		*refusal_out;	/* what the socket left */
 	/* Head scanning resumes where it stopped: a head that arrives a
 	 * byte at a time costs linear time, not quadratic. */
 	struct ghead_scan	 scan;
@@ -85,14 +94,18 @@ struct guard {
 };
 
 /*
- * The guard of each connection that reserved bytes, by its socket, so
- * that guard_claim() finds it from the evhttp request (a filter's
+ * The guard of each connection, by its socket, so that guard_track()
+ * and guard_claim() find it from the evhttp request (a filter's
  * context cannot be read back from its bufferevent).  Loops share it:
  * a slot is set and cleared by its connection's loop, under the lock,
  * and a claim trusts a slot only when it holds the very bufferevent
  * asked about (a closed socket's number can be a new connection's
  * before the old guard is freed).
  */
+static void	arm_deadline(struct guard *);
+static void	on_writable(evutil_socket_t, short, void *);
+static void	refusal_deliver(struct guard *);
+
 static pthread_mutex_t	 guard_map_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct guard	**guard_by_fd;
 static size_t		 guard_by_fd_len;
@@ -141,33 +154,69 @@ guard_unmap(struct guard *g)
 	g->mapped_fd = -1;
 }
 
-size_t
-guard_claim(struct evhttp_request *ev, size_t n)
+/*
+ * The guard of ev's connection, or NULL.  The slot is trusted only when
+ * it holds ev's very bufferevent; the guard itself is touched by its
+ * connection's loop alone, which is the caller's.
+ */
+static struct guard *
+guard_find(struct evhttp_request *ev)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
 	struct bufferevent *bev, *under;
 	struct guard *g = NULL;
 	evutil_socket_t fd;
-	size_t got = 0;
 
 	if (evcon == NULL ||
 	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
 	    (under = bufferevent_get_underlying(bev)) == NULL ||
 	    (fd = bufferevent_getfd(under)) < 0)
-		return 0;
+		return NULL;
 	pthread_mutex_lock(&guard_map_mu);
 	if ((size_t)fd < guard_by_fd_len && guard_by_fd[fd] != NULL &&
 	    guard_by_fd[fd]->bev == bev)
 		g = guard_by_fd[fd];
-	if (g != NULL) {
-		/* Requests are handed on in the order their heads came,
-		 * each body exactly as long as its head said: the first n
-		 * bytes of the pool are this request's. */
-		got = n < g->reserved ? n : g->reserved;
-		g->reserved -= got;
-	}
 	pthread_mutex_unlock(&guard_map_mu);
+	return g;
+}
+
+size_t
+guard_claim(struct evhttp_request *ev, size_t n)
+{
+	struct guard *g = guard_find(ev);
+	size_t got;
+
+	if (g == NULL)
+		return 0;
+	/* Requests are handed on in the order their heads came, each body
+	 * exactly as long as its head said: the first n bytes of the pool
+	 * are this request's. */
+	got = n < g->reserved ? n : g->reserved;
+	g->reserved -= got;
 	return got;
+}
+
+/* evhttp has written the answer to a request the guard passed on. */
+static void
+guard_answered(struct evhttp_request *ev, void *arg)
+{
+	struct guard *g = arg;
+
+	(void)ev;
+	g->answered++;
+	if (g->refusal_due && g->answered == g->passed)
+		refusal_deliver(g);
+}
+
+void
+guard_track(struct evhttp_request *ev)
+{
+	struct guard *g = guard_find(ev);
+
+	/* The guard lives as long as the connection, and evhttp calls
+	 * this back only while the connection does. */
+	if (g != NULL)
+		evhttp_request_set_on_complete_cb(ev, guard_answered, g);
 }
 
 /*
@@ -185,11 +234,6 @@ guard_reserve(struct guard *g, size_t len)
 	if (!request_buffer_reserve(g->loop->cfg->limits.max_buffered_bytes,
 	    n))
 		return false;
-	if (guard_map(g) == -1) {
-		/* No claim could find it: refused as if over the cap. */
-		request_buffer_release(n);
-		return false;
-	}
 	g->reserved += n;
 	return true;
 }
@@ -217,73 +261,107 @@ guard_large_body(enum ghead_method m, const char *target, size_t len)
 	return routes_body_cap("POST", path) == RC_DOCUMENT;
 }
 
-static char	guard_prefix[64];	/* "/.cmgate-guard-<32 hex>/" */
-static size_t	guard_prefix_len;
+static guard_answer_fn	*guard_answer;
 
-int
-guard_init(void)
+void
+guard_init(guard_answer_fn *fn)
 {
-	char id[ID_BUF];
-
-	if (random_id(id) == -1)
-		return -1;
-	guard_prefix_len = (size_t)snprintf(guard_prefix, sizeof(guard_prefix),
-	    "/.cmgate-guard-%s/", id);
-	return 0;
+	guard_answer = fn;
 }
 
-/* The internal path of a 503 for limits.max_buffered_bytes ends so. */
-#define GUARD_BUSY_SUFFIX	"/busy"
-
-int
-guard_reject_status(const char *path, bool *busy)
+/* Everything is out: shut the write side.  The caller reads the answer
+ * and closes; evhttp sees the end of the stream and frees the
+ * connection, or the request deadline shuts the rest. */
+static void
+refusal_sent(struct guard *g)
 {
-	char *end;
-	long st;
+	evutil_socket_t fd = bufferevent_getfd(g->under);
 
-	if (busy != NULL)
-		*busy = false;
-	if (guard_prefix_len == 0 ||
-	    strncmp(path, guard_prefix, guard_prefix_len) != 0)
-		return 0;
-	st = strtol(path + guard_prefix_len, &end, 10);
-	if (st < 400 || st > 599)
-		return 400;
-	if (busy != NULL)
-		*busy = st == 503 && strcmp(end, GUARD_BUSY_SUFFIX) == 0;
-	return (int)st;
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
 }
 
 /*
- * Replace the request at the head of src by the internal reject path.
- * With skip > 0 (a 413, or a 503 busy, with a known Content-Length) the
- * head and then exactly that many body bytes are dropped and the
- * connection lives on; otherwise the framing is unknowable and the
- * connection closes after the answer.  Dropping the body instead of
- * closing at once keeps the kernel from resetting the connection under
- * the answer.  A HEAD request is replaced by a HEAD (its answer has no
- * body), anything else by a GET.  busy: the 503 is
- * limits.max_buffered_bytes'.
+ * Write what is left of the refusal straight to the socket, as
+ * guard_out does with evhttp's answers; a write event carries on with
+ * what the socket does not take at once.
  */
 static void
-inject_reject(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
-    int status, bool busy, enum ghead_method method, size_t head_len,
-    size_t skip)
+refusal_write(struct guard *g)
 {
-	evbuffer_add_printf(dst, "%s %s%d%s HTTP/1.1\r\nHost: guard\r\n"
-	    "%s\r\n", method == GH_HEAD ? "HEAD" : "GET", guard_prefix,
-	    status, busy ? GUARD_BUSY_SUFFIX : "",
-	    skip ? "" : "Connection: close\r\n");
-	if (skip) {
-		evbuffer_drain(src, head_len);
-		g->state = G_SKIP;
-		g->body_left = skip;
-	} else {
-		evbuffer_drain(src, evbuffer_get_length(src));
-		g->state = G_DISCARD;
-		if (g->deadline)
-			event_del(g->deadline);
+	evutil_socket_t fd = bufferevent_getfd(g->under);
+
+	while (evbuffer_get_length(g->refusal_out) > 0 &&
+	    evbuffer_write(g->refusal_out, fd) > 0)
+		;
+	if (evbuffer_get_length(g->refusal_out) == 0) {
+		refusal_sent(g);
+		return;
 	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		shutdown(fd, SHUT_RDWR);	/* the caller is gone */
+		return;
+	}
+	if ((g->writable == NULL && (g->writable = event_new(
+	    bufferevent_get_base(g->under), fd, EV_WRITE, on_writable,
+	    g)) == NULL) || event_add(g->writable, NULL) == -1)
+		shutdown(fd, SHUT_RDWR);
+}
+
+/*
+ * Every request before the refused one is answered: the front end's
+ * answer goes to the socket, behind evhttp's (its answers are on the
+ * socket or in the socket bufferevent's buffer, guard_out), and the
+ * request deadline is the connection's last.
+ */
+static void
+refusal_deliver(struct guard *g)
+{
+	struct evbuffer *under_out = bufferevent_get_output(g->under);
+	evutil_socket_t fd = bufferevent_getfd(g->under);
+
+	g->refusal_due = false;
+	arm_deadline(g);
+	if (fd < 0 || guard_answer == NULL ||
+	    (g->refusal_out = evbuffer_new()) == NULL ||
+	    guard_answer(g->loop, &g->refusal, g->refusal_out) == -1) {
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	if (evbuffer_get_length(under_out) > 0) {
+		/* evhttp's last bytes wait there (guard_out's error
+		 * path): the answer goes after them, and the deadline
+		 * closes the connection. */
+		evbuffer_add_buffer(under_out, g->refusal_out);
+		return;
+	}
+	refusal_write(g);
+}
+
+/*
+ * Refuse the request at the head of src: it and everything after it on
+ * the connection is dropped, and its answer goes out once evhttp has
+ * answered the requests passed on before it.  Reading on (rather than
+ * closing at once) keeps the kernel from resetting the connection under
+ * the answer.
+ */
+static void
+refuse(struct guard *g, struct evbuffer *src, int status, bool busy,
+    enum ghead_method method)
+{
+	g->refusal.status = status;
+	g->refusal.busy = busy;
+	g->refusal.head = method == GH_HEAD;
+	g->refusal.metrics_port = !g->accounts;
+	g->refusal_due = true;
+	evbuffer_drain(src, evbuffer_get_length(src));
+	g->state = G_DISCARD;
+	/* The requests before it may take their time upstream; the
+	 * deadline starts again when the answer goes out. */
+	event_del(g->deadline);
+	if (g->answered == g->passed)
+		refusal_deliver(g);
 }
 
 /*
@@ -377,20 +455,18 @@ take_head(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
 	gl.max_large_body_bytes = (size_t)c->limits.max_document_body_bytes;
 	ghead_check(p, hlen, &gl, &v);
 	if (v.status != 0) {
-		/* Only a 413 with a known length lets the connection go
-		 * on, past the body it skips. */
-		inject_reject(g, src, dst, v.status, false, v.method, hlen,
-		    v.status == 413 ? v.body_len : 0);
+		refuse(g, src, v.status, false, v.method);
 		return 0;
 	}
-	if (!guard_reserve(g, v.body_len)) {
-		/* Over limits.max_buffered_bytes: refused before a byte of
-		 * the body is held; the body is skipped. */
-		inject_reject(g, src, dst, 503, true, v.method, hlen,
-		    v.body_len);
+	/* Over limits.max_buffered_bytes: refused before a byte of the
+	 * body is held.  A guard that guard_track() could not find would
+	 * never know its requests answered: refused the same way. */
+	if (guard_map(g) == -1 || !guard_reserve(g, v.body_len)) {
+		refuse(g, src, 503, true, v.method);
 		return 0;
 	}
 	evbuffer_remove_buffer(src, dst, hlen);
+	g->passed++;
 	g->body_left = v.body_len;
 	if (v.body_len > 0)
 		g->state = G_BODY;
@@ -415,20 +491,18 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			evbuffer_drain(src, avail);
 			return moved ? BEV_OK : BEV_NEED_MORE;
 		}
-		if (g->reject_pending) {
-			inject_reject(g, src, dst, g->reject_pending, false,
-			    peek_method(src), 0, 0);
-			g->reject_pending = 0;
-			return BEV_OK;
+		if (g->refuse_first) {
+			int st = g->refuse_first;
+
+			g->refuse_first = 0;
+			refuse(g, src, st, false, peek_method(src));
+			return BEV_NEED_MORE;
 		}
 		if (avail == 0)
 			break;
-		if (g->state == G_BODY || g->state == G_SKIP) {
+		if (g->state == G_BODY) {
 			want = avail < g->body_left ? avail : g->body_left;
-			if (g->state == G_BODY)
-				evbuffer_remove_buffer(src, dst, want);
-			else
-				evbuffer_drain(src, want);
+			evbuffer_remove_buffer(src, dst, want);
 			g->body_left -= want;
 			moved = 1;
 			if (g->body_left > 0)
@@ -463,9 +537,8 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		if (end == 0) {
 			if (avail >= hmax) {
 				ghead_scan_reset(&g->scan);
-				inject_reject(g, src, dst, 431, false,
-				    peek_method(src), 0, 0);
-				return BEV_OK;
+				refuse(g, src, 431, false, peek_method(src));
+				return moved ? BEV_OK : BEV_NEED_MORE;
 			}
 			break;		/* wait for the rest of the head */
 		}
@@ -495,6 +568,8 @@ guard_free(void *arg)
 		event_free(g->deadline);
 	if (g->writable)
 		event_free(g->writable);
+	if (g->refusal_out)
+		evbuffer_free(g->refusal_out);
 	free(g);
 }
 
@@ -520,13 +595,17 @@ input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		    BEV_TRIG_DEFER_CALLBACKS);
 }
 
-/* The socket takes bytes again: the filter carries on with the answer. */
+/* The socket takes bytes again: the filter carries on with the answer,
+ * or the guard with its refusal. */
 static void
 on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct guard *g = arg;
 
-	bufferevent_flush(g->bev, EV_WRITE, BEV_NORMAL);
+	if (g->refusal_out != NULL)
+		refusal_write(g);
+	else
+		bufferevent_flush(g->bev, EV_WRITE, BEV_NORMAL);
 }
 
 /*
@@ -620,7 +699,7 @@ guard_new(struct event_base *base, struct gw_loop *loop, int *count,
 	 * give the connection no longer than a request may take to
 	 * arrive, so that idle surplus connections do not linger. */
 	if (++*count > max_conns) {
-		g->reject_pending = 503;
+		g->refuse_first = 503;
 		arm_deadline(g);
 	}
 	return bev;

@@ -7,8 +7,10 @@
  * byte a second keeps a connection alive), and no connection cap.  The
  * guard is a bufferevent filter under each evhttp connection: it reads
  * each request head, checks it, and either passes the request through
- * untouched or replaces it by an internal "reject" request that the
- * front end answers with the gateway's JSON error and Connection: close.
+ * untouched or refuses it: then nothing more of the connection reaches
+ * evhttp, and once evhttp has answered the requests before it, the
+ * front end's answer (guard_answer_fn) goes out and the connection
+ * closes.
  */
 #ifndef CMGATE_GUARD_H
 #define CMGATE_GUARD_H
@@ -19,9 +21,27 @@
 struct event_base;
 struct bufferevent;
 struct evhttp_bound_socket;
+struct evbuffer;
 struct evhttp_request;
 struct config;
 struct gw_loop;
+
+/* A request the guard refused at the door. */
+struct guard_refusal {
+	int	status;		/* 400, 405, 411, 413, 431 or 503 */
+	bool	busy;		/* the 503 is limits.max_buffered_bytes' */
+	bool	head;		/* a HEAD: its answer is the head alone */
+	bool	metrics_port;	/* on the metrics.listen port */
+};
+
+/*
+ * The front end's answer to a refusal: a whole HTTP answer with
+ * Connection: close, added to out (it also counts the refusal in the
+ * loop's metrics).  -1 when it could not be made: the connection then
+ * closes unanswered.
+ */
+typedef int guard_answer_fn(struct gw_loop *, const struct guard_refusal *,
+    struct evbuffer *out);
 
 /* evhttp_set_bevcb callback; arg is the struct gw_loop. */
 struct bufferevent *guard_bevcb(struct event_base *, void *arg);
@@ -33,13 +53,18 @@ struct bufferevent *guard_bevcb(struct event_base *, void *arg);
 #define GUARD_METRICS_MAX_CONNS	64
 struct bufferevent *guard_metrics_bevcb(struct event_base *, void *arg);
 
-/* Called once per process: makes the unguessable internal path. */
-int	guard_init(void);
+/* Called once per process, before any loop runs: who answers the
+ * refusals. */
+void	guard_init(guard_answer_fn *);
 
-/* If path is an internal reject path, its HTTP status; else 0.  *busy
- * (may be NULL) tells a 503 for limits.max_buffered_bytes from one for
- * the connection cap. */
-int	guard_reject_status(const char *path, bool *busy);
+/*
+ * Every request evhttp hands the front end is shown to the guard first
+ * (both ports): the guard counts it answered when evhttp has written
+ * its answer, and a refusal waits until every request before it is
+ * answered, so that answers leave in the order their requests came.
+ * On the loop of ev only.
+ */
+void	guard_track(struct evhttp_request *ev);
 
 /*
  * limits.max_buffered_bytes from the head on: on the callers' port the

@@ -350,10 +350,7 @@ gw_start(struct gateway *gw, int *fd)
 		log_error("%s", err);
 		return -1;
 	}
-	if (guard_init() == -1) {
-		log_error("no randomness");
-		return -1;
-	}
+	guard_init(server_answer_refusal);
 	if ((gw->base = workers_base_new()) == NULL) {
 		log_error("event_base_new failed");
 		return -1;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -84,28 +85,42 @@ reply_send(struct evhttp_request *ev, int status, struct evbuffer *body)
 		bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
 }
 
+/*
+ * The gateway's JSON error body, in a json-c object the caller puts;
+ * reqid is filled with a new id when empty (rid holds it).
+ */
+static struct json_object *
+error_body(const char *code, const char *message,
+    struct json_object *details, const char **reqid, char rid[ID_BUF])
+{
+	struct json_object *o = json_object_new_object();
+
+	/* An answer made before its request had an id gets one here, the
+	 * same in the body and the header. */
+	if ((*reqid)[0] == '\0' && request_id(rid) == 0)
+		*reqid = rid;
+	json_object_object_add(o, "code", json_object_new_string(code));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	if (details != NULL)
+		json_object_object_add(o, "details", details);
+	json_object_object_add(o, "request_id",
+	    json_object_new_string(*reqid));
+	return o;
+}
+
 size_t
 reply_error(struct evhttp_request *ev, int status, const char *code,
     const char *message, struct json_object *details,
     const char *reqid, const char *hname, const char *hvalue)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
-	struct json_object *o = json_object_new_object();
+	struct json_object *o;
 	struct evbuffer *b = evbuffer_new();
 	const char *s;
 	size_t len, sent = 0;
 	char rid[ID_BUF];
 
-	/* An answer made before its request had an id gets one here, the
-	 * same in the body and the header. */
-	if (reqid[0] == '\0' && request_id(rid) == 0)
-		reqid = rid;
-	json_object_object_add(o, "code", json_object_new_string(code));
-	json_object_object_add(o, "message", json_object_new_string(message));
-	if (details != NULL)
-		json_object_object_add(o, "details", details);
-	json_object_object_add(o, "request_id",
-	    json_object_new_string(reqid));
+	o = error_body(code, message, details, &reqid, rid);
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	evhttp_add_header(h, "Content-Type", "application/json");
@@ -120,6 +135,49 @@ reply_error(struct evhttp_request *ev, int status, const char *code,
 		evbuffer_free(b);
 	json_object_put(o);
 	return sent;
+}
+
+/*
+ * The same error as a whole HTTP/1.1 answer in out, for a connection
+ * evhttp has no request on (the guard's refusals, guard.h).  The head
+ * carries what evhttp would write (Date, Content-Length) and
+ * Connection: close; a HEAD's answer is the head alone.
+ */
+int
+reply_error_raw(struct evbuffer *out, int status, bool head,
+    const char *code, const char *message, const char *hname,
+    const char *hvalue)
+{
+	struct json_object *o;
+	const char *s, *reason = reason_phrase(status), *reqid = "";
+	char rid[ID_BUF], date[40];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t len;
+	int rc = 0;
+
+	if (reason == NULL)
+		reason = status == 405 ? "Method Not Allowed" : "Bad Request";
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT",
+	    &tm) == 0)
+		date[0] = '\0';
+	o = error_body(code, message, NULL, &reqid, rid);
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\nX-Request-Id: %s\r\n",
+	    status, reason, reqid) == -1 ||
+	    (hname != NULL && evbuffer_add_printf(out, "%s: %s\r\n", hname,
+	    hvalue) == -1) ||
+	    (date[0] != '\0' && evbuffer_add_printf(out, "Date: %s\r\n",
+	    date) == -1) ||
+	    evbuffer_add_printf(out, "Content-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", len) == -1 ||
+	    (!head && evbuffer_add(out, s, len) == -1))
+		rc = -1;
+	json_object_put(o);
+	return rc;
 }
 
 const char *

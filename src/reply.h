@@ -4,6 +4,7 @@
 #ifndef CMGATE_REPLY_H
 #define CMGATE_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/util.h>
@@ -28,6 +29,16 @@ size_t	reply_error(struct evhttp_request *, int status,
 	    const char *code, const char *message,
 	    struct json_object *details, const char *request_id,
 	    const char *hname, const char *hvalue);
+
+/*
+ * The same error as a whole HTTP/1.1 answer with Connection: close,
+ * added to out: for a connection on which evhttp holds no request to
+ * answer (the guard's refusals).  A HEAD (head) gets the head alone,
+ * with the Content-Length a GET would get.  -1 when out cannot take it.
+ */
+int	reply_error_raw(struct evbuffer *out, int status, bool head,
+	    const char *code, const char *message, const char *hname,
+	    const char *hvalue);
 
 /* One access-log line; written with the rest of this loop pass's. */
 void	reply_access_log(struct gw_loop *, const char *line);

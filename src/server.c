@@ -119,24 +119,19 @@ method_name(enum evhttp_cmd_type m)
 #define STRINGIFY_(x)	#x
 #define STRINGIFY(x)	STRINGIFY_(x)
 
-/* The answer to a request the guard (guard.c) stopped at the door;
- * busy: a 503 for limits.max_buffered_bytes. */
-static void
-send_guard_reject(struct evhttp_request *ev, int status, bool busy,
-    const char *rid)
+/*
+ * The answer to a request the guard (guard.c) stopped at the door,
+ * written whole to out: the guard sends it around evhttp, which holds
+ * no request to answer it by.
+ */
+int
+server_answer_refusal(struct gw_loop *loop, const struct guard_refusal *r,
+    struct evbuffer *out)
 {
 	const char *code = "bad_request", *msg = "malformed request framing";
+	const char *hname = NULL, *hvalue = NULL;
 
-	if (busy) {
-		/* As request.c's own busy answer, at the head. */
-		evhttp_add_header(evhttp_request_get_output_headers(ev),
-		    "Retry-After", "1");
-		reply_error(ev, 503, "busy", "the gateway holds "
-		    "limits.max_buffered_bytes of bodies; retry shortly", NULL,
-		    rid, "Connection", "close");
-		return;
-	}
-	switch (status) {
+	switch (r->status) {
 	case 411:
 		code = "length_required";
 		msg = "send the body with a Content-Length (no chunked "
@@ -146,8 +141,8 @@ send_guard_reject(struct evhttp_request *ev, int status, bool busy,
 		/* TRACE, CONNECT (guard_head.c): refused whole. */
 		code = "method_not_allowed";
 		msg = "TRACE and CONNECT are not served";
-		evhttp_add_header(evhttp_request_get_output_headers(ev),
-		    "Allow", "GET, HEAD, POST");
+		hname = "Allow";
+		hvalue = "GET, HEAD, POST";
 		break;
 	case 413:
 		code = "payload_too_large";
@@ -158,12 +153,29 @@ send_guard_reject(struct evhttp_request *ev, int status, bool busy,
 		msg = "too many or too large request headers";
 		break;
 	case 503:
-		code = "too_many_connections";
-		msg = "the gateway holds limits.max_connections connections";
+		if (r->busy) {
+			/* As request.c's own busy answer. */
+			code = "busy";
+			msg = "the gateway holds limits.max_buffered_bytes of "
+			    "bodies; retry shortly";
+			hname = "Retry-After";
+			hvalue = "1";
+		} else if (r->metrics_port) {
+			code = "too_many_connections";
+			msg = "the metrics port holds its connections (at most "
+			    STRINGIFY(GUARD_METRICS_MAX_CONNS) " per loop)";
+		} else {
+			code = "too_many_connections";
+			msg = "the gateway holds limits.max_connections "
+			    "connections";
+		}
 		break;
 	}
-	reply_error(ev, status, code, msg, NULL, rid, "Connection",
-	    "close");
+	if (!r->metrics_port)
+		metrics_request(loop->metrics, NULL, NULL, r->status, 0, 0, 0,
+		    -1);
+	return reply_error_raw(out, r->status, r->head, code, msg, hname,
+	    hvalue);
 }
 
 /* /healthz, and /metrics when with_metrics: GET or HEAD only.  Returns
@@ -203,8 +215,8 @@ route_request(struct gw_loop *loop, struct evhttp_request *ev, size_t held)
 	struct route_match m;
 	struct verrors perrs = { 0 };
 	char path[ROUTE_PATH_MAX], rid[ID_BUF], allow[64];
-	bool has_query, busy;
-	size_t i, n;
+	bool has_query;
+	size_t n;
 
 	/* The path as sent, without the query string: /healthz and
 	 * /metrics ignore one, the routes refuse it (request.c). */
@@ -215,12 +227,6 @@ route_request(struct gw_loop *loop, struct evhttp_request *ev, size_t held)
 	memcpy(path, uri, n);
 	path[n] = '\0';
 
-	if ((i = (size_t)guard_reject_status(path, &busy)) != 0) {
-		request_id(rid);
-		send_guard_reject(ev, (int)i, busy, rid);
-		metrics_request(loop->metrics, NULL, NULL, (int)i, 0, 0, 0, -1);
-		return false;
-	}
 	/* With a metrics.listen port, /metrics is off the callers' one. */
 	if (serve_status_page(loop, ev, method, path, loop->mhttp == NULL))
 		return false;
@@ -263,6 +269,7 @@ on_request(struct evhttp_request *ev, void *arg)
 	struct gw_loop *loop = arg;
 	size_t held;
 
+	guard_track(ev);
 	/* The place its body took under limits.max_buffered_bytes from its
 	 * head on (guard.c): the request's own from here, or given back
 	 * once it is answered without one. */
@@ -280,24 +287,12 @@ on_metrics_port(struct evhttp_request *ev, void *arg)
 	const char *uri = evhttp_request_get_uri(ev);
 	char path[64], rid[ID_BUF];
 	size_t n = strcspn(uri, "?#");
-	bool busy;
-	int st;
 
+	guard_track(ev);
 	if (n >= sizeof(path))
 		n = sizeof(path) - 1;
 	memcpy(path, uri, n);
 	path[n] = '\0';
-	if ((st = guard_reject_status(path, &busy)) != 0) {
-		request_id(rid);
-		if (st == 503 && !busy)
-			reply_error(ev, 503, "too_many_connections",
-			    "the metrics port holds its connections (at most "
-			    STRINGIFY(GUARD_METRICS_MAX_CONNS) " per loop)",
-			    NULL, rid, "Connection", "close");
-		else
-			send_guard_reject(ev, st, busy, rid);
-		return;
-	}
 	if (serve_status_page(loop, ev,
 	    method_name(evhttp_request_get_command(ev)), path, true))
 		return;

@@ -27,7 +27,13 @@ struct json_object;
 struct metrics;
 struct gw_req;
 struct event;
+struct evbuffer;
+struct guard_refusal;
 
+/* The answer to the guard's refusals (guard.h: guard_answer_fn), which
+ * main hands to guard_init(). */
+int	server_answer_refusal(struct gw_loop *, const struct guard_refusal *,
+	    struct evbuffer *out);
 
 /* Create the loop's front end and bind cfg->listen (fd >= 0: use an
  * already bound listening socket).  -1 with a message in err. */

@@ -144,7 +144,22 @@ conv "$T/r.raw"
 check "HEAD with a head too large: 431" "$(statuses)" "431"
 check_nomatch "... without a body" "$(cat "$T/conv.out")" '[{]'
 
+# A refusal pipelined behind a request whose answer waits upstream: the
+# guard answers it around evhttp, only after evhttp has answered the
+# request before it, so the answers keep their order (the refusal must
+# not overtake the slow answer), and nothing after it is served.
+m1=$(mock_count)
+mock_behave '{"count":1,"delay_ms":800}'
+{ printf 'POST %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+    "$ROUTE" "$TOKEN_A" "${#body}" "$body"
+  printf 'TRACE / HTTP/1.1\r\nHost: t\r\n\r\n%b' "$LAST"; } \
+    > "$T/pipe.secret"
+conv "$T/pipe.secret"
+check "a slow POST, then a refused TRACE: both answers, in order, closed" \
+    "$(statuses) $CONV_CLOSED" "200 405 yes"
+check "... the POST was forwarded once" "$(mock_count)" "$((m1 + 1))"
+
 # The gateway went on serving throughout.
 st=$(post "$SEED")
-check "a good request is still forwarded" "$st $(mock_count)" "200 $((m0 + 1))"
+check "a good request is still forwarded" "$st $(mock_count)" "200 $((m0 + 2))"
 finish
