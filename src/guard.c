@@ -63,6 +63,15 @@ enum gstate { G_HEAD, G_BODY, G_DISCARD };
  */
 #define GUARD_IN_MAX	(64 * 1024)
 
+/*
+ * After a refusal the connection is read on and its bytes dropped, so
+ * that the kernel does not reset it under the answer (a close with
+ * unread input sends a reset, and the caller may lose the answer).  A
+ * caller that goes on sending (the rest of an upload refused at its
+ * head) is cut off past this many bytes: the answer is out by then.
+ */
+#define GUARD_LINGER_MAX	(256 * 1024)
+
 struct guard {
 	struct gw_loop		*loop;
 	int			*count;		/* the listener's open conns */
@@ -82,6 +91,8 @@ struct guard {
 	unsigned long		 passed;
 	unsigned long		 answered;
 	struct evbuffer		*refusal_out;	/* what the socket left */
+	bool			 refusal_sent;	/* all of it, write side shut */
+	size_t			 dropped;	/* since the refusal */
 	/* Head scanning resumes where it stopped: a head that arrives a
 	 * byte at a time costs linear time, not quadratic. */
 	struct ghead_scan	 scan;
@@ -263,6 +274,35 @@ guard_large_body(enum ghead_method m, const char *target, size_t len)
 
 static guard_answer_fn	*guard_answer;
 
+/* Have evhttp free the connection now, as if the caller had closed it
+ * (deferred: this may run inside the filter's callbacks). */
+static void
+guard_close(struct guard *g)
+{
+	bufferevent_trigger_event(g->bev, BEV_EVENT_EOF | BEV_EVENT_READING,
+	    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * Drop what a refused connection still sends, up to GUARD_LINGER_MAX;
+ * past it the connection closes once the answer is out, and is not
+ * read meanwhile.
+ */
+static void
+refusal_drop(struct guard *g, struct evbuffer *src)
+{
+	size_t n = evbuffer_get_length(src);
+
+	evbuffer_drain(src, n);
+	if (g->refusal.status == 0 ||
+	    (g->dropped += n) <= GUARD_LINGER_MAX)
+		return;
+	if (g->refusal_sent)
+		guard_close(g);
+	else
+		bufferevent_disable(g->under, EV_READ);
+}
+
 void
 guard_init(guard_answer_fn *fn)
 {
@@ -277,8 +317,11 @@ refusal_sent(struct guard *g)
 {
 	evutil_socket_t fd = bufferevent_getfd(g->under);
 
+	g->refusal_sent = true;
 	if (fd >= 0)
 		shutdown(fd, SHUT_WR);
+	if (g->dropped > GUARD_LINGER_MAX)
+		guard_close(g);
 }
 
 /*
@@ -355,8 +398,8 @@ refuse(struct guard *g, struct evbuffer *src, int status, bool busy,
 	g->refusal.head = method == GH_HEAD;
 	g->refusal.metrics_port = !g->accounts;
 	g->refusal_due = true;
-	evbuffer_drain(src, evbuffer_get_length(src));
 	g->state = G_DISCARD;
+	refusal_drop(g, src);
 	/* The requests before it may take their time upstream; the
 	 * deadline starts again when the answer goes out. */
 	event_del(g->deadline);
@@ -488,7 +531,7 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		ssize_t end;
 
 		if (g->state == G_DISCARD) {
-			evbuffer_drain(src, avail);
+			refusal_drop(g, src);
 			return moved ? BEV_OK : BEV_NEED_MORE;
 		}
 		if (g->refuse_first) {

@@ -159,6 +159,43 @@ check "a slow POST, then a refused TRACE: both answers, in order, closed" \
     "$(statuses) $CONV_CLOSED" "200 405 yes"
 check "... the POST was forwarded once" "$(mock_count)" "$((m1 + 1))"
 
+# A caller that goes on sending after its refusal (the rest of an upload
+# refused at its head) gets its answer, and is cut off once the guard
+# has dropped GUARD_LINGER_MAX (256 KiB) more: it cannot make the
+# gateway read 32 MB it will never use.
+perl -MIO::Socket::INET -MIO::Select -MTime::HiRes=time -e '
+	my ($port, $path) = @ARGV;
+	$SIG{PIPE} = "IGNORE";
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
+	syswrite($s, "POST $path HTTP/1.1\r\nHost: t\r\n" .
+	    "Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n");
+	$s->blocking(0);
+	my ($sent, $ans, $eof, $chunk, $end) = (0, "", 0, "a" x 65536,
+	    time + 20);
+	my $sel = IO::Select->new($s);
+	while (time < $end && $sent < 32 << 20) {
+		my ($r, $w) = IO::Select->select($eof ? undef : $sel, $sel,
+		    undef, 0.1);
+		# The answer ends with the gateway shutting its side (an
+		# end of stream to read); writing goes on until refused.
+		if ($r && @$r && !$eof) {
+			my $n = sysread($s, my $b, 65536);
+			$eof = 1 if defined $n && $n == 0;
+			last if !defined $n && !$!{EAGAIN};
+			$ans .= $b if $n;
+		}
+		if ($w && @$w) {
+			my $n = syswrite($s, $chunk);
+			if (!defined $n) { last unless $!{EAGAIN}; next; }
+			$sent += $n;
+		}
+	}
+	my ($st) = $ans =~ m{^HTTP/1\.1 (\d{3})};
+	printf "%s %s\n", $st // "none", $sent < 32 << 20 ? "cut" : "read-all";
+' "$GW_PORT" "$ROUTE" > "$T/linger.out"
+check "an upload refused at its head: 413, then the connection is cut" \
+    "$(cat "$T/linger.out")" "413 cut"
+
 # The gateway went on serving throughout.
 st=$(post "$SEED")
 check "a good request is still forwarded" "$st $(mock_count)" "200 $((m0 + 2))"
