@@ -70,7 +70,7 @@ enum gstate { G_HEAD, G_BODY, G_DISCARD };
  * caller that goes on sending (the rest of an upload refused at its
  * head) is cut off past this many bytes: the answer is out by then.
  */
-#define GUARD_LINGER_MAX	(256 * 1024)
+#define GUARD_LINGER_MAX	(64 * 1024)
 
 struct guard {
 	struct gw_loop		*loop;

@@ -161,7 +161,7 @@ check "... the POST was forwarded once" "$(mock_count)" "$((m1 + 1))"
 
 # A caller that goes on sending after its refusal (the rest of an upload
 # refused at its head) gets its answer, and is cut off once the guard
-# has dropped GUARD_LINGER_MAX (256 KiB) more: it cannot make the
+# has dropped GUARD_LINGER_MAX (64 KiB) more: it cannot make the
 # gateway read 32 MB it will never use.
 perl -MIO::Socket::INET -MIO::Select -MTime::HiRes=time -e '
 	my ($port, $path) = @ARGV;
