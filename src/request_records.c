@@ -13,7 +13,6 @@
 #include "request_int.h"
 #include "conf.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,18 +151,16 @@ rec_int(struct rec *b, const char *name, long long v)
 	rec_long(b, v);
 }
 
-/* "name":<milliseconds, three decimals>.  printf's %.3f stays for the
- * double (one call, into a local buffer): its rounding of the exact
- * binary value is what records have always held, and a hand-written
- * rounding of v * 1000 would differ from it on ties. */
+/* "name":<milliseconds, three decimals>, as printf's %.3f writes them
+ * (fmt_ms3). */
 static void
 rec_ms(struct rec *b, const char *name, double v)
 {
-	char t[64];
+	char t[FMT_MS3_LEN];
 	int n;
 
 	rec_name(b, name);
-	n = snprintf(t, sizeof(t), "%.3f", v);
+	n = fmt_ms3(t, v);
 	if (n < 0 || (size_t)n >= sizeof(t)) {
 		b->failed = true;
 		return;
