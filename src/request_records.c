@@ -172,7 +172,10 @@ static bool
 rec_open(struct rec *b)
 {
 	memset(b, 0, sizeof(*b));
-	if ((b->s = malloc(b->cap = 512)) == NULL)
+	/* Room for a whole outcome (about 450 bytes with its digest) and
+	 * rec_str's worst-case reserve for that digest (6n + 2): at 512,
+	 * nearly every outcome record was built in two allocations. */
+	if ((b->s = malloc(b->cap = 1024)) == NULL)
 		return false;
 	b->s[0] = '\0';
 	return true;
