@@ -55,6 +55,10 @@ uint64_t	 now_mono_ms(void);
 uint64_t	 now_mono_ns(void);
 /* UTC wall clock as "2026-11-26T19:09:26.123Z" into out[32]. */
 void		 now_iso8601(char *out, size_t outlen);
+/* v with three decimals, byte for byte as printf's "%.3f" writes it,
+ * into out (FMT_MS3_LEN bytes); returns the length. */
+#define FMT_MS3_LEN	32
+int		 fmt_ms3(char out[FMT_MS3_LEN], double v);
 
 /* A request id or a random id: 32 hex digits and the NUL. */
 #define ID_BUF	33

@@ -135,7 +135,7 @@ fi
 # CPU per thread (the loop against the rest: audit writer, idempotency
 # store), a perf profile by library and symbol, and system calls per
 # request (strace -c).  Each tool is optional.
-PROFILE= PROFILE_SYMS= THREADS= SYSCALLS=
+PROFILE= PROFILE_SYMS= THREADS= SYSCALLS= VCSW=
 if want profile && [ "$SMOKE" = 0 ] && [ -n "${URL_c1h:-}" ]; then
 	echo "bench: where the time goes (cmgate, 1 loop, http, 32 connections)"
 	tticks() { # tid ticks, one line per thread
@@ -144,11 +144,20 @@ if want profile && [ "$SMOKE" = 0 ] && [ -n "${URL_c1h:-}" ]; then
 			echo "${t##*/} $(cut -d')' -f2 "$t/stat" | awk '{ print $12 + $13 }')"
 		done
 	}
+	vcsw() { # voluntary context switches, all threads
+		cat /proc/$PID_c1h/task/*/status 2>/dev/null |
+		    awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+	}
 	tticks > "$D/t0"
+	v0=$(vcsw)
 	out=$(wrk -t1 -c32 -d"${DURATION}s" -s "$D/post.lua" \
 	    "$URL_c1h/management/clients/individuals" 2>&1 || true)
+	v1=$(vcsw)
 	tticks > "$D/t1"
 	req=$(wrk_field "$(grep '^WRK ' <<<"$out")" requests)
+	VCSW=$(awk -v d=$((v1 - v0)) -v r="${req:-0}" 'BEGIN {
+	    printf "voluntary context switches per request (all threads): %.2f", d / (r ? r : 1) }')
+	echo "  $VCSW"
 	THREADS=$(join "$D/t0" "$D/t1" | awk -v pid="$PID_c1h" -v r="${req:-0}" \
 	    -v k="$CLK_TCK" '{ d = ($3 - $2) / k * 1e6 / (r ? r : 1)
 	        if ($1 == pid) loop += d; else rest += d }
