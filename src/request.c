@@ -124,23 +124,17 @@ line_str(struct line *l, const char *p)
 static void
 line_ulong(struct line *l, unsigned long long v)
 {
-	char t[24], *p = t + sizeof(t);
+	char t[FMT_INT_LEN];
 
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	line_put(l, p, (size_t)(t + sizeof(t) - p));
+	line_put(l, t, fmt_ulong(t, v));
 }
 
 static void
 line_int(struct line *l, int v)
 {
-	if (v < 0) {
-		line_put(l, "-", 1);
-		line_ulong(l, 0ULL - (unsigned long long)(long long)v);
-	} else
-		line_ulong(l, (unsigned long long)v);
+	char t[FMT_INT_LEN];
+
+	line_put(l, t, fmt_long(t, v));
 }
 
 static void

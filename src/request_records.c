@@ -83,24 +83,18 @@ rec_lit(struct rec *b, const char *s)
 static void
 rec_ulong(struct rec *b, unsigned long long v)
 {
-	char t[24], *p = t + sizeof(t);
+	char t[FMT_INT_LEN];
 
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	rec_raw(b, p, (size_t)(t + sizeof(t) - p));
+	rec_raw(b, t, fmt_ulong(t, v));
 }
 
 /* v in decimal, as %lld writes it (LLONG_MIN included). */
 static void
 rec_long(struct rec *b, long long v)
 {
-	if (v < 0) {
-		rec_raw(b, "-", 1);
-		rec_ulong(b, 0ULL - (unsigned long long)v);
-	} else
-		rec_ulong(b, (unsigned long long)v);
+	char t[FMT_INT_LEN];
+
+	rec_raw(b, t, fmt_long(t, v));
 }
 
 /* A member's name, after a comma unless it opens the record or an

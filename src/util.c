@@ -295,6 +295,35 @@ now_iso8601(char *out, size_t outlen)
 		snprintf(out, outlen, "%s.%03ldZ", base, ms);
 }
 
+size_t
+fmt_ulong(char out[FMT_INT_LEN], unsigned long long v)
+{
+	char t[FMT_INT_LEN], *p = t + sizeof(t);
+	size_t n;
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	n = (size_t)(t + sizeof(t) - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+size_t
+fmt_long(char out[FMT_INT_LEN], long long v)
+{
+	char t[FMT_INT_LEN];
+	size_t n;
+
+	if (v >= 0)
+		return fmt_ulong(out, (unsigned long long)v);
+	n = fmt_ulong(t, 0ULL - (unsigned long long)v);	/* at most 19 */
+	out[0] = '-';
+	memcpy(out + 1, t, n);
+	return n + 1;
+}
+
 /*
  * "%.3f" without printf, for the millisecond figures every request
  * writes five times (audit outcome, access log): printf's floating
@@ -312,8 +341,7 @@ int
 fmt_ms3(char out[FMT_MS3_LEN], double v)
 {
 	double x, hi, lo, e, f, d;
-	unsigned long long n, ip;
-	char t[24], *p;
+	unsigned long long n;
 	size_t len;
 	unsigned frac;
 
@@ -331,15 +359,8 @@ fmt_ms3(char out[FMT_MS3_LEN], double v)
 		if (d > 0 || (d == 0 && (e > 0 || (e == 0 && (n & 1)))))
 			n++;
 	}
-	ip = n / 1000;
 	frac = (unsigned)(n % 1000);
-	p = t + sizeof(t);
-	do {
-		*--p = (char)('0' + ip % 10);
-		ip /= 10;
-	} while (ip != 0);
-	len = (size_t)(t + sizeof(t) - p);
-	memcpy(out, p, len);
+	len = fmt_ulong(out, n / 1000);		/* at most 10 digits */
 	out[len++] = '.';
 	out[len++] = (char)('0' + frac / 100);
 	out[len++] = (char)('0' + frac / 10 % 10);

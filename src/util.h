@@ -57,6 +57,11 @@ uint64_t	 now_mono_ns(void);
 void		 now_iso8601(char *out, size_t outlen);
 /* v with three decimals, byte for byte as printf's "%.3f" writes it,
  * into out (FMT_MS3_LEN bytes); returns the length. */
+/* v in decimal into out (FMT_INT_LEN bytes, no NUL), as %llu and %lld
+ * write it; returns the length.  For the hot path (issue 17). */
+#define FMT_INT_LEN	24
+size_t		 fmt_ulong(char out[FMT_INT_LEN], unsigned long long v);
+size_t		 fmt_long(char out[FMT_INT_LEN], long long v);
 #define FMT_MS3_LEN	32
 int		 fmt_ms3(char out[FMT_MS3_LEN], double v);
 

@@ -2,7 +2,9 @@
  * test_util.c: fmt_ms3 (src/util.c) writes what printf's "%.3f" writes,
  * on exact ties (x.xxx5 representable in binary), on values a hair
  * either side of a tie, on the ns / 1e6 figures the gateway formats,
- * and on what it leaves to snprintf (negative, -0, huge, NaN, inf).
+ * and on what it leaves to snprintf (negative, -0, huge, NaN, inf);
+ * fmt_ulong and fmt_long write what %llu and %lld write, at the ends of
+ * their ranges too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 
 #include "util.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,12 +83,38 @@ test_random(void **state)
 	}
 }
 
+static void
+test_integers(void **state)
+{
+	static const long long sv[] = { 0, 1, -1, 9, 10, -10, 99, 100,
+	    1234567890123LL, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1 };
+	static const unsigned long long uv[] = { 0, 1, 10, 18446744073709551ULL,
+	    ULLONG_MAX, ULLONG_MAX - 1 };
+	char got[FMT_INT_LEN + 1], want[32];
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(sv) / sizeof(sv[0]); i++) {
+		n = fmt_long(got, sv[i]);
+		got[n] = '\0';
+		snprintf(want, sizeof(want), "%lld", sv[i]);
+		assert_string_equal(got, want);
+	}
+	for (i = 0; i < sizeof(uv) / sizeof(uv[0]); i++) {
+		n = fmt_ulong(got, uv[i]);
+		got[n] = '\0';
+		snprintf(want, sizeof(want), "%llu", uv[i]);
+		assert_string_equal(got, want);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_integers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
