@@ -20,6 +20,13 @@
  * the whole request) are counted while they arrive, and one the cap
  * cannot take is refused before it is read: 503 busy.
  *
+ * Nothing the guard passes on may be a request evhttp refuses: in
+ * libevent 2.1.12 evhttp's own error answers (413 over its body cap,
+ * 417 to an unknown Expect, ...) under a filter bufferevent free the
+ * connection twice, and the process crashes at the next timeout.  So
+ * the guard is at least as strict as evhttp on every limit and on the
+ * target (target_ok), and answers those refusals itself.
+ *
  * The head itself is read by guard_head.c, a pure function of its
  * bytes that the fuzzer runs too.  Its framing (how many body bytes
  * follow) is evhttp's: bytes the guard passed as a body that evhttp
@@ -49,6 +56,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>	/* the request's HTTP version */
 #include <event2/listener.h>
 #include <event2/util.h>
 
@@ -207,15 +215,41 @@ guard_claim(struct evhttp_request *ev, size_t n)
 	return got;
 }
 
+/*
+ * Does evhttp close the connection after this answer?  Its own test
+ * (http.c, evhttp_send_done): HTTP/1.0 without keep-alive, or
+ * "Connection: close" either way.
+ */
+static bool
+answer_closes(struct evhttp_request *ev)
+{
+	const char *in = evhttp_find_header(
+	    evhttp_request_get_input_headers(ev), "Connection");
+	const char *out = evhttp_find_header(
+	    evhttp_request_get_output_headers(ev), "Connection");
+
+	if ((in != NULL && strcasecmp(in, "close") == 0) ||
+	    (out != NULL && strcasecmp(out, "close") == 0))
+		return true;
+	return (ev->major < 1 || (ev->major == 1 && ev->minor < 1)) &&
+	    (in == NULL || strncasecmp(in, "keep-alive", 10) != 0);
+}
+
 /* evhttp has written the answer to a request the guard passed on. */
 static void
 guard_answered(struct evhttp_request *ev, void *arg)
 {
 	struct guard *g = arg;
 
-	(void)ev;
 	g->answered++;
-	if (g->refusal_due && g->answered == g->passed)
+	if (!g->refusal_due || g->answered != g->passed)
+		return;
+	/* The connection ends with this answer: nothing may follow it,
+	 * the refused request goes unanswered, as any request pipelined
+	 * behind a "Connection: close". */
+	if (answer_closes(ev))
+		g->refusal_due = false;
+	else
 		refusal_deliver(g);
 }
 
@@ -436,15 +470,38 @@ head_end(struct guard *g, struct evbuffer *src, size_t lim)
 
 /*
  * The method of the request starting src, for a refusal made before
- * its head was read whole (a HEAD is answered without a body).
+ * its head was read whole (a HEAD is answered without a body).  -1
+ * while the method token is not all there: a HEAD sent as "HE", "AD"
+ * must not get a body.
  */
-static enum ghead_method
-peek_method(struct evbuffer *src)
+static int
+peek_method(struct evbuffer *src, enum ghead_method *m)
 {
 	char buf[16];		/* "OPTIONS " and more fit */
 	ev_ssize_t n = evbuffer_copyout(src, buf, sizeof(buf));
 
-	return n > 0 ? ghead_method_of(buf, (size_t)n) : GH_UNKNOWN;
+	if (n <= 0 || ((size_t)n < sizeof(buf) &&
+	    memchr(buf, ' ', (size_t)n) == NULL))
+		return -1;
+	*m = ghead_method_of(buf, (size_t)n);
+	return 0;
+}
+
+/* Blank lines before a request are tolerated (RFC 9112 2.2): drop
+ * them.  -1 on an evbuffer error. */
+static int
+skip_blank_lines(struct evbuffer *src)
+{
+	char first;
+
+	while (evbuffer_get_length(src) > 0) {
+		if (evbuffer_copyout(src, &first, 1) != 1)
+			return -1;
+		if (first != '\r' && first != '\n')
+			break;
+		evbuffer_drain(src, 1);
+	}
+	return 0;
 }
 
 static void
@@ -476,6 +533,35 @@ arm_deadline(struct guard *g)
 }
 
 /*
+ * The request target of a head ghead_check() let through, as evhttp
+ * will read it: an absolute-form target ("http://host/...") that
+ * evhttp's URI parser refuses would have evhttp close the connection
+ * unanswered.  An origin-form target ("/...") always parses.
+ */
+static bool
+target_ok(const char *head, size_t hlen)
+{
+	const char *sp, *t, *te;
+	struct evhttp_uri *u;
+	char *s;
+
+	if ((sp = memchr(head, ' ', hlen)) == NULL)
+		return false;
+	t = sp + 1;
+	if (t < head + hlen && *t == '/')
+		return true;
+	if ((te = memchr(t, ' ', hlen - (size_t)(t - head))) == NULL ||
+	    (s = strndup(t, (size_t)(te - t))) == NULL)
+		return false;
+	u = evhttp_uri_parse_with_flags(s, EVHTTP_URI_NONCONFORMANT);
+	free(s);
+	if (u == NULL)
+		return false;
+	evhttp_uri_free(u);
+	return true;
+}
+
+/*
  * A whole head of hlen bytes is at the start of src: check it, and pass
  * it on to evhttp (dst) with its body to follow, or put a refusal in
  * its place.  -1 when src cannot be read.
@@ -493,10 +579,19 @@ take_head(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
 		return -1;
 	gl.max_header_bytes = (size_t)c->limits.max_header_bytes;
 	gl.max_headers = (size_t)c->limits.max_headers;
-	gl.max_body_bytes = (size_t)c->limits.max_body_bytes;
-	gl.large_body = guard_large_body;
-	gl.max_large_body_bytes = (size_t)c->limits.max_document_body_bytes;
+	if (g->accounts) {
+		gl.max_body_bytes = (size_t)c->limits.max_body_bytes;
+		gl.large_body = guard_large_body;
+		gl.max_large_body_bytes =
+		    (size_t)c->limits.max_document_body_bytes;
+	} else {
+		gl.max_body_bytes = GUARD_METRICS_MAX_BODY;
+		gl.large_body = NULL;
+		gl.max_large_body_bytes = 0;
+	}
 	ghead_check(p, hlen, &gl, &v);
+	if (v.status == 0 && !target_ok(p, hlen))
+		v.status = 400;
 	if (v.status != 0) {
 		refuse(g, src, v.status, false, v.method);
 		return 0;
@@ -536,9 +631,16 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 		}
 		if (g->refuse_first) {
 			int st = g->refuse_first;
+			enum ghead_method m;
 
+			/* Refused whatever it asks, once its method is
+			 * known; one that never comes meets the deadline. */
+			if (skip_blank_lines(src) == -1)
+				return BEV_ERROR;
+			if (peek_method(src, &m) == -1)
+				return BEV_NEED_MORE;
 			g->refuse_first = 0;
-			refuse(g, src, st, false, peek_method(src));
+			refuse(g, src, st, false, m);
 			return BEV_NEED_MORE;
 		}
 		if (avail == 0)
@@ -562,16 +664,11 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			break;
 		}
 		arm_deadline(g);
-		/* Tolerate blank lines between requests (RFC 9112 2.2). */
 		if (g->scan.scanned == 0) {
-			char first;
-
-			if (evbuffer_copyout(src, &first, 1) != 1)
+			if (skip_blank_lines(src) == -1)
 				return BEV_ERROR;
-			if (first == '\r' || first == '\n') {
-				evbuffer_drain(src, 1);
-				continue;
-			}
+			if ((avail = evbuffer_get_length(src)) == 0)
+				break;
 		}
 		/* The whole head, its final empty line included. */
 		hmax = (size_t)c->limits.max_header_bytes;
@@ -579,8 +676,12 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			return BEV_ERROR;
 		if (end == 0) {
 			if (avail >= hmax) {
+				enum ghead_method m = GH_UNKNOWN;
+
+				/* hmax bytes without a space: not HEAD. */
+				(void)peek_method(src, &m);
 				ghead_scan_reset(&g->scan);
-				refuse(g, src, 431, false, peek_method(src));
+				refuse(g, src, 431, false, m);
 				return moved ? BEV_OK : BEV_NEED_MORE;
 			}
 			break;		/* wait for the rest of the head */
@@ -762,8 +863,8 @@ guard_metrics_bevcb(struct event_base *base, void *arg)
 {
 	struct gw_loop *loop = arg;
 
-	/* No reservations: its evhttp reads no body over 1 KiB, and its
-	 * handler (server.c) serves no route. */
+	/* No reservations: it takes no body over GUARD_METRICS_MAX_BODY,
+	 * and its handler (server.c) serves no route. */
 	return guard_new(base, loop, &loop->mconns, GUARD_METRICS_MAX_CONNS,
 	    false);
 }

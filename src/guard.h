@@ -51,6 +51,15 @@ struct bufferevent *guard_bevcb(struct event_base *, void *arg);
  * take the other's connections.  libevent 2.1.12's evhttp has no cap
  * of its own. */
 #define GUARD_METRICS_MAX_CONNS	64
+
+/*
+ * The largest body the metrics port takes (it serves GET and HEAD
+ * only): the guard refuses a larger one itself, and its evhttp is set
+ * to the same cap.  evhttp must never have to answer a request on its
+ * own: in libevent 2.1.12 its own error answers (413, 417, ...) under
+ * a filter bufferevent free the connection twice, a crash.
+ */
+#define GUARD_METRICS_MAX_BODY	1024
 struct bufferevent *guard_metrics_bevcb(struct event_base *, void *arg);
 
 /* Called once per process, before any loop runs: who answers the

@@ -146,7 +146,15 @@ server_answer_refusal(struct gw_loop *loop, const struct guard_refusal *r,
 		break;
 	case 413:
 		code = "payload_too_large";
-		msg = "the body is larger than limits.max_body_bytes";
+		msg = r->metrics_port ? "the metrics port takes no body over "
+		    STRINGIFY(GUARD_METRICS_MAX_BODY) " bytes" :
+		    "the body is larger than this route takes "
+		    "(limits.max_body_bytes; limits.max_document_body_bytes "
+		    "for documents)";
+		break;
+	case 417:
+		code = "expectation_failed";
+		msg = "the only expectation served is Expect: 100-continue";
 		break;
 	case 431:
 		code = "headers_too_large";
@@ -380,8 +388,8 @@ apply_limits(struct gw_loop *loop, const struct config *c)
 
 /*
  * metrics.listen: a second evhttp on the loop for /metrics and /healthz
- * only, so the figures can stay off the callers' network.  No guard:
- * no caller talks to it.
+ * only, so the figures can stay off the callers' network.  The guard
+ * stands at this door too (guard_metrics_bevcb).
  */
 static int
 listen_metrics(struct gw_loop *loop, const char *addr, char *err,
@@ -407,8 +415,10 @@ listen_metrics(struct gw_loop *loop, const char *addr, char *err,
 	 * deadline per request, and a cap of its own on connections. */
 	evhttp_set_bevcb(loop->mhttp, guard_metrics_bevcb, loop);
 	(void)guard_listen(bound, loop->cfg);
-	evhttp_set_max_body_size(loop->mhttp, 1024);
-	evhttp_set_max_headers_size(loop->mhttp, 16384);
+	/* The guard's caps, and slack above them (as apply_limits). */
+	evhttp_set_max_body_size(loop->mhttp, GUARD_METRICS_MAX_BODY);
+	evhttp_set_max_headers_size(loop->mhttp,
+	    loop->cfg->limits.max_header_bytes + 1024);
 	evhttp_set_timeout(loop->mhttp, 10);
 	evhttp_set_allowed_methods(loop->mhttp, EVHTTP_REQ_GET |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |

@@ -17,17 +17,19 @@
 # CryptoMate never sees the smuggled POST.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 start_mock
-LIMITS_EXTRA=', "request_timeout_ms": 2000' make_config
+LIMITS_EXTRA=', "request_timeout_ms": 2000' \
+    EXTRA=', "metrics": { "listen": "127.0.0.1:0" }' make_config
 start_gw
 export LC_ALL=C
 ROUTE=/management/clients/individuals
+MPORT=$(sed -n 's/.*serving \/metrics on [0-9.]*:\([0-9]*\).*/\1/p' "$T/gw.log" | tail -n1)
 
 # conv FILE: send FILE's bytes on a new connection and keep all the
 # gateway sends back until it closes the connection (at most 5 s) in
 # $T/conv.out.  CONV_CLOSED is yes when it closed.
 conv() {
 	local rc
-	exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT" || return 1
+	exec 3<>"/dev/tcp/127.0.0.1/${CONV_PORT:-$GW_PORT}" || return 1
 	cat "$1" >&3 2>/dev/null
 	timeout 5 cat <&3 > "$T/conv.out"
 	rc=$?
@@ -195,6 +197,48 @@ perl -MIO::Socket::INET -MIO::Select -MTime::HiRes=time -e '
 ' "$GW_PORT" "$ROUTE" > "$T/linger.out"
 check "an upload refused at its head: 413, then the connection is cut" \
     "$(cat "$T/linger.out")" "413 cut"
+
+# evhttp must never answer a request itself: in libevent 2.1.12 its own
+# error answers under the guard's filter free the connection twice and
+# crash the gateway (an HTML 417 to "Expect: foo", then a SEGV when the
+# idle timeout fires).  The guard answers what evhttp would refuse.
+printf 'POST /healthz HTTP/1.1\r\nHost: t\r\nExpect: foo\r\nContent-Length: 5\r\n\r\nhello' \
+    > "$T/r.raw"
+conv "$T/r.raw"
+check "Expect other than 100-continue: the guard's 417, closed" \
+    "$(statuses) $CONV_CLOSED" "417 yes"
+check_match "... JSON, expectation_failed" "$(cat "$T/conv.out")" \
+    '"code":"expectation_failed"'
+# An absolute-form target evhttp's URI parser refuses: evhttp would
+# close the connection unanswered.
+printf 'GET http://[::1 HTTP/1.1\r\nHost: t\r\n\r\n' > "$T/r.raw"
+conv "$T/r.raw"
+check "a target evhttp cannot parse: 400, closed" \
+    "$(statuses) $CONV_CLOSED" "400 yes"
+check_match "... JSON" "$(cat "$T/conv.out")" '"code":"bad_request"'
+# The metrics port: a body over its 1 KiB (evhttp's own 413 there was
+# the same crash), then a refused TRACE behind it.
+printf 'POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n%02000dTRACE / HTTP/1.1\r\nHost: t\r\n\r\n' 0 \
+    > "$T/r.raw"
+CONV_PORT=$MPORT conv "$T/r.raw"
+check "metrics port, a body over 1 KiB: the guard's 413 alone, closed" \
+    "$(statuses) $CONV_CLOSED" "413 yes"
+check_match "... JSON, payload_too_large" "$(cat "$T/conv.out")" \
+    '"code":"payload_too_large"'
+
+# A refusal pipelined behind an answer that ends the connection
+# ("Connection: close", or HTTP/1.0 without keep-alive) is not sent:
+# nothing may follow such an answer.
+printf 'GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nTRACE / HTTP/1.1\r\nHost: t\r\n\r\n' \
+    > "$T/r.raw"
+conv "$T/r.raw"
+check "Connection: close, then a refused TRACE: the 200 alone, closed" \
+    "$(statuses) $CONV_CLOSED" "200 yes"
+printf 'GET /healthz HTTP/1.0\r\nHost: t\r\n\r\nTRACE / HTTP/1.1\r\nHost: t\r\n\r\n' \
+    > "$T/r.raw"
+conv "$T/r.raw"
+check "HTTP/1.0, then a refused TRACE: the 200 alone, closed" \
+    "$(statuses) $CONV_CLOSED" "200 yes"
 
 # The gateway went on serving throughout.
 st=$(post "$SEED")
