@@ -550,9 +550,12 @@ target_ok(const char *head, size_t hlen)
 	t = sp + 1;
 	if (t < head + hlen && *t == '/')
 		return true;
+	/* The head is not NUL-terminated: copy the target out. */
 	if ((te = memchr(t, ' ', hlen - (size_t)(t - head))) == NULL ||
-	    (s = strndup(t, (size_t)(te - t))) == NULL)
+	    (s = malloc((size_t)(te - t) + 1)) == NULL)
 		return false;
+	memcpy(s, t, (size_t)(te - t));
+	s[te - t] = '\0';
 	u = evhttp_uri_parse_with_flags(s, EVHTTP_URI_NONCONFORMANT);
 	free(s);
 	if (u == NULL)
