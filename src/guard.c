@@ -215,24 +215,39 @@ guard_claim(struct evhttp_request *ev, size_t n)
 	return got;
 }
 
+/* evhttp's reading of one side's headers (http.c,
+ * evhttp_is_connection_close): a proxy request (an absolute-form
+ * target for a host evhttp does not serve) closes unless
+ * "Proxy-Connection: keep-alive"; any other on "Connection: close". */
+static bool
+side_closes(const struct evhttp_request *ev, struct evkeyvalq *h)
+{
+	const char *v;
+
+	if (ev->flags & EVHTTP_PROXY_REQUEST) {
+		v = evhttp_find_header(h, "Proxy-Connection");
+		return v == NULL || strcasecmp(v, "keep-alive") != 0;
+	}
+	v = evhttp_find_header(h, "Connection");
+	return v != NULL && strcasecmp(v, "close") == 0;
+}
+
 /*
  * Does evhttp close the connection after this answer?  Its own test
- * (http.c, evhttp_send_done): HTTP/1.0 without keep-alive, or
- * "Connection: close" either way.
+ * (http.c, evhttp_send_done): HTTP/1.0 without "Connection:
+ * keep-alive", or either side asking to close.
  */
 static bool
 answer_closes(struct evhttp_request *ev)
 {
-	const char *in = evhttp_find_header(
-	    evhttp_request_get_input_headers(ev), "Connection");
-	const char *out = evhttp_find_header(
-	    evhttp_request_get_output_headers(ev), "Connection");
+	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+	const char *conn = evhttp_find_header(in, "Connection");
 
-	if ((in != NULL && strcasecmp(in, "close") == 0) ||
-	    (out != NULL && strcasecmp(out, "close") == 0))
+	if ((ev->major < 1 || (ev->major == 1 && ev->minor < 1)) &&
+	    (conn == NULL || strncasecmp(conn, "keep-alive", 10) != 0))
 		return true;
-	return (ev->major < 1 || (ev->major == 1 && ev->minor < 1)) &&
-	    (in == NULL || strncasecmp(in, "keep-alive", 10) != 0);
+	return side_closes(ev, in) ||
+	    side_closes(ev, evhttp_request_get_output_headers(ev));
 }
 
 /* evhttp has written the answer to a request the guard passed on. */

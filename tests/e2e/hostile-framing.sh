@@ -239,6 +239,14 @@ printf 'GET /healthz HTTP/1.0\r\nHost: t\r\n\r\nTRACE / HTTP/1.1\r\nHost: t\r\n\
 conv "$T/r.raw"
 check "HTTP/1.0, then a refused TRACE: the 200 alone, closed" \
     "$(statuses) $CONV_CLOSED" "200 yes"
+# evhttp takes an absolute-form target for another host as a proxy
+# request, and closes after its answer unless Proxy-Connection says
+# keep-alive.
+printf 'GET http://elsewhere.example/healthz HTTP/1.1\r\nHost: t\r\n\r\nTRACE / HTTP/1.1\r\nHost: t\r\n\r\n' \
+    > "$T/r.raw"
+conv "$T/r.raw"
+check "a proxy request, then a refused TRACE: its answer alone, closed" \
+    "$(statuses) $CONV_CLOSED" "404 yes"
 
 # The gateway went on serving throughout.
 st=$(post "$SEED")
