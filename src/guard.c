@@ -549,9 +549,12 @@ arm_deadline(struct guard *g)
 
 /*
  * The request target of a head ghead_check() let through, as evhttp
- * will read it: an absolute-form target ("http://host/...") that
- * evhttp's URI parser refuses would have evhttp close the connection
- * unanswered.  An origin-form target ("/...") always parses.
+ * will read it: a target evhttp's URI parser refuses has evhttp answer
+ * itself (see the top of this file).  An absolute-form target
+ * ("http://host/...") or one starting "//" (a host part to the
+ * parser: "//a:99999/" fails) is parsed as evhttp will; any other
+ * origin-form target ("/x") parses whatever follows, under
+ * EVHTTP_URI_NONCONFORMANT.
  */
 static bool
 target_ok(const char *head, size_t hlen)
@@ -563,7 +566,7 @@ target_ok(const char *head, size_t hlen)
 	if ((sp = memchr(head, ' ', hlen)) == NULL)
 		return false;
 	t = sp + 1;
-	if (t < head + hlen && *t == '/')
+	if (t + 1 < head + hlen && t[0] == '/' && t[1] != '/')
 		return true;
 	/* The head is not NUL-terminated: copy the target out. */
 	if ((te = memchr(t, ' ', hlen - (size_t)(t - head))) == NULL ||

@@ -165,15 +165,16 @@ value_ok(const char *v, size_t len)
 
 /*
  * An Expect value evhttp goes along with: "100-continue", any case,
- * with spaces or tabs around it (evhttp trims them).  Any other
- * expectation evhttp answers itself (417), and its own answers bring
- * a crash under a filter bufferevent in libevent 2.1.12: the guard
- * answers them instead.
+ * trimmed as evhttp trims it (evhttp_parse_headers_: spaces alone
+ * before it, spaces and tabs after it; "\t100-continue" is another
+ * expectation to evhttp).  Any other expectation evhttp answers itself
+ * (417), and its own answers bring a crash under a filter bufferevent
+ * in libevent 2.1.12: the guard answers them instead.
  */
 static int
 expect_ok(const char *v, const char *ve)
 {
-	while (v < ve && (*v == ' ' || *v == '\t'))
+	while (v < ve && *v == ' ')
 		v++;
 	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 		ve--;

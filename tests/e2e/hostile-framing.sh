@@ -211,11 +211,21 @@ check_match "... JSON, expectation_failed" "$(cat "$T/conv.out")" \
     '"code":"expectation_failed"'
 # An absolute-form target evhttp's URI parser refuses: evhttp would
 # close the connection unanswered.
-printf 'GET http://[::1 HTTP/1.1\r\nHost: t\r\n\r\n' > "$T/r.raw"
+for target in 'http://[::1' '//a:99999/' '//%zz/'; do
+	printf 'GET %s HTTP/1.1\r\nHost: t\r\n\r\n' "$target" > "$T/r.raw"
+	conv "$T/r.raw"
+	check "a target evhttp cannot parse ($target): 400, closed" \
+	    "$(statuses) $CONV_CLOSED" "400 yes"
+	check_match "... JSON" "$(cat "$T/conv.out")" '"code":"bad_request"'
+done
+# evhttp strips spaces alone before a header value: to it, a tab before
+# 100-continue is another expectation.
+printf 'GET /healthz HTTP/1.1\r\nHost: t\r\nExpect:\t100-continue\r\nContent-Length: 1\r\n\r\nx' \
+    > "$T/r.raw"
 conv "$T/r.raw"
-check "a target evhttp cannot parse: 400, closed" \
-    "$(statuses) $CONV_CLOSED" "400 yes"
-check_match "... JSON" "$(cat "$T/conv.out")" '"code":"bad_request"'
+check "Expect: <tab>100-continue: the guard's 417, closed" \
+    "$(statuses) $CONV_CLOSED" "417 yes"
+check_match "... JSON" "$(cat "$T/conv.out")" '"code":"expectation_failed"'
 # The metrics port: a body over its 1 KiB (evhttp's own 413 there was
 # the same crash), then a refused TRACE behind it.
 printf 'POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n%02000dTRACE / HTTP/1.1\r\nHost: t\r\n\r\n' 0 \

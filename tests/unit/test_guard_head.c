@@ -78,7 +78,12 @@ static const struct {
 	 * does, so that evhttp never has to. */
 	{ "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2"
 	  "\r\n\r\n", 0, GH_POST, 2 },
-	{ "POST / HTTP/1.1\r\nexpect:\t100-Continue \r\n\r\n", 0,
+	{ "POST / HTTP/1.1\r\nexpect:  100-Continue \t\r\n\r\n", 0,
+	  GH_POST, 0 },
+	/* evhttp strips spaces alone before a value. */
+	{ "POST / HTTP/1.1\r\nExpect:\t100-continue\r\n"
+	  "Content-Length: 1\r\n\r\n", 417, GH_POST, 0 },
+	{ "POST / HTTP/1.1\r\nExpect:  \t100-continue\r\n\r\n", 417,
 	  GH_POST, 0 },
 	{ "POST / HTTP/1.1\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n",
 	  417, GH_POST, 0 },
