@@ -20,12 +20,15 @@
  * the whole request) are counted while they arrive, and one the cap
  * cannot take is refused before it is read: 503 busy.
  *
- * Nothing the guard passes on may be a request evhttp refuses: in
- * libevent 2.1.12 evhttp's own error answers (413 over its body cap,
- * 417 to an unknown Expect, ...) under a filter bufferevent free the
- * connection twice, and the process crashes at the next timeout.  So
- * the guard is at least as strict as evhttp on every limit and on the
- * target (target_ok), and answers those refusals itself.
+ * Nothing the guard passes on may be a request evhttp refuses:
+ * evhttp's own error answers (413 over its body cap, 417 to an unknown
+ * Expect, 400 to a target its URI parser refuses) are HTML pages, and
+ * one may stay in the filter's buffer until the idle timeout closes
+ * the connection.  So the guard is at least as strict as evhttp on
+ * every limit and on the target (target_ok), and answers those
+ * refusals itself, in JSON.  Under that rule, under_writecb keeps a
+ * page the guard might still miss from bringing libevent 2.1.12's
+ * double free (it crashed the process at the next timeout).
  *
  * The head itself is read by guard_head.c, a pure function of its
  * bytes that the fuzzer runs too.  Its framing (how many body bytes
@@ -715,6 +718,48 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 	return moved ? BEV_OK : BEV_NEED_MORE;
 }
 
+/*
+ * libevent 2.1.12's filter runs its output from the socket
+ * bufferevent's write callback (be_filter_writecb) without holding a
+ * reference on itself, unlike its other paths (be_filter_flush, the
+ * output buffer's callback).  An answer that completes there lets
+ * evhttp free the connection inside that callback, and the filter is
+ * then used and finalized after it is gone: a crash at its next
+ * timeout.  evhttp's own error pages take that path (the front end's
+ * answers are flushed by reply_send, under a reference), so this
+ * wrapper holds one around libevent's callback: the guard refuses
+ * whatever evhttp would answer itself, and should it ever miss one,
+ * the page goes out and the connection closes cleanly.
+ */
+static bufferevent_data_cb	filter_writecb;	/* libevent's; set once */
+
+static void
+under_writecb(struct bufferevent *under, void *arg)
+{
+	struct bufferevent *filter = arg;	/* the filter's own */
+
+	bufferevent_incref(filter);
+	__atomic_load_n(&filter_writecb, __ATOMIC_RELAXED)(under, arg);
+	bufferevent_decref(filter);
+}
+
+/* Put under_writecb in front of the filter's write callback. */
+static void
+wrap_writecb(struct bufferevent *under)
+{
+	bufferevent_data_cb rcb, wcb;
+	bufferevent_event_cb ecb;
+	void *arg;
+
+	bufferevent_getcb(under, &rcb, &wcb, &ecb, &arg);
+	if (wcb == NULL || wcb == under_writecb)
+		return;
+	/* The same function for every filter: a plain store would do,
+	 * but loops run on several threads. */
+	__atomic_store_n(&filter_writecb, wcb, __ATOMIC_RELAXED);
+	bufferevent_setcb(under, rcb, under_writecb, ecb, arg);
+}
+
 static void
 guard_free(void *arg)
 {
@@ -858,6 +903,7 @@ guard_new(struct event_base *base, struct gw_loop *loop, int *count,
 		return NULL;
 	}
 	g->bev = bev;
+	wrap_writecb(under);
 	g->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), input_drained,
 	    g);
 	/* Over the connection cap: answer 503 to the first request, and

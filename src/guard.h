@@ -55,9 +55,9 @@ struct bufferevent *guard_bevcb(struct event_base *, void *arg);
 /*
  * The largest body the metrics port takes (it serves GET and HEAD
  * only): the guard refuses a larger one itself, and its evhttp is set
- * to the same cap.  evhttp must never have to answer a request on its
- * own: in libevent 2.1.12 its own error answers (413, 417, ...) under
- * a filter bufferevent free the connection twice, a crash.
+ * to the same cap, so that evhttp never has to answer a request on
+ * its own (guard.c: its own answers are HTML, and under a filter in
+ * libevent 2.1.12 they freed the connection twice, a crash).
  */
 #define GUARD_METRICS_MAX_BODY	1024
 struct bufferevent *guard_metrics_bevcb(struct event_base *, void *arg);
