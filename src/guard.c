@@ -221,7 +221,9 @@ guard_claim(struct evhttp_request *ev, size_t n)
 /* evhttp's reading of one side's headers (http.c,
  * evhttp_is_connection_close): a proxy request (an absolute-form
  * target for a host evhttp does not serve) closes unless
- * "Proxy-Connection: keep-alive"; any other on "Connection: close". */
+ * "Proxy-Connection: keep-alive", which the answer never carries (the
+ * front end sets none, evhttp removes it): every proxy request closes.
+ * Any other closes on "Connection: close". */
 static bool
 side_closes(const struct evhttp_request *ev, struct evkeyvalq *h)
 {
@@ -702,7 +704,8 @@ guard_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
 			if (avail >= hmax) {
 				enum ghead_method m = GH_UNKNOWN;
 
-				/* hmax bytes without a space: not HEAD. */
+				/* hmax (at least 256) bytes are there: the
+				 * method token is whole, or was never one. */
 				(void)peek_method(src, &m);
 				ghead_scan_reset(&g->scan);
 				refuse(g, src, 431, false, m);

@@ -375,6 +375,11 @@ apply_limits(struct gw_loop *loop, const struct config *c)
 	    c->limits.max_document_body_bytes : c->limits.max_body_bytes);
 	evhttp_set_max_headers_size(loop->http, c->limits.max_header_bytes +
 	    1024);
+	/* The metrics port's guard reads the same header limits, live:
+	 * its evhttp follows them on a reload too. */
+	if (loop->mhttp != NULL)
+		evhttp_set_max_headers_size(loop->mhttp,
+		    c->limits.max_header_bytes + 1024);
 	tv.tv_sec = c->limits.idle_timeout_ms / 1000;
 	tv.tv_usec = (c->limits.idle_timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(loop->http, &tv);
@@ -415,7 +420,8 @@ listen_metrics(struct gw_loop *loop, const char *addr, char *err,
 	 * deadline per request, and a cap of its own on connections. */
 	evhttp_set_bevcb(loop->mhttp, guard_metrics_bevcb, loop);
 	(void)guard_listen(bound, loop->cfg);
-	/* The guard's caps, and slack above them (as apply_limits). */
+	/* The guard's caps, and slack above them; apply_limits sets the
+	 * header cap again on a reload. */
 	evhttp_set_max_body_size(loop->mhttp, GUARD_METRICS_MAX_BODY);
 	evhttp_set_max_headers_size(loop->mhttp,
 	    loop->cfg->limits.max_header_bytes + 1024);

@@ -209,8 +209,8 @@ check "Expect other than 100-continue: the guard's 417, closed" \
     "$(statuses) $CONV_CLOSED" "417 yes"
 check_match "... JSON, expectation_failed" "$(cat "$T/conv.out")" \
     '"code":"expectation_failed"'
-# An absolute-form target evhttp's URI parser refuses: evhttp would
-# close the connection unanswered.
+# A target evhttp's URI parser refuses (absolute-form, or "//" and a
+# host part): evhttp would answer its own HTML 400.
 for target in 'http://[::1' '//a:99999/' '//%zz/'; do
 	printf 'GET %s HTTP/1.1\r\nHost: t\r\n\r\n' "$target" > "$T/r.raw"
 	conv "$T/r.raw"
@@ -257,6 +257,18 @@ printf 'GET http://elsewhere.example/healthz HTTP/1.1\r\nHost: t\r\n\r\nTRACE / 
 conv "$T/r.raw"
 check "a proxy request, then a refused TRACE: its answer alone, closed" \
     "$(statuses) $CONV_CLOSED" "404 yes"
+
+# The metrics port's evhttp follows a reload of limits.max_header_bytes
+# (its guard reads the new limit at once): a head over the old evhttp
+# cap (16 KiB + 1 KiB) and under the new limit is served, not answered
+# by evhttp's own HTML.
+sed -i 's/"limits": {/"limits": { "max_header_bytes": 65536,/' "$T/cmgate.json"
+reload_gw
+{ printf 'GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: %020000d\r\nConnection: close\r\n\r\n' 0; } \
+    > "$T/r.raw"
+CONV_PORT=$MPORT conv "$T/r.raw"
+check "metrics port, a 20 KB head after raising the limit by reload: 200" \
+    "$(statuses) $CONV_CLOSED" "200 yes"
 
 # The gateway went on serving throughout.
 st=$(post "$SEED")
