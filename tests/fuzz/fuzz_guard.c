@@ -13,7 +13,8 @@
  *
  *  - finding the end of a head a few bytes at a time (as reads come)
  *    gives the same answer as finding it in one go;
- *  - every verdict is one of the statuses the front end knows, and
+ *  - every verdict is one of the statuses the front end knows (417
+ *    included), and
  *    every head let through keeps the limits;
  *  - the smuggling property: for every head the guard lets through,
  *    evhttp (libevent 2.1.12, modelled below from http.c independently
@@ -137,7 +138,8 @@ check_verdict(const char *h, size_t n, const struct ghead *v)
 	long long eb;
 
 	check(v->status == 0 || v->status == 400 || v->status == 405 ||
-	    v->status == 411 || v->status == 413 || v->status == 431);
+	    v->status == 411 || v->status == 413 || v->status == 417 ||
+	    v->status == 431);
 	check(n <= lim.max_header_bytes);
 	ghead_check(h, n, &lim, &again);
 	check(again.status == v->status && again.method == v->method &&
