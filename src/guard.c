@@ -562,23 +562,18 @@ arm_deadline(struct guard *g)
  * EVHTTP_URI_NONCONFORMANT.
  */
 static bool
-target_ok(const char *head, size_t hlen)
+target_ok(const char *t, size_t len)
 {
-	const char *sp, *t, *te;
 	struct evhttp_uri *u;
 	char *s;
 
-	if ((sp = memchr(head, ' ', hlen)) == NULL)
-		return false;
-	t = sp + 1;
-	if (t + 1 < head + hlen && t[0] == '/' && t[1] != '/')
+	if (len > 0 && t[0] == '/' && (len == 1 || t[1] != '/'))
 		return true;
 	/* The head is not NUL-terminated: copy the target out. */
-	if ((te = memchr(t, ' ', hlen - (size_t)(t - head))) == NULL ||
-	    (s = malloc((size_t)(te - t) + 1)) == NULL)
+	if ((s = malloc(len + 1)) == NULL)
 		return false;
-	memcpy(s, t, (size_t)(te - t));
-	s[te - t] = '\0';
+	memcpy(s, t, len);
+	s[len] = '\0';
 	u = evhttp_uri_parse_with_flags(s, EVHTTP_URI_NONCONFORMANT);
 	free(s);
 	if (u == NULL)
@@ -616,7 +611,7 @@ take_head(struct guard *g, struct evbuffer *src, struct evbuffer *dst,
 		gl.max_large_body_bytes = 0;
 	}
 	ghead_check(p, hlen, &gl, &v);
-	if (v.status == 0 && !target_ok(p, hlen))
+	if (v.status == 0 && !target_ok(p + v.target_off, v.target_len))
 		v.status = 400;
 	if (v.status != 0) {
 		refuse(g, src, v.status, false, v.method);

@@ -167,9 +167,9 @@ value_ok(const char *v, size_t len)
  * An Expect value evhttp goes along with: "100-continue", any case,
  * trimmed as evhttp trims it (evhttp_parse_headers_: spaces alone
  * before it, spaces and tabs after it; "\t100-continue" is another
- * expectation to evhttp).  Any other expectation evhttp answers itself
- * (417), and its own answers bring a crash under a filter bufferevent
- * in libevent 2.1.12: the guard answers them instead.
+ * expectation to evhttp).  Any other expectation evhttp would answer
+ * itself (417, an HTML page): the guard answers it instead, in JSON
+ * (guard.c).
  */
 static int
 expect_ok(const char *v, const char *ve)
@@ -219,6 +219,7 @@ ghead_check(const char *h, size_t n, const struct ghead_limits *lim,
 	out->status = 400;
 	out->method = GH_UNKNOWN;
 	out->body_len = 0;
+	out->target_off = out->target_len = 0;
 	if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
 		return;
 	rl = (size_t)(nl - line);
@@ -301,4 +302,6 @@ ghead_check(const char *h, size_t n, const struct ghead_limits *lim,
 	}
 	out->status = 0;
 	out->body_len = (size_t)cl;
+	out->target_off = (size_t)(target - h);
+	out->target_len = tlen;
 }

@@ -58,12 +58,14 @@ struct ghead_scan {
 struct ghead {
 	int			status;	/* 0: let it through; else the HTTP
 					 * status to answer (400, 405, 411,
-					 * 413, 431) */
+					 * 413, 417, 431) */
 	enum ghead_method	method;	/* GH_UNKNOWN: no method read */
 	size_t			body_len; /* status 0: the body bytes that
 					 * follow the head; 413: the bytes
 					 * to skip before the next request;
 					 * else 0 */
+	size_t			target_off; /* status 0: the request target, */
+	size_t			target_len; /* as bytes of the head */
 };
 
 void		ghead_scan_reset(struct ghead_scan *);
